@@ -1,0 +1,3 @@
+from imgproxy_py.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""Command line: ``imgproxy-py serve`` and ``imgproxy-py sign PATH``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from imgproxy_py.errors import SettingsError
+from imgproxy_py.settings import Settings
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".gif")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="imgproxy-py", description="An imgproxy-compatible image server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP server (settings from IMGPROXY_* variables)")
+    serve.add_argument("--bind", help="host:port to listen on (IMGPROXY_BIND; default 127.0.0.1:8080)")
+    serve.add_argument("--processes", type=int, help="server processes (IMGPROXY_PROCESSES; default 1)")
+    sign = commands.add_parser("sign", help="print PATH signed with IMGPROXY_KEY/IMGPROXY_SALT")
+    sign.add_argument("path", help="the path after the signature, e.g. /rs:fit:300:300/plain/local:///a.jpg")
+    args = parser.parse_args(argv)
+
+    if args.command == "serve":
+        if args.bind:
+            os.environ["IMGPROXY_BIND"] = args.bind
+        if args.processes is not None:
+            os.environ["IMGPROXY_PROCESSES"] = str(args.processes)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"imgproxy-py: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "sign":
+        from imgproxy_py.security import sign_path
+
+        print(sign_path(settings.security, args.path))
+        return 0
+    return _serve(settings)
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips' chatter is not our log
+    server = settings.server
+    try:
+        # Build once in the parent so bad presets or paths fail here, with a clear message.
+        from imgproxy_py.server.app import create_app
+
+        app = create_app(settings)
+    except SettingsError as exc:
+        print(f"imgproxy-py: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    _print_example(settings)
+    common: dict[str, Any] = {
+        "host": server.host,
+        "port": server.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 20,
+        "log_level": "info",
+    }
+    # uvicorn re-raises SIGTERM/SIGINT to the previous handler after its graceful
+    # shutdown; a no-op handler here turns that into a clean exit status 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    if server.processes > 1:
+        uvicorn.run("imgproxy_py.server.app:create_app", factory=True, workers=server.processes, **common)
+    else:
+        uvicorn.run(app, **common)
+    return 0
+
+
+def _print_example(settings: Settings) -> None:
+    root = settings.sources.local_root
+    if not root:
+        return
+    samples = sorted(f for f in os.listdir(root) if f.lower().endswith(_IMAGE_SUFFIXES))
+    if not samples:
+        return
+    from imgproxy_py.security import sign_path
+
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
+    path = sign_path(settings.security, f"/rs:fill:300:200/g:sm/plain/local:///{samples[0]}@webp")
+    base = f"http://{host}:{settings.server.port}{settings.server.path_prefix}"
+    print(f"\nimgproxy-py: serving {root}\n  try: {base}{path}\n", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

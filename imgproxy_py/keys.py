@@ -1,0 +1,48 @@
+"""Digests that identify a result: the ETag now, the cache key later. Pure functions.
+
+A result is fully determined by the canonical options, the client's format
+capabilities (only when they can change the format), the source URL, the source's
+version and the settings that affect processing; the digest covers exactly those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from imgproxy_py.options.model import ProcessingOptions
+
+
+def source_version(etag: str | None, last_modified: str | None, data: bytes) -> str:
+    """The source's own validator when it has one, else a digest of its bytes."""
+    if etag:
+        return "e:" + etag
+    if last_modified:
+        return "m:" + last_modified
+    return "d:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def result_digest(
+    po: ProcessingOptions, client_key: str, source_url: str, version: str, settings_fingerprint: str
+) -> str:
+    h = hashlib.blake2b(digest_size=20)
+    for part in (po.canonical(), client_key, source_url, version, settings_fingerprint):
+        h.update(part.encode("utf-8", "surrogateescape"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def etag_for(digest: str) -> str:
+    return f'"{digest}"'
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison against an If-None-Match list (``*`` matches anything)."""
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*":
+            return True
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate == etag:
+            return True
+    return False

@@ -1,0 +1,1 @@
+"""Parsing imgproxy URLs into ProcessingOptions (pure; no I/O)."""

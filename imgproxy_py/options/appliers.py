@@ -1,0 +1,333 @@
+"""One small function per URL option; ``APPLIERS`` maps every name and alias to it.
+
+Each applier validates its arguments and replaces fields of the frozen options in the
+parse state. Any bad argument raises InvalidOptionError: nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from imgproxy_py.errors import ExpiredURLError, InvalidOptionError
+from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.options.model import Crop, Extend, Gravity, GravityType, ProcessingOptions, ResizingType
+from imgproxy_py.settings import parse_bool
+
+
+@dataclass(slots=True)
+class ParseState:
+    """What appliers read and write while one path is parsed."""
+
+    po: ProcessingOptions
+    presets: Mapping[str, Sequence[tuple[str, list[str]]]]
+    applied_presets: list[str] = field(default_factory=list)
+    now: float = field(default_factory=time.time)
+
+
+Applier = Callable[[ParseState, list[str]], None]
+
+
+def _fail(name: str, message: str) -> InvalidOptionError:
+    return InvalidOptionError(f"{name}: {message}")
+
+
+def _max_args(name: str, args: list[str], n: int) -> None:
+    if len(args) > n:
+        raise _fail(name, f"takes at most {n} arguments, got {len(args)}")
+
+
+def _exact_args(name: str, args: list[str], n: int) -> None:
+    if len(args) != n:
+        raise _fail(name, f"takes {n} argument(s), got {len(args)}")
+
+
+_INT = re.compile(r"[+-]?[0-9]{1,18}")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+
+
+def parse_int(name: str, value: str, *, lo: int = 0, hi: int | None = None) -> int:
+    """Go's strconv.Atoi: optional sign and digits only (Python's int() also takes spaces and _)."""
+    if not _INT.fullmatch(value):
+        raise _fail(name, f"invalid integer {value!r}")
+    number = int(value)
+    if number < lo or (hi is not None and number > hi):
+        raise _fail(name, f"{number} is out of range")
+    return number
+
+
+def parse_float(name: str, value: str, *, lo: float = 0.0, lo_open: bool = False) -> float:
+    """A finite decimal number; NaN and infinities are refused (imgproxy lets them through)."""
+    if not _FLOAT.fullmatch(value):
+        raise _fail(name, f"invalid number {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or number < lo or (lo_open and number == lo):
+        raise _fail(name, f"{value} is out of range")
+    return number
+
+
+def parse_flag(name: str, value: str) -> bool:
+    parsed = parse_bool(value)
+    if parsed is None:
+        raise _fail(name, f"invalid boolean {value!r}")
+    return parsed
+
+
+def _dimension(name: str, value: str) -> int:
+    return parse_int(name, value, lo=0, hi=1_000_000)
+
+
+def parse_gravity(name: str, args: list[str], *, allow_smart: bool = True) -> Gravity:
+    if not args or not args[0]:
+        raise _fail(name, "gravity type is missing")
+    try:
+        gtype = GravityType(args[0])
+    except ValueError:
+        raise _fail(name, f"unknown gravity {args[0]!r}") from None
+    if gtype is GravityType.SMART:
+        if not allow_smart:
+            raise _fail(name, "smart gravity is not allowed here")
+        _exact_args(name, args, 1)
+        return Gravity(gtype)
+    if gtype is GravityType.FOCUS_POINT:
+        _exact_args(name, args, 3)
+        x = parse_float(name, args[1])
+        y = parse_float(name, args[2])
+        if x > 1 or y > 1:
+            raise _fail(name, "focus point coordinates must be within 0..1")
+        return Gravity(gtype, x, y)
+    _max_args(name, args, 3)
+    x = _offset(name, args[1]) if len(args) > 1 and args[1] else 0.0
+    y = _offset(name, args[2]) if len(args) > 2 and args[2] else 0.0
+    return Gravity(gtype, x, y)
+
+
+def _offset(name: str, value: str) -> float:
+    if not _FLOAT.fullmatch(value) or not math.isfinite(number := float(value)):
+        raise _fail(name, f"invalid offset {value!r}")
+    return number
+
+
+def _extend(name: str, args: list[str]) -> Extend:
+    _max_args(name, args, 4)
+    enabled = parse_flag(name, args[0]) if args and args[0] else False
+    gravity = parse_gravity(name, args[1:], allow_smart=False) if len(args) > 1 and args[1] else Gravity()
+    return Extend(enabled, gravity)
+
+
+# --- appliers -----------------------------------------------------------------------------
+
+
+def apply_width(st: ParseState, args: list[str]) -> None:
+    _exact_args("width", args, 1)
+    st.po = replace(st.po, width=_dimension("width", args[0]))
+
+
+def apply_height(st: ParseState, args: list[str]) -> None:
+    _exact_args("height", args, 1)
+    st.po = replace(st.po, height=_dimension("height", args[0]))
+
+
+def apply_min_width(st: ParseState, args: list[str]) -> None:
+    _exact_args("min-width", args, 1)
+    st.po = replace(st.po, min_width=_dimension("min-width", args[0]))
+
+
+def apply_min_height(st: ParseState, args: list[str]) -> None:
+    _exact_args("min-height", args, 1)
+    st.po = replace(st.po, min_height=_dimension("min-height", args[0]))
+
+
+def apply_enlarge(st: ParseState, args: list[str]) -> None:
+    _exact_args("enlarge", args, 1)
+    st.po = replace(st.po, enlarge=parse_flag("enlarge", args[0]))
+
+
+def apply_extend(st: ParseState, args: list[str]) -> None:
+    st.po = replace(st.po, extend=_extend("extend", args))
+
+
+def apply_extend_aspect_ratio(st: ParseState, args: list[str]) -> None:
+    st.po = replace(st.po, extend_aspect_ratio=_extend("extend_aspect_ratio", args))
+
+
+def apply_resizing_type(st: ParseState, args: list[str]) -> None:
+    _exact_args("resizing_type", args, 1)
+    try:
+        st.po = replace(st.po, resizing_type=ResizingType(args[0]))
+    except ValueError:
+        raise _fail("resizing_type", f"unknown resizing type {args[0]!r}") from None
+
+
+def apply_size(st: ParseState, args: list[str]) -> None:
+    """``s:width:height:enlarge:extend:…``; empty arguments keep the current value."""
+    _max_args("size", args, 7)
+    if len(args) > 0 and args[0]:
+        apply_width(st, args[0:1])
+    if len(args) > 1 and args[1]:
+        apply_height(st, args[1:2])
+    if len(args) > 2 and args[2]:
+        apply_enlarge(st, args[2:3])
+    if len(args) > 3 and args[3]:
+        apply_extend(st, args[3:])
+
+
+def apply_resize(st: ParseState, args: list[str]) -> None:
+    """``rs:type:width:height:enlarge:extend:…``; empty arguments keep the current value."""
+    _max_args("resize", args, 8)
+    if args and args[0]:
+        apply_resizing_type(st, args[0:1])
+    if len(args) > 1:
+        apply_size(st, args[1:])
+
+
+def apply_zoom(st: ParseState, args: list[str]) -> None:
+    if len(args) not in (1, 2):
+        raise _fail("zoom", "takes 1 or 2 arguments")
+    zw = parse_float("zoom", args[0], lo_open=True)
+    zh = parse_float("zoom", args[1], lo_open=True) if len(args) == 2 else zw
+    st.po = replace(st.po, zoom_width=zw, zoom_height=zh)
+
+
+def apply_dpr(st: ParseState, args: list[str]) -> None:
+    _exact_args("dpr", args, 1)
+    st.po = replace(st.po, dpr=parse_float("dpr", args[0], lo_open=True))
+
+
+def apply_gravity(st: ParseState, args: list[str]) -> None:
+    st.po = replace(st.po, gravity=parse_gravity("gravity", args))
+
+
+def apply_crop(st: ParseState, args: list[str]) -> None:
+    if len(args) < 2:
+        raise _fail("crop", "width and height are required")
+    _max_args("crop", args, 5)
+    width = parse_float("crop", args[0])
+    height = parse_float("crop", args[1])
+    gravity = parse_gravity("crop", args[2:]) if len(args) > 2 and args[2] else None
+    st.po = replace(st.po, crop=Crop(width, height, gravity))
+
+
+def _bool_applier(option: str, attr: str) -> Applier:
+    def apply(st: ParseState, args: list[str]) -> None:
+        _exact_args(option, args, 1)
+        changes: dict[str, Any] = {attr: parse_flag(option, args[0])}
+        st.po = replace(st.po, **changes)
+
+    return apply
+
+
+def apply_quality(st: ParseState, args: list[str]) -> None:
+    _exact_args("quality", args, 1)
+    st.po = replace(st.po, quality=parse_int("quality", args[0], lo=0, hi=100))
+
+
+def apply_format_quality(st: ParseState, args: list[str]) -> None:
+    if not args or len(args) % 2:
+        raise _fail("format_quality", "expects format:quality pairs")
+    pairs = dict(st.po.format_quality)
+    for fmt_name, q in zip(args[::2], args[1::2], strict=True):
+        fmt = ImageFormat.from_name(fmt_name)
+        if fmt is None:
+            raise _fail("format_quality", f"unknown format {fmt_name!r}")
+        pairs[fmt] = parse_int("format_quality", q, lo=0, hi=100)
+    ordered = tuple(sorted(((f, q) for f, q in pairs.items() if q > 0), key=lambda p: p[0].value))
+    st.po = replace(st.po, format_quality=ordered)
+
+
+def apply_format(st: ParseState, args: list[str]) -> None:
+    _exact_args("format", args, 1)
+    if not args[0]:
+        st.po = replace(st.po, format=None)
+        return
+    fmt = ImageFormat.from_name(args[0])
+    if fmt is None:
+        raise _fail("format", f"unknown format {args[0]!r}")
+    st.po = replace(st.po, format=fmt)
+
+
+def apply_cachebuster(st: ParseState, args: list[str]) -> None:
+    _max_args("cachebuster", args, 1)
+    st.po = replace(st.po, cachebuster=args[0] if args else "")
+
+
+def apply_expires(st: ParseState, args: list[str]) -> None:
+    _exact_args("expires", args, 1)
+    stamp = parse_int("expires", args[0], lo=-(2**62))
+    if stamp > 0 and stamp < st.now:
+        raise ExpiredURLError("the URL has expired")
+    st.po = replace(st.po, expires=max(stamp, 0))
+
+
+def apply_filename(st: ParseState, args: list[str]) -> None:
+    if len(args) not in (1, 2):
+        raise _fail("filename", "takes a name and an optional 'encoded' flag")
+    name = args[0]
+    if len(args) == 2 and parse_flag("filename", args[1]):
+        try:
+            name = base64.urlsafe_b64decode(name.rstrip("=") + "=" * (-len(name.rstrip("=")) % 4)).decode()
+        except (binascii.Error, ValueError):
+            raise _fail("filename", "invalid base64 filename") from None
+    st.po = replace(st.po, filename=name)
+
+
+def apply_preset(st: ParseState, args: list[str]) -> None:
+    if not args:
+        raise _fail("preset", "at least one preset name is required")
+    for name in args:
+        if name not in st.presets:
+            raise _fail("preset", f"unknown preset {name!r}")
+        if name in st.applied_presets:  # recursion: skip, as imgproxy does
+            continue
+        st.applied_presets.append(name)
+        for option, option_args in st.presets[name]:
+            apply_option(st, option, option_args)
+
+
+def apply_option(st: ParseState, name: str, args: list[str]) -> None:
+    applier = APPLIERS.get(name)
+    if applier is None:
+        raise InvalidOptionError(f"unknown option {name!r}")
+    applier(st, args)
+
+
+APPLIERS: dict[str, Applier] = {}
+
+
+def _register(applier: Applier, *names: str) -> None:
+    for name in names:
+        APPLIERS[name] = applier
+
+
+_register(apply_resize, "resize", "rs")
+_register(apply_size, "size", "s")
+_register(apply_resizing_type, "resizing_type", "rt")
+_register(apply_width, "width", "w")
+_register(apply_height, "height", "h")
+_register(apply_min_width, "min-width", "min_width", "mw")
+_register(apply_min_height, "min-height", "min_height", "mh")
+_register(apply_zoom, "zoom", "z")
+_register(apply_dpr, "dpr")
+_register(apply_enlarge, "enlarge", "el")
+_register(apply_extend, "extend", "ex")
+_register(apply_extend_aspect_ratio, "extend_aspect_ratio", "extend_ar", "exar")
+_register(apply_gravity, "gravity", "g")
+_register(apply_crop, "crop", "c")
+_register(_bool_applier("auto_rotate", "auto_rotate"), "auto_rotate", "ar")
+_register(_bool_applier("strip_metadata", "strip_metadata"), "strip_metadata", "sm")
+_register(_bool_applier("keep_copyright", "keep_copyright"), "keep_copyright", "kcr")
+_register(_bool_applier("strip_color_profile", "strip_color_profile"), "strip_color_profile", "scp")
+_register(_bool_applier("return_attachment", "return_attachment"), "return_attachment", "att")
+_register(apply_quality, "quality", "q")
+_register(apply_format_quality, "format_quality", "fq")
+_register(apply_format, "format", "f", "ext")
+_register(apply_cachebuster, "cachebuster", "cb")
+_register(apply_expires, "expires", "exp")
+_register(apply_filename, "filename", "fn")
+_register(apply_preset, "preset", "pr")

@@ -1,0 +1,89 @@
+"""Per-image state carried through the pipeline (imgproxy's pipeline Context)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from imgproxy_py.errors import RequestTimeoutError
+from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.options.model import Gravity, ProcessingOptions
+from imgproxy_py.processing import geometry
+from imgproxy_py.processing.geometry import Scales, Sizes
+
+
+@dataclass(slots=True)
+class PipelineContext:
+    img: Any  # pyvips.Image
+    po: ProcessingOptions
+    source_format: ImageFormat
+    target_format: ImageFormat
+    data: bytes | None  # source bytes, for shrink-on-load reloads; None once that is impossible
+    deadline: float = float("inf")  # time.monotonic() value
+    max_src_resolution: int = 50_000_000
+
+    # Filled by calc_params(); all sizes are in the oriented frame.
+    angle: int = 0
+    flip: bool = False
+    src_width: int = 0
+    src_height: int = 0
+    crop_width: int = 0
+    crop_height: int = 0
+    crop_gravity: Gravity = field(default_factory=Gravity)
+    width_to_scale: int = 0
+    height_to_scale: int = 0
+    wscale: float = 1.0
+    hscale: float = 1.0
+    dpr_scale: float = 1.0
+    sizes: Sizes = field(default_factory=lambda: Sizes(0, 0, 0, 0, 0, 0, 0, 0))
+    icc_imported: bool = False
+    vector_scale: float = 1.0  # the scale a vector source is currently rendered at
+
+    @property
+    def is_vector(self) -> bool:
+        return self.source_format.is_vector and self.data is not None
+
+    @property
+    def swaps_axes(self) -> bool:
+        return (self.angle + 0) % 180 == 90
+
+    def check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise RequestTimeoutError("processing deadline exceeded")
+
+    def calc_params(self) -> None:
+        """Recompute orientation, crop sizes, scales and target sizes from the current image."""
+        orientation = _orientation(self.img) if self.po.auto_rotate else 1
+        self.angle, self.flip = geometry.orientation_to_angle_flip(orientation)
+        width, height = self.img.width, _frame_height(self.img)
+        if self.swaps_axes:
+            width, height = height, width
+        self.src_width, self.src_height = width, height
+        self.crop_width = geometry.crop_size(width, self.po.crop.width)
+        self.crop_height = geometry.crop_size(height, self.po.crop.height)
+        self.crop_gravity = self.po.crop.gravity or self.po.gravity
+        self.width_to_scale = geometry.min_non_zero(self.crop_width, width)
+        self.height_to_scale = geometry.min_non_zero(self.crop_height, height)
+        scales = geometry.calc_scale(self.width_to_scale, self.height_to_scale, self.po, is_vector=self.is_vector)
+        self.wscale, self.hscale, self.dpr_scale = scales.wscale, scales.hscale, scales.dpr_scale
+        self.sizes = geometry.calc_sizes(self.width_to_scale, self.height_to_scale, scales, self.po)
+
+    @property
+    def scales(self) -> Scales:
+        return Scales(self.wscale, self.hscale, self.dpr_scale)
+
+
+def _orientation(img: Any) -> int:
+    if img.get_typeof("orientation") == 0:
+        return 1
+    value = int(img.get("orientation"))
+    return value if 1 <= value <= 8 else 1
+
+
+def _frame_height(img: Any) -> int:
+    if img.get_typeof("page-height") != 0:
+        page_height = int(img.get("page-height"))
+        if 0 < page_height <= img.height and img.height % page_height == 0:
+            return page_height
+    return int(img.height)

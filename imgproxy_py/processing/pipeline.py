@@ -1,0 +1,38 @@
+"""The fixed processing order; URL option order never changes it (imgproxy mainPipeline)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from imgproxy_py.processing.context import PipelineContext
+from imgproxy_py.processing.steps.colorspace import colorspace_to_processing, colorspace_to_result
+from imgproxy_py.processing.steps.crop import crop, crop_to_result
+from imgproxy_py.processing.steps.extend import extend, extend_aspect_ratio
+from imgproxy_py.processing.steps.fix_size import fix_size
+from imgproxy_py.processing.steps.flatten import flatten
+from imgproxy_py.processing.steps.rotate_and_flip import rotate_and_flip
+from imgproxy_py.processing.steps.scale import scale
+from imgproxy_py.processing.steps.scale_on_load import scale_on_load
+
+Step = Callable[[PipelineContext], None]
+
+MAIN: tuple[Step, ...] = (
+    scale_on_load,
+    colorspace_to_processing,
+    crop,
+    scale,
+    rotate_and_flip,
+    crop_to_result,
+    extend,
+    extend_aspect_ratio,
+    fix_size,
+    flatten,
+)
+
+FINALIZE: tuple[Step, ...] = (colorspace_to_result,)
+
+
+def run(steps: Sequence[Step], ctx: PipelineContext) -> None:
+    for step in steps:
+        step(ctx)
+        ctx.check_deadline()

@@ -1,0 +1,1 @@
+"""Pipeline steps, one per file, named as in imgproxy's pipeline."""

@@ -1,0 +1,61 @@
+"""Colour handling: bring pixels into sRGB (or 8-bit grey) for processing and output.
+
+CMYK, LAB and other device spaces are converted through their embedded profile before
+any geometry. For RGB images with a non-sRGB profile the conversion is deferred to the
+end (colorspace_to_result), where the image is small, as imgproxy does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from imgproxy_py.processing import vips
+from imgproxy_py.processing.context import PipelineContext
+
+_KEEP = {"srgb", "b-w"}
+_GREY = {"b-w", "grey16"}
+
+
+def colorspace_to_processing(ctx: PipelineContext) -> None:
+    img = ctx.img
+    interpretation = img.interpretation
+    if interpretation in _KEEP and img.format == "uchar":
+        return
+    if interpretation == "cmyk" or interpretation == "lab" or interpretation == "labs":
+        img = _import_profile(img)
+        ctx.icc_imported = True
+    elif interpretation in _GREY:
+        img = img.colourspace("b-w")
+    else:
+        img = img.colourspace("srgb")
+    if img.format != "uchar":
+        img = img.cast("uchar")
+    ctx.img = img
+
+
+def _import_profile(img: Any) -> Any:
+    """Device space → sRGB through the embedded profile, else libvips' default for the space."""
+    try:
+        return img.icc_transform("srgb", embedded=True, intent="perceptual")
+    except vips.Error:
+        return img.colourspace("srgb")
+
+
+def colorspace_to_result(ctx: PipelineContext) -> None:
+    img = ctx.img
+    has_icc = vips.has_field(img, "icc-profile-data")
+    if ctx.po.strip_color_profile and has_icc:
+        if not ctx.icc_imported and img.interpretation == "srgb":
+            # A broken profile: keep the pixels as they are, drop the profile.
+            with contextlib.suppress(vips.Error):
+                img = img.icc_transform("srgb", embedded=True, intent="perceptual")
+        img = img.copy()
+        img.remove("icc-profile-data")
+    elif ctx.icc_imported and has_icc:
+        # The pixels are sRGB now; the embedded device profile no longer describes them.
+        img = img.copy()
+        img.remove("icc-profile-data")
+    if img.format != "uchar":
+        img = img.cast("uchar")
+    ctx.img = img

@@ -1,0 +1,34 @@
+"""Extend the canvas to the target size (``ex``) or aspect ratio (``exar``) with transparency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imgproxy_py.options.model import Gravity
+from imgproxy_py.processing.context import PipelineContext
+from imgproxy_py.processing.geometry import calc_position
+
+
+def embed_into(img: Any, width: int, height: int, gravity: Gravity, off_scale: float) -> Any:
+    if width <= img.width and height <= img.height:
+        return img
+    left, top = calc_position(width, height, img.width, img.height, gravity, off_scale)
+    if not img.hasalpha():
+        img = img.bandjoin_const([255])
+    return img.embed(left, top, width, height, extend="black")
+
+
+def extend(ctx: PipelineContext) -> None:
+    if not ctx.po.extend.enabled:
+        return
+    width = ctx.sizes.target_width or ctx.img.width
+    height = ctx.sizes.target_height or ctx.img.height
+    ctx.img = embed_into(ctx.img, width, height, ctx.po.extend.gravity, ctx.dpr_scale)
+
+
+def extend_aspect_ratio(ctx: PipelineContext) -> None:
+    if not ctx.po.extend_aspect_ratio.enabled or not ctx.sizes.ear_width or not ctx.sizes.ear_height:
+        return
+    ctx.img = embed_into(
+        ctx.img, ctx.sizes.ear_width, ctx.sizes.ear_height, ctx.po.extend_aspect_ratio.gravity, ctx.dpr_scale
+    )

@@ -1,0 +1,80 @@
+"""Shrink on load: let the decoder skip pixels we would throw away anyway.
+
+JPEG decodes at 1/2, 1/4 or 1/8 in the DCT domain; WebP and SVG render at any scale.
+After the reload the scales, crop sizes and absolute crop offsets are corrected for the
+size the decoder actually produced (imgproxy scaleOnLoad).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.options.model import GravityType
+from imgproxy_py.processing import vips
+from imgproxy_py.processing.context import PipelineContext, _frame_height
+from imgproxy_py.processing.geometry import jpeg_shrink_factor, round_even, scale_int, shrink_int
+
+
+def load_options(fmt: ImageFormat) -> dict[str, Any]:
+    """Loader options shared by every load: stream top to bottom, fail on truncated data."""
+    options: dict[str, Any] = {"access": "sequential", "fail_on": "truncated"}
+    if fmt is ImageFormat.SVG:
+        options.pop("fail_on")
+    return options
+
+
+def scale_on_load(ctx: PipelineContext) -> None:
+    if ctx.data is None:
+        return
+    preshrink = min(
+        ctx.src_width / scale_int(ctx.src_width, ctx.wscale),
+        ctx.src_height / scale_int(ctx.src_height, ctx.hscale),
+    )
+    fmt = ctx.source_format
+    extra: dict[str, Any]
+    if fmt is ImageFormat.SVG:
+        # Render at the final size (vector, not upscaled pixels), but never above the
+        # resolution limit, whatever the options ask.
+        natural_pixels = (ctx.src_width / ctx.vector_scale) * (ctx.src_height / ctx.vector_scale)
+        factor = min(ctx.vector_scale / preshrink, math.sqrt(ctx.max_src_resolution / natural_pixels))
+        if factor == ctx.vector_scale:
+            return
+        extra = {"scale": factor}
+    elif preshrink > 1 and fmt is ImageFormat.JPEG:
+        factor = jpeg_shrink_factor(preshrink)
+        if factor == 1:
+            return
+        extra = {"shrink": factor}
+    elif preshrink > 1 and fmt is ImageFormat.WEBP:
+        extra = {"scale": 1.0 / preshrink}
+    else:
+        return
+
+    img = vips.open_source(ctx.data, **load_options(fmt), **extra)
+    new_w, new_h = img.width, _frame_height(img)
+    if ctx.swaps_axes:
+        new_w, new_h = new_h, new_w
+    wpre = ctx.src_width / new_w
+    hpre = ctx.src_height / new_h
+    ctx.img = img
+    if "scale" in extra and fmt is ImageFormat.SVG:
+        ctx.vector_scale = extra["scale"]
+    ctx.wscale *= wpre
+    ctx.hscale *= hpre
+    if new_w == scale_int(new_w, ctx.wscale):
+        ctx.wscale = 1.0
+    if new_h == scale_int(new_h, ctx.hscale):
+        ctx.hscale = 1.0
+    if ctx.crop_width > 0:
+        ctx.crop_width = max(1, shrink_int(ctx.crop_width, wpre))
+    if ctx.crop_height > 0:
+        ctx.crop_height = max(1, shrink_int(ctx.crop_height, hpre))
+    gravity = ctx.crop_gravity
+    if gravity.type is not GravityType.FOCUS_POINT:
+        x = float(round_even(gravity.x / wpre)) if abs(gravity.x) >= 1 else gravity.x
+        y = float(round_even(gravity.y / hpre)) if abs(gravity.y) >= 1 else gravity.y
+        ctx.crop_gravity = replace(gravity, x=x, y=y)
+

@@ -1,0 +1,88 @@
+"""The only module that imports pyvips: start-up tuning and typed load/save helpers.
+
+libvips reads VIPS_CONCURRENCY when it starts, which happens at ``import pyvips``,
+so callers that want to tune it set the environment before importing this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any
+
+os.environ.setdefault("VIPS_CONCURRENCY", "1")
+
+import pyvips
+
+Image = pyvips.Image
+Error = pyvips.Error
+
+log = logging.getLogger("imgproxy_py.vips")
+
+_initialised = False
+
+
+def init() -> None:
+    """Tune libvips for an image proxy (idempotent).
+
+    - the operation cache is off: every request is a different image, and a cache only
+      holds memory (libvips developer checklist; imgproxy does the same);
+    - untrusted loaders are blocked, so only well-fuzzed image loaders are reachable.
+    """
+    global _initialised
+    if _initialised:
+        return
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips chatter is not our log
+    pyvips.cache_set_max(0)
+    pyvips.cache_set_max_mem(0)
+    pyvips.cache_set_max_files(0)
+    pyvips.block_untrusted_set(True)
+    # Loaders that can read other files or URLs, or that we never want to reach.
+    for operation in ("VipsForeignLoadMatrix", "VipsForeignLoadCsv", "VipsForeignLoadVips", "VipsForeignLoadRaw"):
+        with contextlib.suppress(pyvips.Error):  # not built into every libvips
+            pyvips.operation_block_set(operation, True)
+    if not pyvips.API_mode:  # pragma: no cover - depends on the installed build
+        log.warning("pyvips runs in ABI mode, which is about 20%% slower; install a build with API mode")
+    _initialised = True
+
+
+def version() -> str:
+    return f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}"
+
+
+def memory_stats() -> dict[str, int]:
+    """libvips' own tracked allocations (not the whole process RSS)."""
+    return {
+        "mem": int(pyvips.vips_lib.vips_tracked_get_mem()),
+        "mem_highwater": int(pyvips.vips_lib.vips_tracked_get_mem_highwater()),
+        "allocs": int(pyvips.vips_lib.vips_tracked_get_allocs()),
+    }
+
+
+def open_source(data: bytes, **options: Any) -> Any:
+    """Open an image from memory without copying it; pixels are decoded lazily.
+
+    ``Source.new_from_memory`` pins ``data`` instead of copying it (``new_from_buffer``
+    would copy the whole input once more).
+    """
+    source = pyvips.Source.new_from_memory(data)
+    return pyvips.Image.new_from_source(source, "", **options)
+
+
+def save(img: Any, suffix: str, **options: Any) -> bytes:
+    """Encode to ``suffix`` (e.g. ``.jpg``) in memory."""
+    target = pyvips.Target.new_to_memory()
+    img.write_to_target(target, suffix, **options)
+    blob = target.get("blob")
+    return bytes(blob)
+
+
+def has_field(img: Any, name: str) -> bool:
+    return bool(img.get_typeof(name) != 0)
+
+
+def health_check() -> bool:
+    """A tiny real operation: proves libvips can allocate, compute and encode."""
+    img = pyvips.Image.black(8, 8).draw_rect(255, 2, 2, 4, 4, fill=True)
+    return len(save(img, ".png")) > 0

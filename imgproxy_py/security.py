@@ -1,0 +1,67 @@
+"""URL signatures (imgproxy's HMAC-SHA256 scheme). Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+
+from imgproxy_py.errors import SignatureError
+from imgproxy_py.settings import SecuritySettings
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def compute_signature(key: bytes, salt: bytes, path: str, size: int = 32) -> str:
+    """``base64url_nopad(HMAC_SHA256(key, salt + path)[:size])``; ``path`` starts with ``/``."""
+    if not path.startswith("/"):
+        path = "/" + path
+    digest = hmac.new(key, salt + path.encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
+    return _b64(digest[:size])
+
+
+def sign_path(settings: SecuritySettings, path: str) -> str:
+    """Return ``/<signature><path>`` signed with the first key/salt pair (or ``insecure``)."""
+    if not path.startswith("/"):
+        path = "/" + path
+    if not settings.signing_enabled:
+        return "/insecure" + path
+    sig = compute_signature(settings.keys[0], settings.salts[0], path, settings.signature_size)
+    return f"/{sig}{path}"
+
+
+def verify_signature(settings: SecuritySettings, signature: str, path: str) -> None:
+    """Raise SignatureError unless ``signature`` signs ``path`` with any configured key/salt pair.
+
+    With signing disabled any segment passes, except one containing ``:``: that is almost
+    always a processing option put where the signature belongs (imgproxy v4 does the same).
+    """
+    if not settings.signing_enabled:
+        if ":" in signature:
+            raise SignatureError(
+                "signature segment looks like a processing option",
+                public_message="Forbidden: the signature segment appears to be a processing option; "
+                "put a signature (or any placeholder such as 'insecure') before the options",
+            )
+        return
+    if signature in settings.trusted_signatures:
+        return
+    unpadded = signature.rstrip("=")
+    if not _B64URL.fullmatch(unpadded) or len(unpadded) % 4 == 1:
+        raise SignatureError("malformed signature")
+    given = base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
+    if not path.startswith("/"):
+        path = "/" + path
+    message = path.encode("utf-8", "surrogateescape")
+    matched = False
+    for key, salt in zip(settings.keys, settings.salts, strict=True):
+        expected = hmac.new(key, salt + message, hashlib.sha256).digest()[: settings.signature_size]
+        # Keep comparing after a match so timing does not reveal which pair matched.
+        matched |= hmac.compare_digest(expected, given)
+    if not matched:
+        raise SignatureError("invalid signature")

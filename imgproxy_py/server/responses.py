@@ -1,0 +1,66 @@
+"""Response headers for images, 304s and errors."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from starlette.responses import PlainTextResponse, Response
+
+from imgproxy_py.errors import ImgproxyError
+from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.options.model import ProcessingOptions
+
+# Images never need to run anything; this stops an SVG or a polyglot from doing so.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def cache_control(po: ProcessingOptions, ttl: int, now: float | None = None) -> str:
+    max_age = ttl
+    if po.expires > 0:
+        remaining = int(po.expires - (time.time() if now is None else now))
+        max_age = max(0, min(ttl, remaining))
+    return f"max-age={max_age}, public" if max_age > 0 else "no-cache"
+
+
+def content_disposition(po: ProcessingOptions, source_url: str, fmt: ImageFormat) -> str:
+    if po.filename:
+        stem = po.filename
+    else:
+        basename = urlsplit(source_url).path.rsplit("/", 1)[-1]
+        stem = basename.rsplit(".", 1)[0] if "." in basename else basename
+    stem = stem or "image"
+    stem = "".join(ch if ch.isprintable() else "_" for ch in stem).replace('"', "%22")
+    kind = "attachment" if po.return_attachment else "inline"
+    return f'{kind}; filename="{stem}.{fmt.ext}"'
+
+
+def validator_headers(
+    *, po: ProcessingOptions, ttl: int, etag: str | None, last_modified: str | None, vary: str | None
+) -> dict[str, str]:
+    """The headers a 200 and its 304 share (RFC 9110 §15.4.5)."""
+    headers = {"Cache-Control": cache_control(po, ttl)}
+    if etag:
+        headers["ETag"] = etag
+    if last_modified:
+        headers["Last-Modified"] = last_modified
+    if vary:
+        headers["Vary"] = vary
+    return headers
+
+
+def image_headers(fmt: ImageFormat, po: ProcessingOptions, source_url: str, base: dict[str, str]) -> dict[str, str]:
+    return {
+        **base,
+        "Content-Type": fmt.mime,
+        "Content-Disposition": content_disposition(po, source_url, fmt),
+        **SECURITY_HEADERS,
+    }
+
+
+def error_response(error: ImgproxyError) -> Response:
+    """Short plain text; no Cache-Control, so neither a CDN nor a browser keeps an error."""
+    return PlainTextResponse(error.public_message, status_code=error.status_code, headers=SECURITY_HEADERS)

@@ -1,0 +1,313 @@
+"""Settings: read once from imgproxy's environment variable names into frozen objects.
+
+Every value is parsed and validated at start-up; a bad value raises SettingsError
+naming the variable, so the server refuses to start instead of failing per request.
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from imgproxy_py.errors import SettingsError
+from imgproxy_py.imagetype import SAVABLE, ImageFormat
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def parse_bool(value: str) -> bool | None:
+    """Go's strconv.ParseBool, which imgproxy uses for env and URL booleans; None if invalid."""
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return None
+
+
+class _Env:
+    """Typed reads of IMGPROXY_* variables; every error names the variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def raw(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def get_str(self, name: str, default: str) -> str:
+        value = self.raw(name)
+        return default if value is None else value
+
+    def get_bool(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        parsed = parse_bool(value)
+        if parsed is None:
+            raise SettingsError(f"{name}: expected a boolean (true/false/1/0), got {value!r}")
+        return parsed
+
+    def get_int(self, name: str, default: int, *, min_value: int | None = None, max_value: int | None = None) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            parsed = int(value)
+        except ValueError:
+            raise SettingsError(f"{name}: expected an integer, got {value!r}") from None
+        _check_range(name, parsed, min_value, max_value)
+        return parsed
+
+    def get_float(
+        self, name: str, default: float, *, min_value: float | None = None, max_value: float | None = None
+    ) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            parsed = float(value)
+        except ValueError:
+            raise SettingsError(f"{name}: expected a number, got {value!r}") from None
+        if parsed != parsed:  # NaN
+            raise SettingsError(f"{name}: expected a number, got {value!r}")
+        _check_range(name, parsed, min_value, max_value)
+        return parsed
+
+    def get_list(self, name: str, default: tuple[str, ...] = (), sep: str = ",") -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return default
+        return tuple(item.strip() for item in value.split(sep) if item.strip())
+
+    def hex_list(self, name: str) -> tuple[bytes, ...]:
+        items = []
+        for item in self.get_list(name):
+            try:
+                items.append(binascii.unhexlify(item))
+            except (binascii.Error, ValueError):
+                raise SettingsError(f"{name}: expected hex-encoded values, got an invalid one") from None
+        return tuple(items)
+
+    def formats(self, name: str, default: tuple[ImageFormat, ...]) -> tuple[ImageFormat, ...]:
+        names = self.get_list(name)
+        if not names:
+            return default
+        result = []
+        for item in names:
+            fmt = ImageFormat.from_name(item)
+            if fmt is None:
+                raise SettingsError(f"{name}: unknown image format {item!r}")
+            if fmt not in SAVABLE:
+                raise SettingsError(f"{name}: {fmt.value} cannot be saved by this server")
+            result.append(fmt)
+        return tuple(result)
+
+    def format_quality(self, name: str, default: Mapping[ImageFormat, int]) -> dict[ImageFormat, int]:
+        result = dict(default)
+        for item in self.get_list(name):
+            fmt_name, sep, q = item.partition("=")
+            fmt = ImageFormat.from_name(fmt_name.strip())
+            if not sep or fmt is None:
+                raise SettingsError(f"{name}: expected format=quality pairs, got {item!r}")
+            try:
+                quality = int(q)
+            except ValueError:
+                raise SettingsError(f"{name}: quality for {fmt_name} must be an integer") from None
+            _check_range(name, quality, 1, 100)
+            result[fmt] = quality
+        return result
+
+
+def _check_range(name: str, value: float, lo: float | None, hi: float | None) -> None:
+    if lo is not None and value < lo:
+        raise SettingsError(f"{name}: must be at least {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise SettingsError(f"{name}: must be at most {hi}, got {value}")
+
+
+def parse_bind(name: str, value: str) -> tuple[str, int]:
+    """``host:port``, ``:port`` (all interfaces, as imgproxy) or ``[v6]:port``."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        raise SettingsError(f"{name}: expected host:port, got {value!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise SettingsError(f"{name}: invalid port in {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"{name}: invalid port in {value!r}")
+    return host, port
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    processes: int = 1
+    ttl: int = 31536000
+    use_etag: bool = True
+    use_last_modified: bool = True
+    timeout: float = 10.0
+    path_prefix: str = ""
+    health_check_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    keys: tuple[bytes, ...] = ()
+    salts: tuple[bytes, ...] = ()
+    signature_size: int = 32
+    trusted_signatures: frozenset[str] = frozenset()
+    max_src_resolution: int = 50_000_000
+    max_src_file_size: int = 0
+    max_animation_frames: int = 100
+    allow_security_options: bool = False
+
+    @property
+    def signing_enabled(self) -> bool:
+        return bool(self.keys) and bool(self.salts)
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSettings:
+    """Defaults and policy the URL parser and the format negotiation need."""
+
+    quality: int = 80
+    format_quality: Mapping[ImageFormat, int] = field(
+        default_factory=lambda: {ImageFormat.WEBP: 79, ImageFormat.AVIF: 63, ImageFormat.JXL: 77}
+    )
+    auto_rotate: bool = True
+    strip_metadata: bool = True
+    presets: tuple[str, ...] = ()
+    auto_webp: bool = False
+    auto_avif: bool = False
+    enforce_webp: bool = False
+    enforce_avif: bool = False
+    preferred_formats: tuple[ImageFormat, ...] = (ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF)
+
+    @property
+    def negotiates_format(self) -> bool:
+        return self.auto_webp or self.auto_avif or self.enforce_webp or self.enforce_avif
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    local_root: str | None = None
+    download_timeout: float = 5.0
+    max_redirects: int = 10
+    user_agent: str = "imgproxy-py"
+    allow_loopback: bool = False
+    allow_link_local: bool = False
+    allow_private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    workers: int = 4
+    queue_size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    options: OptionSettings = field(default_factory=OptionSettings)
+    sources: SourceSettings = field(default_factory=SourceSettings)
+    workers: WorkerSettings = field(default_factory=WorkerSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = _Env(os.environ if environ is None else environ)
+        return cls(
+            server=_server(env),
+            security=_security(env),
+            options=_options(env),
+            sources=_sources(env),
+            workers=_workers(env),
+        )
+
+
+def _server(env: _Env) -> ServerSettings:
+    host, port = parse_bind("IMGPROXY_BIND", env.get_str("IMGPROXY_BIND", "127.0.0.1:8080"))
+    prefix = env.get_str("IMGPROXY_PATH_PREFIX", "").rstrip("/")
+    if prefix and not prefix.startswith("/"):
+        prefix = "/" + prefix
+    health = env.get_str("IMGPROXY_HEALTH_CHECK_PATH", "")
+    if health and not health.startswith("/"):
+        raise SettingsError("IMGPROXY_HEALTH_CHECK_PATH: must start with /")
+    return ServerSettings(
+        host=host,
+        port=port,
+        processes=env.get_int("IMGPROXY_PROCESSES", 1, min_value=1, max_value=256),
+        ttl=env.get_int("IMGPROXY_TTL", 31536000, min_value=0),
+        use_etag=env.get_bool("IMGPROXY_USE_ETAG", True),
+        use_last_modified=env.get_bool("IMGPROXY_USE_LAST_MODIFIED", True),
+        timeout=env.get_float("IMGPROXY_TIMEOUT", 10.0, min_value=0.001),
+        path_prefix=prefix,
+        health_check_path=health,
+    )
+
+
+def _security(env: _Env) -> SecuritySettings:
+    keys = env.hex_list("IMGPROXY_KEY")
+    salts = env.hex_list("IMGPROXY_SALT")
+    if len(keys) != len(salts):
+        raise SettingsError("IMGPROXY_KEY, IMGPROXY_SALT: the key and salt lists must have the same length")
+    if any(not k for k in keys) or any(not s for s in salts):
+        raise SettingsError("IMGPROXY_KEY, IMGPROXY_SALT: empty values are not allowed")
+    return SecuritySettings(
+        keys=keys,
+        salts=salts,
+        signature_size=env.get_int("IMGPROXY_SIGNATURE_SIZE", 32, min_value=1, max_value=32),
+        trusted_signatures=frozenset(env.get_list("IMGPROXY_TRUSTED_SIGNATURES")),
+        max_src_resolution=round(env.get_float("IMGPROXY_MAX_SRC_RESOLUTION", 50.0, min_value=0.000001) * 1_000_000),
+        max_src_file_size=env.get_int("IMGPROXY_MAX_SRC_FILE_SIZE", 0, min_value=0),
+        max_animation_frames=env.get_int("IMGPROXY_MAX_ANIMATION_FRAMES", 100, min_value=1),
+        allow_security_options=env.get_bool("IMGPROXY_ALLOW_SECURITY_OPTIONS", False),
+    )
+
+
+def _options(env: _Env) -> OptionSettings:
+    defaults = OptionSettings()
+    return OptionSettings(
+        quality=env.get_int("IMGPROXY_QUALITY", 80, min_value=1, max_value=100),
+        format_quality=env.format_quality("IMGPROXY_FORMAT_QUALITY", defaults.format_quality),
+        auto_rotate=env.get_bool("IMGPROXY_AUTO_ROTATE", True),
+        strip_metadata=env.get_bool("IMGPROXY_STRIP_METADATA", True),
+        presets=env.get_list("IMGPROXY_PRESETS", sep=env.get_str("IMGPROXY_PRESETS_SEPARATOR", ",")),
+        auto_webp=env.get_bool("IMGPROXY_AUTO_WEBP", env.get_bool("IMGPROXY_ENABLE_WEBP_DETECTION", False)),
+        auto_avif=env.get_bool("IMGPROXY_AUTO_AVIF", env.get_bool("IMGPROXY_ENABLE_AVIF_DETECTION", False)),
+        enforce_webp=env.get_bool("IMGPROXY_ENFORCE_WEBP", False),
+        enforce_avif=env.get_bool("IMGPROXY_ENFORCE_AVIF", False),
+        preferred_formats=env.formats("IMGPROXY_PREFERRED_FORMATS", defaults.preferred_formats),
+    )
+
+
+def _sources(env: _Env) -> SourceSettings:
+    root = env.raw("IMGPROXY_LOCAL_FILESYSTEM_ROOT")
+    if root is not None:
+        root = os.path.realpath(root)
+        if not os.path.isdir(root):
+            raise SettingsError("IMGPROXY_LOCAL_FILESYSTEM_ROOT: not an existing directory")
+    return SourceSettings(
+        local_root=root,
+        download_timeout=env.get_float("IMGPROXY_DOWNLOAD_TIMEOUT", 5.0, min_value=0.001),
+        max_redirects=env.get_int("IMGPROXY_MAX_REDIRECTS", 10, min_value=0),
+        user_agent=env.get_str("IMGPROXY_USER_AGENT", "imgproxy-py"),
+        allow_loopback=env.get_bool("IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES", False),
+        allow_link_local=env.get_bool("IMGPROXY_ALLOW_LINK_LOCAL_SOURCE_ADDRESSES", False),
+        allow_private=env.get_bool("IMGPROXY_ALLOW_PRIVATE_SOURCE_ADDRESSES", False),
+    )
+
+
+def _workers(env: _Env) -> WorkerSettings:
+    return WorkerSettings(
+        workers=env.get_int("IMGPROXY_WORKERS", 2 * (os.cpu_count() or 1), min_value=1, max_value=1024),
+        queue_size=env.get_int("IMGPROXY_REQUESTS_QUEUE_SIZE", 0, min_value=0),
+    )

@@ -1,0 +1,154 @@
+"""``http(s)://`` sources through one shared httpx.AsyncClient.
+
+Every connection, including each redirect hop, goes through GuardedBackend, which
+resolves the host itself and connects only to addresses the AddressPolicy allows, so
+a name that resolves (or re-resolves) to a private address is refused at connect time.
+The body is streamed with a size cap and the whole download has one deadline.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterable
+
+import anyio
+import httpcore
+import httpx
+
+from imgproxy_py.errors import (
+    InvalidSourceURLError,
+    SourceStatusError,
+    SourceTimeoutError,
+    SourceTooBigError,
+    SourceTruncatedError,
+    SourceUnreachableError,
+)
+from imgproxy_py.netpolicy import AddressPolicy
+from imgproxy_py.sources.base import FetchLimits, SourceImage
+
+
+class BlockedAddressError(InvalidSourceURLError):
+    """The source host resolves only to addresses the policy forbids."""
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, policy: AddressPolicy) -> None:
+        self._policy = policy
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._resolve(host, port, timeout)
+        allowed = [a for a in addresses if self._policy.allows(ipaddress.ip_address(a))]
+        if not allowed:
+            raise BlockedAddressError("source address is not allowed")
+        last_error: Exception | None = None
+        for address in allowed:
+            try:
+                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                last_error = exc
+        assert last_error is not None
+        raise last_error
+
+    async def _resolve(self, host: str, port: int, timeout: float | None) -> list[str]:
+        host = host.strip("[]")
+        try:
+            ipaddress.ip_address(host)
+            return [host]
+        except ValueError:
+            pass
+        try:
+            with anyio.fail_after(timeout):
+                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout("DNS lookup timed out") from None
+        except OSError as exc:
+            raise httpcore.ConnectError("DNS lookup failed") from exc
+        seen: list[str] = []
+        for info in infos:
+            address = str(info[4][0]).split("%", 1)[0]
+            if address not in seen:
+                seen.append(address)
+        return seen
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connection pool built on GuardedBackend."""
+
+    def __init__(self, policy: AddressPolicy, limits: httpx.Limits) -> None:
+        super().__init__(trust_env=False, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(policy),
+        )
+
+
+class HTTPSource:
+    def __init__(self, policy: AddressPolicy, *, user_agent: str, max_redirects: int) -> None:
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=90)
+        self._client = httpx.AsyncClient(
+            transport=GuardedTransport(policy, limits),
+            follow_redirects=max_redirects > 0,
+            max_redirects=max_redirects,
+            headers={"User-Agent": user_agent, "Accept": "image/*,*/*;q=0.8"},
+            trust_env=False,
+            timeout=None,
+        )
+
+    async def fetch(self, url: str, limits: FetchLimits) -> SourceImage:
+        try:
+            with anyio.fail_after(limits.timeout):
+                return await self._download(url, limits.max_bytes)
+        except TimeoutError:
+            raise SourceTimeoutError("download timed out") from None
+        except httpx.TimeoutException:
+            raise SourceTimeoutError("download timed out") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+            raise InvalidSourceURLError("invalid source URL") from None
+        except httpx.RemoteProtocolError:
+            raise SourceUnreachableError("source closed the connection or sent a bad response") from None
+        except (httpx.TooManyRedirects, httpx.TransportError):
+            raise SourceUnreachableError("source is unreachable") from None
+
+    async def _download(self, url: str, max_bytes: int) -> SourceImage:
+        async with self._client.stream("GET", url) as response:
+            if response.status_code >= 400:
+                raise SourceStatusError(response.status_code)
+            if response.status_code != 200:
+                raise SourceUnreachableError(f"unexpected source status {response.status_code}")
+            declared = response.headers.get("content-length")
+            if max_bytes and declared and declared.isdigit() and int(declared) > max_bytes:
+                raise SourceTooBigError("source is larger than the limit")
+            chunks = []
+            size = 0
+            try:
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if max_bytes and size > max_bytes:
+                        raise SourceTooBigError("source is larger than the limit")
+                    chunks.append(chunk)
+            except httpx.RemoteProtocolError:
+                raise SourceTruncatedError("source body ended early") from None
+            return SourceImage(
+                data=b"".join(chunks),
+                etag=response.headers.get("etag"),
+                last_modified=response.headers.get("last-modified"),
+                content_type=response.headers.get("content-type"),
+            )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

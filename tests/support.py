@@ -1,0 +1,178 @@
+"""Test helpers: fixture paths, a real HTTP origin, image comparison."""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import http.server
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imgproxy_py.processing import vips
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = (REPO / ".." / "shared" / "fixtures").resolve()
+IMAGES = FIXTURES / "images"
+
+
+def fixture_path(name: str) -> Path:
+    """Path of a shared fixture image; skips the test with a clear message if absent."""
+    path = IMAGES / name
+    if not path.exists():
+        pytest.skip(f"test fixtures not found at {IMAGES} (expected ../shared/fixtures next to the repo)")
+    return path
+
+
+def images_dir() -> Path:
+    if not IMAGES.is_dir():
+        pytest.skip(f"test fixtures not found at {IMAGES} (expected ../shared/fixtures next to the repo)")
+    return IMAGES
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- images ------------------------------------------------------------------------------
+
+
+def load(data: bytes) -> Any:
+    return vips.Image.new_from_buffer(data, "")
+
+
+def size_of(data: bytes) -> tuple[int, int]:
+    img = load(data)
+    return img.width, img.height
+
+
+def loader_of(data: bytes) -> str:
+    return str(load(data).get("vips-loader"))
+
+
+def mean_abs_diff(a: Any, b: Any, size: int = 64) -> float:
+    """Mean absolute difference (0..255) of two images scaled to the same small sRGB square."""
+
+    def norm(img: Any) -> Any:
+        if img.hasalpha():
+            img = img.flatten(background=[255] * (img.bands - 1))
+        img = img.colourspace("srgb") if img.bands < 3 else img
+        return img.thumbnail_image(size, height=size, size="force").cast("float")
+
+    return float((norm(a) - norm(b)).abs().avg())
+
+
+# --- a real HTTP origin on a loopback port -----------------------------------------------
+
+
+@dataclass
+class Origin:
+    """A threaded HTTP server serving the fixture images, with knobs for failure modes."""
+
+    port: int
+    root: Path
+    requests: list[str] = field(default_factory=list)
+    delay: float = 0.0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{path.lstrip('/')}"
+
+
+def _make_handler(origin: Origin) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            origin.requests.append(self.path)
+            if origin.delay:
+                time.sleep(origin.delay)
+            path = self.path.split("?", 1)[0]
+            if path.startswith("/status/"):
+                code = int(path.split("/")[2])
+                self._send(code, b"error body", "text/plain")
+                return
+            if path.startswith("/redirect/"):
+                self.send_response(302)
+                self.send_header("Location", "/" + path[len("/redirect/") :])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if path.startswith("/truncate/"):
+                data = (origin.root / path[len("/truncate/") :]).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            if path.startswith("/noetag/"):
+                data = (origin.root / path[len("/noetag/") :]).read_bytes()
+                self._send(200, data, "application/octet-stream")
+                return
+            file = origin.root / path.lstrip("/")
+            if not file.is_file():
+                self._send(404, b"not found", "text/plain")
+                return
+            data = file.read_bytes()
+            etag = '"' + hashlib.md5(data).hexdigest() + '"'
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
+            mtime = email.utils.formatdate(file.stat().st_mtime, usegmt=True)
+            self._send(200, data, "image/octet-stream", {"ETag": etag, "Last-Modified": mtime})
+
+        def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up early (timeouts under test) are expected, not errors."""
+
+
+def run_origin(root: Path) -> Iterator[Origin]:
+    origin = Origin(port=free_port(), root=root)
+    server = _QuietServer(("127.0.0.1", origin.port), _make_handler(origin))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield origin
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def env_for(**overrides: str) -> dict[str, str]:
+    """A clean IMGPROXY_* environment (the test process's own variables never leak in)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGPROXY_")}
+    env.update(overrides)
+    return env
