@@ -38,9 +38,7 @@ class ImgproxyError(Exception):
     public_message: str = "Internal error"
     category: str = "unexpected"
 
-    def __init__(
-        self, detail: str = "", *, public_message: str | None = None, status_code: int | None = None
-    ) -> None:
+    def __init__(self, detail: str = "", *, public_message: str | None = None, status_code: int | None = None) -> None:
         super().__init__(detail or self.public_message)
         self.detail = detail or self.public_message
         if public_message is not None:

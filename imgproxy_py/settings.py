@@ -208,6 +208,15 @@ class SourceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessingSettings:
+    jpeg_progressive: bool = False
+    png_interlaced: bool = False
+    webp_effort: int = 4
+    avif_speed: int = 8
+    intermediate_cache_size: int = 64 * 1024 * 1024  # bytes per process; 0 switches reuse off
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerSettings:
     workers: int = 4
     queue_size: int = 0
@@ -219,6 +228,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     options: OptionSettings = field(default_factory=OptionSettings)
     sources: SourceSettings = field(default_factory=SourceSettings)
+    processing: ProcessingSettings = field(default_factory=ProcessingSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
 
     @classmethod
@@ -229,6 +239,7 @@ class Settings:
             security=_security(env),
             options=_options(env),
             sources=_sources(env),
+            processing=_processing(env),
             workers=_workers(env),
         )
 
@@ -303,6 +314,18 @@ def _sources(env: _Env) -> SourceSettings:
         allow_loopback=env.get_bool("IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES", False),
         allow_link_local=env.get_bool("IMGPROXY_ALLOW_LINK_LOCAL_SOURCE_ADDRESSES", False),
         allow_private=env.get_bool("IMGPROXY_ALLOW_PRIVATE_SOURCE_ADDRESSES", False),
+    )
+
+
+def _processing(env: _Env) -> ProcessingSettings:
+    return ProcessingSettings(
+        jpeg_progressive=env.get_bool("IMGPROXY_JPEG_PROGRESSIVE", False),
+        png_interlaced=env.get_bool("IMGPROXY_PNG_INTERLACED", False),
+        webp_effort=env.get_int("IMGPROXY_WEBP_EFFORT", 4, min_value=0, max_value=6),
+        avif_speed=env.get_int("IMGPROXY_AVIF_SPEED", 8, min_value=0, max_value=9),
+        intermediate_cache_size=round(
+            env.get_float("IMGPROXY_INTERMEDIATE_CACHE_SIZE", 64, min_value=0, max_value=1 << 20) * 1024 * 1024
+        ),
     )
 
 

@@ -57,9 +57,7 @@ class Parser:
         self._settings = settings
         self._presets = parse_presets(settings.presets)
         validate_presets(self._presets)
-        self._base = ProcessingOptions(
-            auto_rotate=settings.auto_rotate, strip_metadata=settings.strip_metadata
-        )
+        self._base = ProcessingOptions(auto_rotate=settings.auto_rotate, strip_metadata=settings.strip_metadata)
 
     @property
     def preset_names(self) -> frozenset[str]:

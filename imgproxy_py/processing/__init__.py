@@ -18,6 +18,7 @@ from imgproxy_py.processing import pipeline, vips
 from imgproxy_py.processing.context import PipelineContext, _frame_height
 from imgproxy_py.processing.encode import EncoderSettings, encode, resolve_quality
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats, choose_format
+from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.steps.scale_on_load import load_options
 from imgproxy_py.settings import OptionSettings, Settings
 
@@ -45,7 +46,14 @@ class ProcessingConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProcessingConfig:
-        return cls(options=settings.options, max_src_resolution=settings.security.max_src_resolution)
+        proc = settings.processing
+        encoder = EncoderSettings(
+            jpeg_progressive=proc.jpeg_progressive,
+            png_interlaced=proc.png_interlaced,
+            webp_effort=proc.webp_effort,
+            avif_speed=proc.avif_speed,
+        )
+        return cls(options=settings.options, max_src_resolution=settings.security.max_src_resolution, encoder=encoder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +73,15 @@ def process(
     config: ProcessingConfig,
     client: ClientFormats = NO_CLIENT_FORMATS,
     deadline: float = math.inf,
+    source_key: str | None = None,
+    intermediates: IntermediateCache | None = None,
 ) -> ProcessResult:
     source_format = sniff(data)
     if source_format is None or source_format not in LOADABLE:
         raise InvalidImageError("source image type is not supported")
     try:
-        return _process(data, source_format, po, config, client, deadline)
+        hot = intermediates.admit(source_key) if intermediates and source_key else False
+        return _process(data, source_format, po, config, client, deadline, source_key, intermediates, hot)
     except vips.Error as exc:
         # The detail comes from libvips' global error buffer (possibly another thread's):
         # it is logged by the caller, never branched on, never shown to the client.
@@ -84,6 +95,9 @@ def _process(
     config: ProcessingConfig,
     client: ClientFormats,
     deadline: float,
+    source_key: str | None,
+    intermediates: IntermediateCache | None,
+    hot: bool,
 ) -> ProcessResult:
     img = vips.open_source(data, **load_options(source_format))
     img, vector_scale = _check_header(img, data, source_format, config.max_src_resolution)
@@ -110,6 +124,9 @@ def _process(
         deadline=deadline,
         max_src_resolution=config.max_src_resolution,
         vector_scale=vector_scale,
+        source_key=source_key,
+        intermediates=intermediates,
+        hot=hot,
     )
     ctx.calc_params()
     pipeline.run(pipeline.MAIN, ctx)

@@ -11,6 +11,7 @@ from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import Gravity, ProcessingOptions
 from imgproxy_py.processing import geometry
 from imgproxy_py.processing.geometry import Scales, Sizes
+from imgproxy_py.processing.intermediates import IntermediateCache
 
 
 @dataclass(slots=True)
@@ -39,6 +40,9 @@ class PipelineContext:
     sizes: Sizes = field(default_factory=lambda: Sizes(0, 0, 0, 0, 0, 0, 0, 0))
     icc_imported: bool = False
     vector_scale: float = 1.0  # the scale a vector source is currently rendered at
+    source_key: str | None = None  # identity + version of the source, for reuse across variants
+    intermediates: IntermediateCache | None = None
+    hot: bool = False  # the source was seen recently: keep its decoded intermediate
 
     @property
     def is_vector(self) -> bool:

@@ -15,6 +15,7 @@ from imgproxy_py import __version__
 from imgproxy_py.netpolicy import AddressPolicy
 from imgproxy_py.options.parser import Parser
 from imgproxy_py.processing import ProcessingConfig, vips
+from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.server.handlers import ImageService
 from imgproxy_py.server.health import health
 from imgproxy_py.settings import Settings
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         workers=workers,
         processing=config,
         settings_fingerprint=settings_fingerprint(config),
+        intermediates=IntermediateCache(settings.processing.intermediate_cache_size)
+        if settings.processing.intermediate_cache_size
+        else None,
     )
 
     @contextlib.asynccontextmanager

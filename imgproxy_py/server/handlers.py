@@ -18,6 +18,7 @@ from imgproxy_py import keys, processing
 from imgproxy_py.errors import ImgproxyError, RequestTimeoutError
 from imgproxy_py.options.parser import Parser, split_signature
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS
+from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.security import verify_signature
 from imgproxy_py.server.negotiation import client_formats
 from imgproxy_py.server.responses import error_response, image_headers, validator_headers
@@ -37,6 +38,7 @@ class ImageService:
     workers: WorkerPool
     processing: processing.ProcessingConfig
     settings_fingerprint: str
+    intermediates: IntermediateCache | None = None
 
     async def handle(self, request: Request) -> Response:
         started = time.monotonic()
@@ -67,16 +69,14 @@ class ImageService:
         else:
             client = NO_CLIENT_FORMATS
         source = self.sources.for_url(parsed.source_url)
-        limits = FetchLimits(
-            max_bytes=settings.security.max_src_file_size, timeout=settings.sources.download_timeout
-        )
+        limits = FetchLimits(max_bytes=settings.security.max_src_file_size, timeout=settings.sources.download_timeout)
         vary = "Accept" if opts.negotiates_format else None
 
         async with self.workers.slot() as slot:
             image = await source.fetch(parsed.source_url, limits)
+            version = keys.source_version(image.etag, image.last_modified, image.data)
             etag = None
             if settings.server.use_etag:
-                version = keys.source_version(image.etag, image.last_modified, image.data)
                 digest = keys.result_digest(po, client.key(), parsed.source_url, version, self.settings_fingerprint)
                 etag = keys.etag_for(digest)
             base = validator_headers(
@@ -90,7 +90,15 @@ class ImageService:
             if etag and if_none_match and keys.etag_matches(if_none_match, etag):
                 return Response(status_code=304, headers=base)
             result = await self.workers.run(
-                slot, processing.process, image.data, po, self.processing, client, deadline
+                slot,
+                processing.process,
+                image.data,
+                po,
+                self.processing,
+                client,
+                deadline,
+                f"{parsed.source_url}\x00{version}",
+                self.intermediates,
             )
         headers = image_headers(result.format, po, parsed.source_url, base)
         return Response(result.data, status_code=200, headers=headers)

@@ -8,6 +8,7 @@ size the decoder actually produced (imgproxy scaleOnLoad).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +17,7 @@ from imgproxy_py.options.model import GravityType
 from imgproxy_py.processing import vips
 from imgproxy_py.processing.context import PipelineContext, _frame_height
 from imgproxy_py.processing.geometry import jpeg_shrink_factor, round_even, scale_int, shrink_int
+from imgproxy_py.processing.intermediates import memory_size
 
 
 def load_options(fmt: ImageFormat) -> dict[str, Any]:
@@ -26,8 +28,28 @@ def load_options(fmt: ImageFormat) -> dict[str, Any]:
     return options
 
 
+def _reuse(ctx: PipelineContext, variant: str, load: Callable[[], Any]) -> Any:
+    """The decoded ``variant`` of a hot source from the intermediate cache, else ``load()``.
+
+    Loaded images are lazy and stream from the source bytes; only a hot source is
+    decoded into memory up front and kept for the next variant.
+    """
+    cache, key = ctx.intermediates, ctx.source_key
+    if cache is None or key is None:
+        return load()
+    cached = cache.get(key, variant)
+    if cached is not None:
+        return cached
+    img = load()
+    if ctx.hot and memory_size(img) <= cache.max_bytes // 4:
+        img = img.copy_memory()
+        cache.put(key, variant, img, memory_size(img))
+    return img
+
+
 def scale_on_load(ctx: PipelineContext) -> None:
-    if ctx.data is None:
+    data = ctx.data
+    if data is None:
         return
     preshrink = min(
         ctx.src_width / scale_int(ctx.src_width, ctx.wscale),
@@ -51,9 +73,13 @@ def scale_on_load(ctx: PipelineContext) -> None:
     elif preshrink > 1 and fmt is ImageFormat.WEBP:
         extra = {"scale": 1.0 / preshrink}
     else:
+        ctx.img = _reuse(ctx, "full", lambda: ctx.img)
         return
 
-    img = vips.open_source(ctx.data, **load_options(fmt), **extra)
+    if "shrink" in extra:  # few distinct factors: worth keeping decoded for the next variant
+        img = _reuse(ctx, f"shrink={extra['shrink']}", lambda: vips.open_source(data, **load_options(fmt), **extra))
+    else:
+        img = vips.open_source(data, **load_options(fmt), **extra)
     new_w, new_h = img.width, _frame_height(img)
     if ctx.swaps_axes:
         new_w, new_h = new_h, new_w
@@ -77,4 +103,3 @@ def scale_on_load(ctx: PipelineContext) -> None:
         x = float(round_even(gravity.x / wpre)) if abs(gravity.x) >= 1 else gravity.x
         y = float(round_even(gravity.y / hpre)) if abs(gravity.y) >= 1 else gravity.y
         ctx.crop_gravity = replace(gravity, x=x, y=y)
-
