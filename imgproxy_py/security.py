@@ -51,10 +51,10 @@ def verify_signature(settings: SecuritySettings, signature: str, path: str) -> N
         return
     if signature in settings.trusted_signatures:
         return
-    unpadded = signature.rstrip("=")
-    if not _B64URL.fullmatch(unpadded) or len(unpadded) % 4 == 1:
+    # base64 RawURL as imgproxy decodes it: no padding, no '+' or '/'.
+    if not _B64URL.fullmatch(signature) or len(signature) % 4 == 1:
         raise SignatureError("malformed signature")
-    given = base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
+    given = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
     if not path.startswith("/"):
         path = "/" + path
     message = path.encode("utf-8", "surrogateescape")

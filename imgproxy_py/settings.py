@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import binascii
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
 
+_INT = re.compile(r"[+-]?[0-9]+")  # Go's strconv.Atoi; Python's int() would also take "1_000"
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
@@ -56,10 +58,9 @@ class _Env:
         value = self.raw(name)
         if value is None:
             return default
-        try:
-            parsed = int(value)
-        except ValueError:
-            raise SettingsError(f"{name}: expected an integer, got {value!r}") from None
+        if not _INT.fullmatch(value):
+            raise SettingsError(f"{name}: expected an integer, got {value!r}")
+        parsed = int(value)
         _check_range(name, parsed, min_value, max_value)
         return parsed
 

@@ -47,7 +47,8 @@ def free_port() -> int:
 
 
 def load(data: bytes) -> Any:
-    return vips.Image.new_from_buffer(data, "")
+    """Decode with the server's own loader path (memory source; SVG allowed only this way)."""
+    return vips.open_source(data)
 
 
 def size_of(data: bytes) -> tuple[int, int]:

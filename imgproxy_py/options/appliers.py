@@ -27,7 +27,8 @@ class ParseState:
 
     po: ProcessingOptions
     presets: Mapping[str, Sequence[tuple[str, list[str]]]]
-    applied_presets: list[str] = field(default_factory=list)
+    applied_presets: list[str] = field(default_factory=list)  # every preset applied, in order
+    preset_chain: list[str] = field(default_factory=list)  # presets being applied right now
     now: float = field(default_factory=time.time)
 
 
@@ -83,7 +84,10 @@ def _dimension(name: str, value: str) -> int:
     return parse_int(name, value, lo=0, hi=1_000_000)
 
 
-def parse_gravity(name: str, args: list[str], *, allow_smart: bool = True) -> Gravity:
+def parse_gravity(
+    name: str, args: list[str], *, allow_smart: bool = True, previous: Gravity | None = None
+) -> Gravity:
+    """``type[:x[:y]]``; an omitted offset keeps the previous one (imgproxy), ``sm`` clears them."""
     if not args or not args[0]:
         raise _fail(name, "gravity type is missing")
     try:
@@ -103,8 +107,9 @@ def parse_gravity(name: str, args: list[str], *, allow_smart: bool = True) -> Gr
             raise _fail(name, "focus point coordinates must be within 0..1")
         return Gravity(gtype, x, y)
     _max_args(name, args, 3)
-    x = _offset(name, args[1]) if len(args) > 1 and args[1] else 0.0
-    y = _offset(name, args[2]) if len(args) > 2 and args[2] else 0.0
+    previous = previous or Gravity()
+    x = _offset(name, args[1]) if len(args) > 1 else previous.x
+    y = _offset(name, args[2]) if len(args) > 2 else previous.y
     return Gravity(gtype, x, y)
 
 
@@ -114,10 +119,12 @@ def _offset(name: str, value: str) -> float:
     return number
 
 
-def _extend(name: str, args: list[str]) -> Extend:
+def _extend(name: str, args: list[str], previous: Extend) -> Extend:
     _max_args(name, args, 4)
     enabled = parse_flag(name, args[0]) if args and args[0] else False
-    gravity = parse_gravity(name, args[1:], allow_smart=False) if len(args) > 1 and args[1] else Gravity()
+    gravity = previous.gravity
+    if len(args) > 1:
+        gravity = parse_gravity(name, args[1:], allow_smart=False, previous=gravity)
     return Extend(enabled, gravity)
 
 
@@ -150,11 +157,13 @@ def apply_enlarge(st: ParseState, args: list[str]) -> None:
 
 
 def apply_extend(st: ParseState, args: list[str]) -> None:
-    st.po = replace(st.po, extend=_extend("extend", args))
+    st.po = replace(st.po, extend=_extend("extend", args, st.po.extend))
 
 
 def apply_extend_aspect_ratio(st: ParseState, args: list[str]) -> None:
-    st.po = replace(st.po, extend_aspect_ratio=_extend("extend_aspect_ratio", args))
+    st.po = replace(
+        st.po, extend_aspect_ratio=_extend("extend_aspect_ratio", args, st.po.extend_aspect_ratio)
+    )
 
 
 def apply_resizing_type(st: ParseState, args: list[str]) -> None:
@@ -201,16 +210,18 @@ def apply_dpr(st: ParseState, args: list[str]) -> None:
 
 
 def apply_gravity(st: ParseState, args: list[str]) -> None:
-    st.po = replace(st.po, gravity=parse_gravity("gravity", args))
+    st.po = replace(st.po, gravity=parse_gravity("gravity", args, previous=st.po.gravity))
 
 
 def apply_crop(st: ParseState, args: list[str]) -> None:
-    if len(args) < 2:
-        raise _fail("crop", "width and height are required")
+    """``c:width[:height[:gravity...]]``; like imgproxy, parts not given keep their current value."""
     _max_args("crop", args, 5)
+    current = st.po.crop
     width = parse_float("crop", args[0])
-    height = parse_float("crop", args[1])
-    gravity = parse_gravity("crop", args[2:]) if len(args) > 2 and args[2] else None
+    height = parse_float("crop", args[1]) if len(args) > 1 else current.height
+    gravity = current.gravity
+    if len(args) > 2:
+        gravity = parse_gravity("crop", args[2:], previous=gravity)
     st.po = replace(st.po, crop=Crop(width, height, gravity))
 
 
@@ -243,9 +254,6 @@ def apply_format_quality(st: ParseState, args: list[str]) -> None:
 
 def apply_format(st: ParseState, args: list[str]) -> None:
     _exact_args("format", args, 1)
-    if not args[0]:
-        st.po = replace(st.po, format=None)
-        return
     fmt = ImageFormat.from_name(args[0])
     if fmt is None:
         raise _fail("format", f"unknown format {args[0]!r}")
@@ -269,12 +277,23 @@ def apply_filename(st: ParseState, args: list[str]) -> None:
     if len(args) not in (1, 2):
         raise _fail("filename", "takes a name and an optional 'encoded' flag")
     name = args[0]
-    if len(args) == 2 and parse_flag("filename", args[1]):
-        try:
-            name = base64.urlsafe_b64decode(name.rstrip("=") + "=" * (-len(name.rstrip("=")) % 4)).decode()
-        except (binascii.Error, ValueError):
-            raise _fail("filename", "invalid base64 filename") from None
+    if len(args) == 2 and args[1] and parse_flag("filename", args[1]):
+        name = _decode_base64url("filename", name)
     st.po = replace(st.po, filename=name)
+
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _decode_base64url(name: str, value: str) -> str:
+    """Go's RawURLEncoding after trimming ``=``: ``+``, ``/`` and stray characters are errors."""
+    value = value.rstrip("=")
+    if not _BASE64URL.fullmatch(value) or len(value) % 4 == 1:
+        raise _fail(name, "invalid base64url value")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+    except (binascii.Error, ValueError):
+        raise _fail(name, "invalid base64url value") from None
 
 
 def apply_preset(st: ParseState, args: list[str]) -> None:
@@ -283,11 +302,15 @@ def apply_preset(st: ParseState, args: list[str]) -> None:
     for name in args:
         if name not in st.presets:
             raise _fail("preset", f"unknown preset {name!r}")
-        if name in st.applied_presets:  # recursion: skip, as imgproxy does
+        if name in st.preset_chain:  # recursion: skip, as imgproxy does (a repeat outside the chain applies)
             continue
         st.applied_presets.append(name)
-        for option, option_args in st.presets[name]:
-            apply_option(st, option, option_args)
+        st.preset_chain.append(name)
+        try:
+            for option, option_args in st.presets[name]:
+                apply_option(st, option, option_args)
+        finally:
+            st.preset_chain.pop()
 
 
 def apply_option(st: ParseState, name: str, args: list[str]) -> None:

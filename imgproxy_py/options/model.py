@@ -122,7 +122,7 @@ def _text(value: object) -> str:
         return _num(value)
     if isinstance(value, tuple):
         return ",".join(f"{fmt.value}:{q}" for fmt, q in value)
-    return str(value).replace(";", "%3B")
+    return str(value).replace("%", "%25").replace(";", "%3B")  # escape % first: stays injective
 
 
 _DEFAULTS = {f.name: getattr(ProcessingOptions(), f.name) for f in fields(ProcessingOptions)}

@@ -32,7 +32,7 @@ def split_signature(raw_path: str, prefix: str = "") -> tuple[str, str]:
         if not raw_path.startswith(prefix + "/"):
             raise InvalidURLError("path does not start with the configured prefix")
         raw_path = raw_path[len(prefix) :]
-    path = raw_path.lstrip("/") if raw_path.startswith("/") else raw_path
+    path = raw_path.removeprefix("/")  # one slash only: "//sig/..." has an empty signature
     signature, sep, rest = path.partition("/")
     if not sep or not signature or not rest:
         raise InvalidURLError("path must be /<signature>/<options>/<source>")

@@ -11,6 +11,7 @@ from imgproxy_py.errors import InvalidURLError
 
 _SCHEME_ONE_SLASH = re.compile(r"^([a-z][a-z0-9+.-]*):/(?!/)", re.IGNORECASE)
 _BASE64_CHARS = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def decode_source(segments: list[str]) -> tuple[str, str]:
@@ -29,14 +30,18 @@ def decode_source(segments: list[str]) -> tuple[str, str]:
 
 
 def _decode_plain(raw: str) -> tuple[str, str]:
-    url, sep, ext = raw.partition("@")
+    url, sep, ext = raw.partition("@")  # an empty extension after "@" means none, as in imgproxy
     if sep and "@" in ext:
         raise InvalidURLError("multiple formats are specified")
-    if sep and not ext:
-        raise InvalidURLError("empty format after @")
-    url = unquote(url, errors="strict") if "%" in url else url
     if not url:
         raise InvalidURLError("source URL is missing")
+    if "%" in url:
+        if _BAD_ESCAPE.search(url):  # Go's url.PathUnescape refuses these; unquote would keep them
+            raise InvalidURLError("invalid percent-encoding in the source URL")
+        try:
+            url = unquote(url, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidURLError("the percent-decoded source URL is not UTF-8") from None
     return url, ext
 
 
@@ -53,11 +58,9 @@ def repair_scheme(url: str) -> str:
 
 
 def _decode_base64(joined: str) -> tuple[str, str]:
-    encoded, sep, ext = joined.partition(".")
+    encoded, sep, ext = joined.partition(".")  # an empty extension after "." means none
     if sep and "." in ext:
         raise InvalidURLError("multiple formats are specified")
-    if sep and not ext:
-        raise InvalidURLError("empty format after .")
     encoded = encoded.rstrip("=")
     if not encoded or not _BASE64_CHARS.fullmatch(encoded) or len(encoded) % 4 == 1:
         raise InvalidURLError("invalid base64 source URL")

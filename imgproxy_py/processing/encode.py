@@ -33,7 +33,9 @@ def resolve_quality(fmt: ImageFormat, po: ProcessingOptions, defaults: OptionSet
 def save_options(
     fmt: ImageFormat, quality: int, keep_metadata: bool, enc: EncoderSettings
 ) -> tuple[str, dict[str, Any]]:
-    keep = "all" if keep_metadata else "none"
+    # Stripping metadata keeps the ICC profile (imgproxy stripMetadata): an image only still
+    # has one here when strip_color_profile is off; otherwise colorspace_to_result removed it.
+    keep = "all" if keep_metadata else "icc"
     if fmt is ImageFormat.JPEG:
         return ".jpg", {
             "Q": quality,

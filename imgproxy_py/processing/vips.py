@@ -38,6 +38,10 @@ def init() -> None:
     pyvips.cache_set_max_mem(0)
     pyvips.cache_set_max_files(0)
     pyvips.block_untrusted_set(True)
+    # libvips marks svgload untrusted, but SVG is an input this server must take. Only the
+    # memory-source variant is re-enabled: with no base file librsvg resolves no external
+    # reference (file:, relative or http), so the document cannot make it read anything.
+    pyvips.operation_block_set("VipsForeignLoadSvgSource", False)
     # Loaders that can read other files or URLs, or that we never want to reach.
     for operation in ("VipsForeignLoadMatrix", "VipsForeignLoadCsv", "VipsForeignLoadVips", "VipsForeignLoadRaw"):
         with contextlib.suppress(pyvips.Error):  # not built into every libvips

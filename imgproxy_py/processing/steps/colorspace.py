@@ -35,9 +35,12 @@ def colorspace_to_processing(ctx: PipelineContext) -> None:
 
 
 def _import_profile(img: Any) -> Any:
-    """Device space → sRGB through the embedded profile, else libvips' default for the space."""
+    """Device space → sRGB through the embedded profile, else libvips' default for the space.
+
+    libvips' default (relative colorimetric) intent, as imgproxy's icc_import/icc_transform.
+    """
     try:
-        return img.icc_transform("srgb", embedded=True, intent="perceptual")
+        return img.icc_transform("srgb", embedded=True)
     except vips.Error:
         return img.colourspace("srgb")
 
@@ -49,7 +52,7 @@ def colorspace_to_result(ctx: PipelineContext) -> None:
         if not ctx.icc_imported and img.interpretation == "srgb":
             # A broken profile: keep the pixels as they are, drop the profile.
             with contextlib.suppress(vips.Error):
-                img = img.icc_transform("srgb", embedded=True, intent="perceptual")
+                img = img.icc_transform("srgb", embedded=True)
         img = img.copy()
         img.remove("icc-profile-data")
     elif ctx.icc_imported and has_icc:

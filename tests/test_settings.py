@@ -1,0 +1,279 @@
+"""Settings.from_env: defaults, typed parsing, and errors that name the variable.
+
+Defaults come from the imgproxy docs (reference §4, parser spec §7.2) except where this
+project chooses differently on purpose (noted inline).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from imgproxy_py.errors import SettingsError
+from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.options.parser import Parser
+from imgproxy_py.settings import Settings, parse_bind, parse_bool
+
+
+def from_env(**env: str) -> Settings:
+    return Settings.from_env(env)
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    # server
+    assert s.server.host == "127.0.0.1"  # ours: loopback by default (imgproxy binds ":8080")
+    assert s.server.port == 8080
+    assert s.server.ttl == 31536000
+    assert s.server.timeout == 10.0
+    assert s.server.use_etag is True
+    assert s.server.use_last_modified is True
+    assert s.server.path_prefix == ""
+    assert s.server.health_check_path == ""
+    # security
+    assert s.security.keys == () and s.security.salts == ()
+    assert not s.security.signing_enabled
+    assert s.security.signature_size == 32
+    assert s.security.trusted_signatures == frozenset()
+    assert s.security.max_src_resolution == 50_000_000
+    assert s.security.max_src_file_size == 0
+    assert s.security.allow_security_options is False
+    # options
+    assert s.options.quality == 80
+    assert dict(s.options.format_quality) == {ImageFormat.WEBP: 79, ImageFormat.AVIF: 63, ImageFormat.JXL: 77}
+    assert s.options.auto_rotate is True
+    assert s.options.strip_metadata is True
+    assert s.options.presets == ()
+    assert not s.options.negotiates_format
+    assert s.options.preferred_formats == (ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF)
+    # sources
+    assert s.sources.local_root is None
+    assert s.sources.download_timeout == 5.0
+    assert s.sources.max_redirects == 10
+    # ours: private addresses blocked by default (imgproxy 4 allows them)
+    allowed = (s.sources.allow_loopback, s.sources.allow_link_local, s.sources.allow_private)
+    assert allowed == (False, False, False)
+    # workers
+    assert s.workers.workers == 2 * (os.cpu_count() or 1)
+    assert s.workers.queue_size == 0
+
+
+def test_blank_values_mean_unset() -> None:
+    s = from_env(IMGPROXY_TTL="  ", IMGPROXY_USE_ETAG="", IMGPROXY_KEY="", IMGPROXY_SALT="")
+    assert s.server.ttl == 31536000
+    assert s.server.use_etag is True
+    assert not s.security.signing_enabled
+
+
+def test_typed_values_are_parsed() -> None:
+    s = from_env(
+        IMGPROXY_BIND="0.0.0.0:9000",
+        IMGPROXY_TTL="60",
+        IMGPROXY_USE_ETAG="false",
+        IMGPROXY_TIMEOUT="2.5",
+        IMGPROXY_PATH_PREFIX="img/",
+        IMGPROXY_HEALTH_CHECK_PATH="/healthz",
+        IMGPROXY_SIGNATURE_SIZE="8",
+        IMGPROXY_MAX_SRC_RESOLUTION="16.8",
+        IMGPROXY_MAX_SRC_FILE_SIZE="1048576",
+        IMGPROXY_ALLOW_SECURITY_OPTIONS="1",
+        IMGPROXY_QUALITY="90",
+        IMGPROXY_AUTO_ROTATE="F",
+        IMGPROXY_STRIP_METADATA="FALSE",
+        IMGPROXY_AUTO_WEBP="true",
+        IMGPROXY_ENFORCE_AVIF="t",
+        IMGPROXY_DOWNLOAD_TIMEOUT="1",
+        IMGPROXY_MAX_REDIRECTS="0",
+        IMGPROXY_USER_AGENT="agent/1",
+        IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES="True",
+        IMGPROXY_ALLOW_PRIVATE_SOURCE_ADDRESSES="1",
+        IMGPROXY_WORKERS="3",
+        IMGPROXY_REQUESTS_QUEUE_SIZE="7",
+    )
+    assert (s.server.host, s.server.port) == ("0.0.0.0", 9000)
+    assert s.server.ttl == 60
+    assert s.server.use_etag is False
+    assert s.server.timeout == 2.5
+    assert s.server.path_prefix == "/img"
+    assert s.server.health_check_path == "/healthz"
+    assert s.security.signature_size == 8
+    assert s.security.max_src_resolution == 16_800_000
+    assert s.security.max_src_file_size == 1048576
+    assert s.security.allow_security_options is True
+    assert s.options.quality == 90
+    assert s.options.auto_rotate is False
+    assert s.options.strip_metadata is False
+    assert s.options.auto_webp is True and s.options.enforce_avif is True
+    assert s.options.negotiates_format
+    assert s.sources.download_timeout == 1.0
+    assert s.sources.max_redirects == 0
+    assert s.sources.user_agent == "agent/1"
+    allowed = (s.sources.allow_loopback, s.sources.allow_link_local, s.sources.allow_private)
+    assert allowed == (True, False, True)
+    assert (s.workers.workers, s.workers.queue_size) == (3, 7)
+
+
+def test_deprecated_detection_names_are_aliases() -> None:
+    s = from_env(IMGPROXY_ENABLE_WEBP_DETECTION="true", IMGPROXY_ENABLE_AVIF_DETECTION="1")
+    assert s.options.auto_webp and s.options.auto_avif
+    s = from_env(IMGPROXY_ENABLE_WEBP_DETECTION="true", IMGPROXY_AUTO_WEBP="false")
+    assert not s.options.auto_webp  # the current name wins
+
+
+def test_comma_lists() -> None:
+    s = from_env(
+        IMGPROXY_KEY=" aa , bb ",
+        IMGPROXY_SALT="cc,dd,",
+        IMGPROXY_TRUSTED_SIGNATURES="one, two,,three ",
+        IMGPROXY_PREFERRED_FORMATS="webp, png",
+        IMGPROXY_FORMAT_QUALITY="jpeg=70, webp=60,avif=40",
+        IMGPROXY_PRESETS="a=w:1, b=h:2/q:50",
+    )
+    assert s.security.keys == (b"\xaa", b"\xbb")
+    assert s.security.salts == (b"\xcc", b"\xdd")
+    assert s.security.trusted_signatures == frozenset({"one", "two", "three"})
+    assert s.options.preferred_formats == (ImageFormat.WEBP, ImageFormat.PNG)
+    assert dict(s.options.format_quality) == {
+        ImageFormat.JPEG: 70,
+        ImageFormat.WEBP: 60,
+        ImageFormat.AVIF: 40,
+        ImageFormat.JXL: 77,  # untouched default
+    }
+    assert s.options.presets == ("a=w:1", "b=h:2/q:50")
+
+
+def test_presets_separator() -> None:
+    s = from_env(IMGPROXY_PRESETS="a=w:1;b=fq:webp:50:avif:40", IMGPROXY_PRESETS_SEPARATOR=";")
+    assert s.options.presets == ("a=w:1", "b=fq:webp:50:avif:40")
+    assert Parser(s.options).preset_names == frozenset({"a", "b"})
+
+
+def test_local_root_must_be_an_existing_directory(tmp_path: Path) -> None:
+    s = from_env(IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(tmp_path))
+    assert s.sources.local_root == os.path.realpath(tmp_path)
+    with pytest.raises(SettingsError, match="IMGPROXY_LOCAL_FILESYSTEM_ROOT"):
+        from_env(IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(tmp_path / "missing"))
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(SettingsError, match="IMGPROXY_LOCAL_FILESYSTEM_ROOT"):
+        from_env(IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(a_file))
+
+
+INVALID: list[tuple[dict[str, str], str]] = [
+    # booleans (Go ParseBool set only)
+    ({"IMGPROXY_USE_ETAG": "yes"}, "IMGPROXY_USE_ETAG"),
+    ({"IMGPROXY_AUTO_ROTATE": "2"}, "IMGPROXY_AUTO_ROTATE"),
+    ({"IMGPROXY_ALLOW_SECURITY_OPTIONS": "on"}, "IMGPROXY_ALLOW_SECURITY_OPTIONS"),
+    ({"IMGPROXY_ALLOW_PRIVATE_SOURCE_ADDRESSES": "tRUE"}, "IMGPROXY_ALLOW_PRIVATE_SOURCE_ADDRESSES"),
+    ({"IMGPROXY_ENABLE_WEBP_DETECTION": "maybe"}, "IMGPROXY_ENABLE_WEBP_DETECTION"),
+    # integers
+    ({"IMGPROXY_TTL": "abc"}, "IMGPROXY_TTL"),
+    ({"IMGPROXY_TTL": "1.5"}, "IMGPROXY_TTL"),
+    ({"IMGPROXY_WORKERS": "four"}, "IMGPROXY_WORKERS"),
+    ({"IMGPROXY_MAX_SRC_FILE_SIZE": "1e6"}, "IMGPROXY_MAX_SRC_FILE_SIZE"),
+    ({"IMGPROXY_TTL": "1_000"}, "IMGPROXY_TTL"),  # Go's Atoi: no underscores
+    ({"IMGPROXY_WORKERS": "0x10"}, "IMGPROXY_WORKERS"),
+    # out of range
+    ({"IMGPROXY_TTL": "-1"}, "IMGPROXY_TTL"),
+    ({"IMGPROXY_SIGNATURE_SIZE": "0"}, "IMGPROXY_SIGNATURE_SIZE"),
+    ({"IMGPROXY_SIGNATURE_SIZE": "33"}, "IMGPROXY_SIGNATURE_SIZE"),
+    ({"IMGPROXY_QUALITY": "0"}, "IMGPROXY_QUALITY"),
+    ({"IMGPROXY_QUALITY": "101"}, "IMGPROXY_QUALITY"),
+    ({"IMGPROXY_WORKERS": "0"}, "IMGPROXY_WORKERS"),
+    ({"IMGPROXY_MAX_REDIRECTS": "-1"}, "IMGPROXY_MAX_REDIRECTS"),
+    ({"IMGPROXY_REQUESTS_QUEUE_SIZE": "-5"}, "IMGPROXY_REQUESTS_QUEUE_SIZE"),
+    ({"IMGPROXY_MAX_SRC_FILE_SIZE": "-1"}, "IMGPROXY_MAX_SRC_FILE_SIZE"),
+    ({"IMGPROXY_PROCESSES": "0"}, "IMGPROXY_PROCESSES"),
+    # floats
+    ({"IMGPROXY_TIMEOUT": "soon"}, "IMGPROXY_TIMEOUT"),
+    ({"IMGPROXY_TIMEOUT": "nan"}, "IMGPROXY_TIMEOUT"),
+    ({"IMGPROXY_TIMEOUT": "0"}, "IMGPROXY_TIMEOUT"),
+    ({"IMGPROXY_DOWNLOAD_TIMEOUT": "-1"}, "IMGPROXY_DOWNLOAD_TIMEOUT"),
+    ({"IMGPROXY_MAX_SRC_RESOLUTION": "0"}, "IMGPROXY_MAX_SRC_RESOLUTION"),
+    ({"IMGPROXY_MAX_SRC_RESOLUTION": "lots"}, "IMGPROXY_MAX_SRC_RESOLUTION"),
+    # keys and salts
+    ({"IMGPROXY_KEY": "zz", "IMGPROXY_SALT": "aa"}, "IMGPROXY_KEY"),
+    ({"IMGPROXY_KEY": "abc", "IMGPROXY_SALT": "aa"}, "IMGPROXY_KEY"),  # odd length
+    ({"IMGPROXY_KEY": "aa", "IMGPROXY_SALT": "not-hex"}, "IMGPROXY_SALT"),
+    ({"IMGPROXY_KEY": "aa,bb", "IMGPROXY_SALT": "cc"}, "IMGPROXY_SALT"),
+    ({"IMGPROXY_KEY": "aa"}, "IMGPROXY_SALT"),  # a key without a salt
+    ({"IMGPROXY_SALT": "aa"}, "IMGPROXY_KEY"),
+    # formats
+    ({"IMGPROXY_PREFERRED_FORMATS": "jpeg,xyz"}, "IMGPROXY_PREFERRED_FORMATS"),
+    ({"IMGPROXY_PREFERRED_FORMATS": "tiff"}, "IMGPROXY_PREFERRED_FORMATS"),  # not savable here
+    ({"IMGPROXY_FORMAT_QUALITY": "webp"}, "IMGPROXY_FORMAT_QUALITY"),
+    ({"IMGPROXY_FORMAT_QUALITY": "xyz=50"}, "IMGPROXY_FORMAT_QUALITY"),
+    ({"IMGPROXY_FORMAT_QUALITY": "webp=high"}, "IMGPROXY_FORMAT_QUALITY"),
+    ({"IMGPROXY_FORMAT_QUALITY": "webp=0"}, "IMGPROXY_FORMAT_QUALITY"),
+    ({"IMGPROXY_FORMAT_QUALITY": "webp=101"}, "IMGPROXY_FORMAT_QUALITY"),
+    ({"IMGPROXY_FORMAT_QUALITY": "webp:50"}, "IMGPROXY_FORMAT_QUALITY"),
+    # bind
+    ({"IMGPROXY_BIND": "localhost"}, "IMGPROXY_BIND"),
+    ({"IMGPROXY_BIND": ":http"}, "IMGPROXY_BIND"),
+    ({"IMGPROXY_BIND": "127.0.0.1:70000"}, "IMGPROXY_BIND"),
+    ({"IMGPROXY_BIND": "127.0.0.1:-1"}, "IMGPROXY_BIND"),
+    ({"IMGPROXY_BIND": "127.0.0.1:"}, "IMGPROXY_BIND"),
+    # paths
+    ({"IMGPROXY_HEALTH_CHECK_PATH": "health"}, "IMGPROXY_HEALTH_CHECK_PATH"),
+]
+
+
+@pytest.mark.parametrize(
+    ("env", "name"), INVALID, ids=[",".join(f"{k}={v}" for k, v in e.items()) for e, _ in INVALID]
+)
+def test_invalid_value_names_the_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+        (":8080", ("0.0.0.0", 8080)),  # imgproxy's form: all interfaces
+        ("[::1]:8081", ("::1", 8081)),
+        ("example.internal:0", ("example.internal", 0)),
+    ],
+)
+def test_parse_bind(value: str, expected: tuple[str, int]) -> None:
+    assert parse_bind("IMGPROXY_BIND", value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", True), ("t", True), ("T", True), ("TRUE", True), ("true", True), ("True", True)]
+    + [("0", False), ("f", False), ("F", False), ("FALSE", False), ("false", False), ("False", False)]
+    + [("", None), ("yes", None), ("tRuE", None), ("2", None), (" true", None)],
+)
+def test_parse_bool_is_go_parsebool(value: str, expected: bool | None) -> None:
+    assert parse_bool(value) is expected
+
+
+BAD_PRESETS = [
+    "broken",  # no '='
+    "=w:1",  # empty name
+    "p=",  # empty body
+    "p=w",  # a segment without arguments
+    "p=w:1/plain",  # no URL inside a preset
+    "p=nope:1",  # unknown option
+    "p=w:abc",  # bad argument
+    "p=g:fp:2:2",
+    "p=pr:missing",  # unknown preset
+    "p=exp:1",  # expired: also a URL error
+    "ok=w:1,p=q:101",  # one bad preset among good ones
+]
+
+
+@pytest.mark.parametrize("presets", BAD_PRESETS)
+def test_bad_presets_fail_at_parser_construction(presets: str) -> None:
+    settings = from_env(IMGPROXY_PRESETS=presets)  # reading the variable alone does not validate
+    with pytest.raises(SettingsError, match="IMGPROXY_PRESETS"):
+        Parser(settings.options)
+
+
+def test_good_presets_build_a_parser() -> None:
+    settings = from_env(IMGPROXY_PRESETS="default=q:70, thumb=rs:fill:100:100/g:sm, self=pr:self/w:5")
+    parser = Parser(settings.options)
+    assert parser.preset_names == frozenset({"default", "thumb", "self"})
