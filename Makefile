@@ -24,5 +24,22 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
+# The benchmark (not a test; see benchmarks/run.py): every system one after another on this
+# machine's cores, a markdown table on stdout and benchmarks/out/results.{md,json,png}.
+# Needs wrk (apt-get install wrk) and node + npm; thumbor and ipx install into benchmarks/.peers/.
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_ARGS ?= --duration 15 --concurrency 8,64
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# Two seconds of W1 against this server only: the harness works (also part of `make test`).
+bench-smoke: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_benchmarks_smoke.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

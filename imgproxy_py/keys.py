@@ -31,6 +31,16 @@ def result_digest(
     return h.hexdigest()
 
 
+def cache_key(po: ProcessingOptions, client_key: str, source_url: str, settings_fingerprint: str) -> str:
+    """The result cache key: known before the source is fetched, so a hit costs no source traffic.
+
+    The source's version is not part of it (it is unknown until fetched): a source that
+    changes in place keeps serving the cached result until the TTL ends; versioned URLs
+    or ``cachebuster`` give a new key at once.
+    """
+    return result_digest(po, client_key, source_url, "", settings_fingerprint)
+
+
 def etag_for(digest: str) -> str:
     return f'"{digest}"'
 

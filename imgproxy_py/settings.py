@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
@@ -209,12 +210,50 @@ class SourceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class S3Settings:
+    """S3-compatible storage (AWS, MinIO, …): ``s3://`` sources; the connection is shared with other S3 users."""
+
+    enabled: bool = False
+    endpoint: str = "https://s3.amazonaws.com"  # scheme://host[:port], nothing else
+    region: str = "us-east-1"
+    path_style: bool = True
+    # Never in reprs, logs or error messages.
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    allowed_buckets: tuple[str, ...] = ()  # empty: every bucket
+    denied_buckets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessingSettings:
     jpeg_progressive: bool = False
     png_interlaced: bool = False
     webp_effort: int = 4
     avif_speed: int = 8
     intermediate_cache_size: int = 64 * 1024 * 1024  # bytes per process; 0 switches reuse off
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    memory_size: int = 256 * 1024 * 1024  # bytes; 0: no L1
+    redis_url: str = field(default="", repr=False)  # may carry a password
+    s3_bucket: str = ""
+    s3_prefix: str = "results/"
+    # Connection overrides for the results bucket; None: use the S3 source's (IMGPROXY_S3_*, AWS_*).
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_path_style: bool | None = None
+    s3_access_key: str | None = field(default=None, repr=False)
+    s3_secret_key: str | None = field(default=None, repr=False)
+    ttl: int = 31536000
+    stale_if_error: int = 0  # seconds an expired entry may still serve while the source is down
+    timeout: float = 0.25  # per remote tier call
+    retry_after: float = 5.0  # how long a failed remote tier is bypassed
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.memory_size or self.redis_url or self.s3_bucket)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +268,10 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     options: OptionSettings = field(default_factory=OptionSettings)
     sources: SourceSettings = field(default_factory=SourceSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
     processing: ProcessingSettings = field(default_factory=ProcessingSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -240,8 +281,10 @@ class Settings:
             security=_security(env),
             options=_options(env),
             sources=_sources(env),
+            s3=_s3(env),
             processing=_processing(env),
             workers=_workers(env),
+            cache=_cache(env),
         )
 
 
@@ -318,6 +361,57 @@ def _sources(env: _Env) -> SourceSettings:
     )
 
 
+_S3_REGION = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?")  # what the minio client accepts
+
+
+def _s3(env: _Env) -> S3Settings:
+    access_key = env.raw("AWS_ACCESS_KEY_ID")
+    secret_key = env.raw("AWS_SECRET_ACCESS_KEY")
+    session_token = env.raw("AWS_SESSION_TOKEN")
+    if (access_key is None) != (secret_key is None):
+        raise SettingsError("AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: set both or neither (neither: anonymous access)")
+    if session_token is not None and access_key is None:
+        raise SettingsError("AWS_SESSION_TOKEN: needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY too")
+    region = env.get_str("IMGPROXY_S3_REGION", "us-east-1")
+    if not _S3_REGION.fullmatch(region):
+        raise SettingsError(f"IMGPROXY_S3_REGION: not a region name: {region!r}")
+    return S3Settings(
+        enabled=env.get_bool("IMGPROXY_USE_S3", False),
+        endpoint=parse_s3_endpoint("IMGPROXY_S3_ENDPOINT", env.get_str("IMGPROXY_S3_ENDPOINT", "")),
+        region=region,
+        path_style=env.get_bool("IMGPROXY_S3_ENDPOINT_USE_PATH_STYLE", True),
+        access_key=access_key,
+        secret_key=secret_key,
+        session_token=session_token,
+        allowed_buckets=env.get_list("IMGPROXY_S3_ALLOWED_BUCKETS"),
+        denied_buckets=env.get_list("IMGPROXY_S3_DENIED_BUCKETS"),
+    )
+
+
+def parse_s3_endpoint(name: str, value: str) -> str:
+    """``scheme://host[:port]``; empty means AWS. A bare ``host:port`` is the classic imgproxy pitfall, so say so."""
+    if not value:
+        return "https://s3.amazonaws.com"
+    # Echo the value only when it cannot hold credentials.
+    shown = "" if "@" in value else f" (got {value!r})"
+    if "://" not in value:
+        raise SettingsError(f"{name}: needs a scheme, e.g. http://{value.split('/', 1)[0]}{shown}")
+    try:
+        url = urlsplit(value)
+        port = url.port
+    except ValueError:
+        raise SettingsError(f"{name}: not a valid URL{shown}") from None
+    if url.scheme.lower() not in ("http", "https"):
+        raise SettingsError(f"{name}: the scheme must be http or https{shown}")
+    if url.username is not None or url.password is not None:
+        raise SettingsError(f"{name}: credentials belong in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, not the URL")
+    if not url.hostname or port == 0:
+        raise SettingsError(f"{name}: the host or port is missing{shown}")
+    if url.path not in ("", "/") or url.query or url.fragment:
+        raise SettingsError(f"{name}: only scheme://host[:port] is allowed, no path or query{shown}")
+    return f"{url.scheme.lower()}://{url.netloc}"
+
+
 def _processing(env: _Env) -> ProcessingSettings:
     return ProcessingSettings(
         jpeg_progressive=env.get_bool("IMGPROXY_JPEG_PROGRESSIVE", False),
@@ -327,6 +421,37 @@ def _processing(env: _Env) -> ProcessingSettings:
         intermediate_cache_size=round(
             env.get_float("IMGPROXY_INTERMEDIATE_CACHE_SIZE", 64, min_value=0, max_value=1 << 20) * 1024 * 1024
         ),
+    )
+
+
+def _cache(env: _Env) -> CacheSettings:
+    redis_url = env.get_str("IMGPROXY_CACHE_REDIS_URL", "")
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    ttl = env.get_int("IMGPROXY_TTL", 31536000, min_value=0)
+    endpoint = env.get_str("IMGPROXY_CACHE_S3_ENDPOINT", "")
+    access_key = env.raw("IMGPROXY_CACHE_S3_ACCESS_KEY_ID")
+    secret_key = env.raw("IMGPROXY_CACHE_S3_SECRET_ACCESS_KEY")
+    if (access_key is None) != (secret_key is None):
+        raise SettingsError("IMGPROXY_CACHE_S3_ACCESS_KEY_ID, IMGPROXY_CACHE_S3_SECRET_ACCESS_KEY: set both or neither")
+    return CacheSettings(
+        memory_size=round(env.get_float("IMGPROXY_CACHE_MEMORY_SIZE", 256, min_value=0) * 1024 * 1024),
+        redis_url=redis_url,
+        s3_bucket=env.get_str("IMGPROXY_CACHE_S3_BUCKET", ""),
+        s3_prefix=env.get_str("IMGPROXY_CACHE_S3_PREFIX", "results/"),
+        s3_endpoint=parse_s3_endpoint("IMGPROXY_CACHE_S3_ENDPOINT", endpoint) if endpoint else None,
+        s3_region=env.raw("IMGPROXY_CACHE_S3_REGION"),
+        s3_path_style=(
+            env.get_bool("IMGPROXY_CACHE_S3_ENDPOINT_USE_PATH_STYLE", True)
+            if env.raw("IMGPROXY_CACHE_S3_ENDPOINT_USE_PATH_STYLE") is not None
+            else None
+        ),
+        s3_access_key=access_key,
+        s3_secret_key=secret_key,
+        ttl=env.get_int("IMGPROXY_CACHE_TTL", ttl, min_value=0),
+        stale_if_error=env.get_int("IMGPROXY_CACHE_STALE_IF_ERROR", 0, min_value=0),
+        timeout=env.get_float("IMGPROXY_CACHE_TIMEOUT", 0.25, min_value=0.001, max_value=60),
+        retry_after=env.get_float("IMGPROXY_CACHE_RETRY_AFTER", 5.0, min_value=0, max_value=3600),
     )
 
 

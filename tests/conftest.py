@@ -10,6 +10,7 @@ import pytest
 
 from imgproxy_py.server.app import create_app
 from imgproxy_py.settings import Settings
+from tests.s3_server import S3Server, running_moto
 from tests.support import Origin, images_dir, run_origin
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -49,3 +50,10 @@ def client_factory() -> ClientFactory:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with app_client() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server, started once per session; make a bucket per test with ``new_bucket``."""
+    with running_moto() as server:
+        yield server

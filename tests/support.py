@@ -83,6 +83,7 @@ class Origin:
     root: Path
     requests: list[str] = field(default_factory=list)
     delay: float = 0.0
+    fail_with: int = 0  # answer every request with this status (simulates an outage)
 
     @property
     def base(self) -> str:
@@ -103,6 +104,9 @@ def _make_handler(origin: Origin) -> type[http.server.BaseHTTPRequestHandler]:
             origin.requests.append(self.path)
             if origin.delay:
                 time.sleep(origin.delay)
+            if origin.fail_with:
+                self._send(origin.fail_with, b"outage", "text/plain")
+                return
             path = self.path.split("?", 1)[0]
             if path.startswith("/status/"):
                 code = int(path.split("/")[2])

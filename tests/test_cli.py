@@ -33,7 +33,9 @@ def test_sign_prints_the_docs_signature() -> None:
         "sign", "/rs:fit:300:300/plain/http://img.example.com/pretty/image.jpg", IMGPROXY_KEY=KEY, IMGPROXY_SALT=SALT
     )
     assert result.returncode == 0, result.stderr
-    expected = "/m3k5QADfcKPDj-SDI2AIogZbC3FlAXszuwhtWXYqavc/rs:fit:300:300/plain/http://img.example.com/pretty/image.jpg"
+    expected = (
+        "/m3k5QADfcKPDj-SDI2AIogZbC3FlAXszuwhtWXYqavc/rs:fit:300:300/plain/http://img.example.com/pretty/image.jpg"
+    )
     assert result.stdout.strip() == expected
 
 

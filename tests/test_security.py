@@ -179,9 +179,7 @@ def test_signing_needs_both_key_and_salt() -> None:
     assert not SecuritySettings(salts=(b"s",)).signing_enabled
 
 
-@pytest.mark.parametrize(
-    "path", [PATH_B, PATH_B.lstrip("/"), PATH_A, "/w:1/plain/http://x.com/ünïcode.jpg"]
-)
+@pytest.mark.parametrize("path", [PATH_B, PATH_B.lstrip("/"), PATH_A, "/w:1/plain/http://x.com/ünïcode.jpg"])
 def test_sign_path_round_trip(path: str) -> None:
     signed = sign_path(SIGNED_B, path)
     normalised = path if path.startswith("/") else "/" + path

@@ -220,9 +220,7 @@ INVALID: list[tuple[dict[str, str], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("env", "name"), INVALID, ids=[",".join(f"{k}={v}" for k, v in e.items()) for e, _ in INVALID]
-)
+@pytest.mark.parametrize(("env", "name"), INVALID, ids=[",".join(f"{k}={v}" for k, v in e.items()) for e, _ in INVALID])
 def test_invalid_value_names_the_variable(env: dict[str, str], name: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env(env)
@@ -277,3 +275,77 @@ def test_good_presets_build_a_parser() -> None:
     settings = from_env(IMGPROXY_PRESETS="default=q:70, thumb=rs:fill:100:100/g:sm, self=pr:self/w:5")
     parser = Parser(settings.options)
     assert parser.preset_names == frozenset({"default", "thumb", "self"})
+
+
+# --- S3 ------------------------------------------------------------------------------------
+
+
+def test_s3_defaults() -> None:
+    s3 = Settings.from_env({}).s3
+    assert s3.enabled is False
+    assert s3.endpoint == "https://s3.amazonaws.com"  # empty: AWS
+    assert s3.region == "us-east-1"
+    assert s3.path_style is True  # imgproxy's default
+    assert (s3.access_key, s3.secret_key, s3.session_token) == (None, None, None)  # anonymous
+    assert (s3.allowed_buckets, s3.denied_buckets) == ((), ())
+
+
+def test_s3_settings_are_read() -> None:
+    s3 = from_env(
+        IMGPROXY_USE_S3="true",
+        IMGPROXY_S3_ENDPOINT="http://127.0.0.1:9000/",
+        IMGPROXY_S3_REGION="eu-central-1",
+        IMGPROXY_S3_ENDPOINT_USE_PATH_STYLE="false",
+        AWS_ACCESS_KEY_ID="AKIAEXAMPLE",
+        AWS_SECRET_ACCESS_KEY="s3cr3t-value",
+        AWS_SESSION_TOKEN="t0ken-value",
+        IMGPROXY_S3_ALLOWED_BUCKETS="a-bucket, b-bucket",
+        IMGPROXY_S3_DENIED_BUCKETS="private",
+    ).s3
+    assert s3.enabled and s3.endpoint == "http://127.0.0.1:9000" and s3.region == "eu-central-1"
+    assert s3.path_style is False
+    assert (s3.access_key, s3.secret_key, s3.session_token) == ("AKIAEXAMPLE", "s3cr3t-value", "t0ken-value")
+    assert s3.allowed_buckets == ("a-bucket", "b-bucket") and s3.denied_buckets == ("private",)
+
+
+def test_s3_secrets_stay_out_of_reprs() -> None:
+    env = {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-value", "AWS_SESSION_TOKEN": "tok3n"}
+    text = repr(Settings.from_env(env))
+    assert "s3cr3t-value" not in text and "tok3n" not in text and "AKIAEXAMPLE" not in text
+
+
+def test_s3_endpoint_without_scheme_says_a_scheme_is_needed() -> None:
+    with pytest.raises(SettingsError, match=r"IMGPROXY_S3_ENDPOINT: needs a scheme, e\.g\. http://minio:9000"):
+        from_env(IMGPROXY_S3_ENDPOINT="minio:9000")
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["ftp://minio:9000", "http://", "http://minio:9000/bucket", "http://minio:9000?x=1", "http://minio:99999"],
+)
+def test_bad_s3_endpoints(endpoint: str) -> None:
+    with pytest.raises(SettingsError, match="IMGPROXY_S3_ENDPOINT"):
+        from_env(IMGPROXY_S3_ENDPOINT=endpoint)
+
+
+def test_s3_endpoint_with_credentials_is_refused_without_echoing_them() -> None:
+    with pytest.raises(SettingsError, match="IMGPROXY_S3_ENDPOINT") as info:
+        from_env(IMGPROXY_S3_ENDPOINT="http://user:hunter2@minio:9000")
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"}, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY"),
+        ({"AWS_SECRET_ACCESS_KEY": "s3cr3t-value"}, "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY"),
+        ({"AWS_SESSION_TOKEN": "tok3n"}, "AWS_SESSION_TOKEN"),
+        ({"IMGPROXY_S3_REGION": "Not A Region"}, "IMGPROXY_S3_REGION"),
+        ({"IMGPROXY_USE_S3": "yes"}, "IMGPROXY_USE_S3"),
+        ({"IMGPROXY_S3_ENDPOINT_USE_PATH_STYLE": "maybe"}, "IMGPROXY_S3_ENDPOINT_USE_PATH_STYLE"),
+    ],
+)
+def test_bad_s3_settings_name_the_variable(env: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError, match=names) as info:
+        Settings.from_env(env)
+    assert "s3cr3t-value" not in str(info.value) and "tok3n" not in str(info.value)

@@ -84,9 +84,7 @@ def _dimension(name: str, value: str) -> int:
     return parse_int(name, value, lo=0, hi=1_000_000)
 
 
-def parse_gravity(
-    name: str, args: list[str], *, allow_smart: bool = True, previous: Gravity | None = None
-) -> Gravity:
+def parse_gravity(name: str, args: list[str], *, allow_smart: bool = True, previous: Gravity | None = None) -> Gravity:
     """``type[:x[:y]]``; an omitted offset keeps the previous one (imgproxy), ``sm`` clears them."""
     if not args or not args[0]:
         raise _fail(name, "gravity type is missing")
@@ -161,9 +159,7 @@ def apply_extend(st: ParseState, args: list[str]) -> None:
 
 
 def apply_extend_aspect_ratio(st: ParseState, args: list[str]) -> None:
-    st.po = replace(
-        st.po, extend_aspect_ratio=_extend("extend_aspect_ratio", args, st.po.extend_aspect_ratio)
-    )
+    st.po = replace(st.po, extend_aspect_ratio=_extend("extend_aspect_ratio", args, st.po.extend_aspect_ratio))
 
 
 def apply_resizing_type(st: ParseState, args: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
 
@@ -12,10 +13,16 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from imgproxy_py import __version__
+from imgproxy_py.cache.memory import MemoryTier
+from imgproxy_py.cache.redis import RedisTier
+from imgproxy_py.cache.s3 import S3Tier
+from imgproxy_py.cache.tiered import GuardedTier, TieredCache
 from imgproxy_py.netpolicy import AddressPolicy
 from imgproxy_py.options.parser import Parser
 from imgproxy_py.processing import ProcessingConfig, vips
 from imgproxy_py.processing.intermediates import IntermediateCache
+from imgproxy_py.s3conn import S3Target
+from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.handlers import ImageService
 from imgproxy_py.server.health import health
 from imgproxy_py.settings import Settings
@@ -23,6 +30,7 @@ from imgproxy_py.sources.base import Source
 from imgproxy_py.sources.http import HTTPSource
 from imgproxy_py.sources.local import LocalSource
 from imgproxy_py.sources.registry import SourceRegistry
+from imgproxy_py.sources.s3 import S3Source
 from imgproxy_py.workers import WorkerPool
 
 
@@ -36,7 +44,53 @@ def build_sources(settings: Settings) -> SourceRegistry:
     mapping: dict[str, Source] = {"http": http, "https": http}
     if src.local_root:
         mapping["local"] = LocalSource(src.local_root)
+    if settings.s3.enabled:
+        mapping["s3"] = S3Source(
+            S3Target.from_settings(settings.s3),
+            timeout=src.download_timeout,
+            allowed_buckets=settings.s3.allowed_buckets,
+            denied_buckets=settings.s3.denied_buckets,
+        )
     return SourceRegistry(mapping)
+
+
+def cache_s3_target(settings: Settings) -> S3Target:
+    """The results bucket's connection: the S3 source's, with any IMGPROXY_CACHE_S3_* overrides."""
+    conf = settings.cache
+    target = S3Target.from_settings(settings.s3)
+    return dataclasses.replace(
+        target,
+        endpoint=conf.s3_endpoint or target.endpoint,
+        region=conf.s3_region or target.region,
+        path_style=target.path_style if conf.s3_path_style is None else conf.s3_path_style,
+        access_key=conf.s3_access_key or target.access_key,
+        secret_key=conf.s3_secret_key or target.secret_key,
+        session_token=None if conf.s3_access_key else target.session_token,
+    )
+
+
+def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLock | None]:
+    """The configured tiers (L1 memory, L2 Redis, L3 S3) and, with Redis, the cross-process lock."""
+    conf = settings.cache
+    memory = MemoryTier(conf.memory_size) if conf.memory_size else None
+    remote: list[GuardedTier] = []
+    redis_tier = None
+    if conf.redis_url:
+        redis_tier = GuardedTier(RedisTier(conf.redis_url, conf.timeout), conf.timeout, conf.retry_after)
+        remote.append(redis_tier)
+    if conf.s3_bucket:
+        remote.append(
+            GuardedTier(
+                S3Tier(cache_s3_target(settings), conf.s3_bucket, conf.s3_prefix, conf.timeout),
+                conf.timeout,
+                conf.retry_after,
+            )
+        )
+    if memory is None and not remote:
+        return None, None
+    cache = TieredCache(memory, remote, stale_window=conf.stale_if_error)
+    lock = CrossProcessLock(redis_tier, cache, lock_ttl=settings.server.timeout) if redis_tier else None
+    return cache, lock
 
 
 def settings_fingerprint(config: ProcessingConfig) -> str:
@@ -56,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     config = ProcessingConfig.from_settings(settings)
     workers = WorkerPool(settings.workers.workers, settings.workers.queue_size)
     sources = build_sources(settings)
+    cache, lock = build_cache(settings)
     service = ImageService(
         settings=settings,
         parser=parser,
@@ -66,6 +121,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         intermediates=IntermediateCache(settings.processing.intermediate_cache_size)
         if settings.processing.intermediate_cache_size
         else None,
+        cache=cache,
+        lock=lock,
     )
 
     @contextlib.asynccontextmanager
@@ -73,6 +130,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await service.flights.aclose()
+            await service.fetches.aclose()
+            if cache is not None:
+                await cache.aclose()
             await sources.aclose()
             workers.close()
 

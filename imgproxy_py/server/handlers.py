@@ -1,7 +1,7 @@
-"""The image endpoint: parse → verify → fetch → (304 | process) → respond.
+"""The image endpoint: parse → verify → cache → coalesced (fetch → process → store) → respond.
 
-Everything this handler needs is passed in explicitly when the app is built; no
-request state hides in long-lived objects.
+Everything the handler needs is passed in explicitly when the app is built; no request
+state hides in long-lived objects.
 """
 
 from __future__ import annotations
@@ -9,28 +9,72 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from imgproxy_py import keys, processing
-from imgproxy_py.errors import ImgproxyError, RequestTimeoutError
+from imgproxy_py.cache.base import CacheEntry
+from imgproxy_py.cache.singleflight import SingleFlight
+from imgproxy_py.cache.tiered import TieredCache
+from imgproxy_py.errors import (
+    ImgproxyError,
+    RequestTimeoutError,
+    SourceError,
+    SourceStatusError,
+    SourceTimeoutError,
+    SourceUnreachableError,
+)
+from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import Parser, split_signature
-from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS
+from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.security import verify_signature
+from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.negotiation import client_formats
 from imgproxy_py.server.responses import error_response, image_headers, validator_headers
 from imgproxy_py.settings import Settings
-from imgproxy_py.sources.base import FetchLimits
+from imgproxy_py.sources.base import FetchLimits, SourceImage
 from imgproxy_py.sources.registry import SourceRegistry
 from imgproxy_py.workers import WorkerPool
 
 log = logging.getLogger("imgproxy_py.request")
 
+STALE_MAX_AGE = 60  # a stale answer during an outage: cacheable briefly, so recovery shows soon
+
 
 @dataclass(frozen=True, slots=True)
+class NotModified:
+    """The requester's If-None-Match matched after the fetch: nothing was processed."""
+
+    etag: str
+    last_modified: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    entry: CacheEntry
+    via: str  # X-Cache value for the caller that led the work
+
+
+Outcome = NotModified | Produced
+
+
+@dataclass(frozen=True, slots=True)
+class Request_:
+    """What one image request resolved to before any I/O."""
+
+    po: ProcessingOptions
+    source_url: str
+    client: ClientFormats
+    key: str
+    vary: str | None
+    if_none_match: str | None
+
+
+@dataclass(slots=True)
 class ImageService:
     settings: Settings
     parser: Parser
@@ -39,6 +83,11 @@ class ImageService:
     processing: processing.ProcessingConfig
     settings_fingerprint: str
     intermediates: IntermediateCache | None = None
+    cache: TieredCache | None = None
+    lock: CrossProcessLock | None = None
+    flights: SingleFlight[Outcome] = field(default_factory=SingleFlight)
+    fetches: SingleFlight[SourceImage] = field(default_factory=SingleFlight)
+    transforms: int = 0  # images processed by this process (observability, tests)
 
     async def handle(self, request: Request) -> Response:
         started = time.monotonic()
@@ -55,53 +104,135 @@ class ImageService:
         log.log(level, "%s %s: %s (%s)", request.method, exc.status_code, exc.detail, exc.category)
         return error_response(exc)
 
-    async def _handle(self, request: Request, deadline: float) -> Response:
+    def _resolve(self, request: Request) -> Request_:
         settings = self.settings
-        raw_path = _raw_path(request)
-        signature, path = split_signature(raw_path, settings.server.path_prefix)
+        signature, path = split_signature(_raw_path(request), settings.server.path_prefix)
         verify_signature(settings.security, signature, path)
         parsed = self.parser.parse(path)
         po = parsed.options
-
         opts = settings.options
         if po.format is None or opts.enforce_webp or opts.enforce_avif:
             client = client_formats(request.headers.get("accept", ""), opts)
         else:
             client = NO_CLIENT_FORMATS
-        source = self.sources.for_url(parsed.source_url)
-        limits = FetchLimits(max_bytes=settings.security.max_src_file_size, timeout=settings.sources.download_timeout)
-        vary = "Accept" if opts.negotiates_format else None
+        return Request_(
+            po=po,
+            source_url=parsed.source_url,
+            client=client,
+            key=keys.cache_key(po, client.key(), parsed.source_url, self.settings_fingerprint),
+            vary="Accept" if opts.negotiates_format else None,
+            if_none_match=request.headers.get("if-none-match"),
+        )
 
+    async def _handle(self, request: Request, deadline: float) -> Response:
+        req = self._resolve(request)
+        stale: CacheEntry | None = None
+        if self.cache is not None:
+            hit = await self.cache.get(req.key)
+            if hit is not None:
+                entry, tier = hit
+                if entry.is_fresh():
+                    return self._respond(req, entry, f"HIT-{tier}")
+                stale = entry
+        try:
+            for _ in range(2):
+                outcome, shared = await self.flights.do(req.key, lambda: self._produce(req, deadline))
+                if isinstance(outcome, NotModified):
+                    if req.if_none_match and keys.etag_matches(req.if_none_match, outcome.etag):
+                        base = self._validators(req.po, outcome.etag, outcome.last_modified)
+                        return Response(status_code=304, headers={**base, "X-Cache": "MISS"})
+                    continue  # the leader's own 304 is no answer for a waiter without that ETag
+                return self._respond(req, outcome.entry, "HIT-COALESCED" if shared else outcome.via)
+            raise RuntimeError("could not produce the image")  # pragma: no cover - needs two 304 races
+        except SourceError as exc:
+            if stale is not None and _is_outage(exc):
+                log.warning("source down (%s); serving a stale result", exc.detail)
+                return self._respond(req, stale, "STALE")
+            raise
+
+    async def _produce(self, req: Request_, deadline: float) -> Outcome:
+        """The leader's work for one key: one fetch and one transform for every waiter."""
+        # The flight runs in its own task, outside the requests' timeouts: bound it here.
+        loop_deadline = asyncio.get_running_loop().time() + (deadline - time.monotonic())
+        async with asyncio.timeout_at(loop_deadline):
+            token: str | None = None
+            if self.lock is not None:
+                token, entry = await self.lock.acquire_or_wait(req.key, deadline)
+                if entry is not None:
+                    return Produced(entry, "HIT-COALESCED")
+            try:
+                outcome = await self._fetch_and_process(req, deadline)
+                if isinstance(outcome, Produced) and self.cache is not None:
+                    shared_tier = self.lock.tier_name if token is not None and self.lock is not None else None
+                    await self.cache.set(req.key, outcome.entry, wait_for=shared_tier)
+                return outcome
+            finally:
+                if token is not None and self.lock is not None:
+                    await self.lock.release(req.key, token)
+
+    async def _fetch_and_process(self, req: Request_, deadline: float) -> Outcome:
+        settings = self.settings
+        source = self.sources.for_url(req.source_url)
+        limits = FetchLimits(max_bytes=settings.security.max_src_file_size, timeout=settings.sources.download_timeout)
         async with self.workers.slot() as slot:
-            image = await source.fetch(parsed.source_url, limits)
+            image, _ = await self.fetches.do(req.source_url, lambda: source.fetch(req.source_url, limits))
             version = keys.source_version(image.etag, image.last_modified, image.data)
-            etag = None
-            if settings.server.use_etag:
-                digest = keys.result_digest(po, client.key(), parsed.source_url, version, self.settings_fingerprint)
-                etag = keys.etag_for(digest)
-            base = validator_headers(
-                po=po,
-                ttl=settings.server.ttl,
-                etag=etag,
-                last_modified=image.last_modified if settings.server.use_last_modified else None,
-                vary=vary,
-            )
-            if_none_match = request.headers.get("if-none-match")
-            if etag and if_none_match and keys.etag_matches(if_none_match, etag):
-                return Response(status_code=304, headers=base)
+            digest = keys.result_digest(req.po, req.client.key(), req.source_url, version, self.settings_fingerprint)
+            etag = keys.etag_for(digest) if settings.server.use_etag else None
+            last_modified = image.last_modified if settings.server.use_last_modified else None
+            if (
+                self.cache is None
+                and etag is not None
+                and req.if_none_match
+                and keys.etag_matches(req.if_none_match, etag)
+            ):
+                return NotModified(etag, last_modified)  # without a cache, skip the transform entirely
             result = await self.workers.run(
                 slot,
                 processing.process,
                 image.data,
-                po,
+                req.po,
                 self.processing,
-                client,
+                req.client,
                 deadline,
-                f"{parsed.source_url}\x00{version}",
+                f"{req.source_url}\x00{version}",
                 self.intermediates,
             )
-        headers = image_headers(result.format, po, parsed.source_url, base)
-        return Response(result.data, status_code=200, headers=headers)
+            self.transforms += 1
+        now = time.time()
+        fresh_for = float(settings.cache.ttl)
+        if req.po.expires:
+            fresh_for = min(fresh_for, req.po.expires - now)
+        entry = CacheEntry(
+            data=result.data,
+            format=result.format.value,
+            etag=etag,
+            last_modified=last_modified,
+            stored_at=now,
+            fresh_until=now + fresh_for,
+        )
+        return Produced(entry, "MISS")
+
+    def _validators(self, po: ProcessingOptions, etag: str | None, last_modified: str | None) -> dict[str, str]:
+        vary = "Accept" if self.settings.options.negotiates_format else None
+        return validator_headers(po=po, ttl=self.settings.server.ttl, etag=etag, last_modified=last_modified, vary=vary)
+
+    def _respond(self, req: Request_, entry: CacheEntry, via: str) -> Response:
+        base = self._validators(req.po, entry.etag, entry.last_modified)
+        if via == "STALE":
+            base["Cache-Control"] = f"max-age={STALE_MAX_AGE}, public"
+        base["X-Cache"] = via
+        if entry.etag and req.if_none_match and keys.etag_matches(req.if_none_match, entry.etag):
+            return Response(status_code=304, headers=base)
+        headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, base)
+        return Response(entry.data, status_code=200, headers=headers)
+
+
+def _is_outage(exc: SourceError) -> bool:
+    """Errors that mean the source is down (RFC 5861 stale-if-error), not that the image is gone."""
+    if isinstance(exc, SourceStatusError):
+        return exc.source_status >= 500
+    return isinstance(exc, (SourceTimeoutError, SourceUnreachableError))
 
 
 def _raw_path(request: Request) -> str:

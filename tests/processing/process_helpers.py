@@ -126,5 +126,3 @@ def alpha_at(img: Any, x: int, y: int) -> float:
 
 def has_field(img: Any, name: str) -> bool:
     return bool(img.get_typeof(name) != 0)
-
-

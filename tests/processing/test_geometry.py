@@ -87,9 +87,7 @@ def test_shrink_int(a: int, k: float, expected: int) -> None:
     assert shrink_int(a, k) == expected
 
 
-@pytest.mark.parametrize(
-    ("a", "b", "expected"), [(0, 0, 0), (0, 5, 5), (5, 0, 5), (3, 5, 3), (5, 3, 3), (4, 4, 4)]
-)
+@pytest.mark.parametrize(("a", "b", "expected"), [(0, 0, 0), (0, 5, 5), (5, 0, 5), (3, 5, 3), (5, 3, 3), (4, 4, 4)])
 def test_min_non_zero(a: int, b: int, expected: int) -> None:
     assert min_non_zero(a, b) == expected
 
@@ -493,9 +491,7 @@ X, Y = 3.0, 7.0
         (G.EAST, 90, True, False, Gravity(G.SOUTH, Y, X)),  # ea → we (flip) → so (90): (Y, X)
     ],
 )
-def test_rotate_gravity_offsets(
-    gtype: GravityType, angle: int, flip_x: bool, flip_y: bool, expected: Gravity
-) -> None:
+def test_rotate_gravity_offsets(gtype: GravityType, angle: int, flip_x: bool, flip_y: bool, expected: Gravity) -> None:
     assert rotate_gravity(Gravity(gtype, X, Y), angle, flip_x, flip_y) == expected
 
 
@@ -514,9 +510,7 @@ FX, FY = 0.25, 0.75
         (270, False, False, (1 - FY, FX)),
     ],
 )
-def test_rotate_gravity_focus_point(
-    angle: int, flip_x: bool, flip_y: bool, expected: tuple[float, float]
-) -> None:
+def test_rotate_gravity_focus_point(angle: int, flip_x: bool, flip_y: bool, expected: tuple[float, float]) -> None:
     g = rotate_gravity(Gravity(G.FOCUS_POINT, FX, FY), angle, flip_x, flip_y)
     assert g.type is G.FOCUS_POINT
     assert (g.x, g.y) == pytest.approx(expected)

@@ -112,7 +112,12 @@ async def test_ttl_and_expires(client_factory: ClientFactory) -> None:
 
 async def test_etag_changes_whenever_bytes_would(client_factory: ClientFactory, tmp_path: Path) -> None:
     shutil.copy(fixture_path(PHOTO), tmp_path / "a.jpg")
-    env = {"IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(tmp_path), "IMGPROXY_AUTO_WEBP": "true"}
+    # No result cache: with one, a source changed in place is seen only after the TTL (tests/cache).
+    env = {
+        "IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(tmp_path),
+        "IMGPROXY_AUTO_WEBP": "true",
+        "IMGPROXY_CACHE_MEMORY_SIZE": "0",
+    }
     async with client_factory(**env) as client:
 
         async def etag(path: str, accept: str = "") -> str:

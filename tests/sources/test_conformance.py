@@ -1,9 +1,10 @@
-"""One conformance suite that every source kind must pass (local and http here; s3 joins later)."""
+"""One conformance suite that every source kind must pass: local, http and s3 (moto's server)."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +12,12 @@ import pytest
 
 from imgproxy_py.errors import SourceError, SourceTimeoutError, SourceTooBigError
 from imgproxy_py.netpolicy import AddressPolicy
+from imgproxy_py.s3conn import S3Target
 from imgproxy_py.sources.base import FetchLimits, Source
 from imgproxy_py.sources.http import HTTPSource
 from imgproxy_py.sources.local import LocalSource
+from imgproxy_py.sources.s3 import S3Source
+from tests.s3_server import S3Server, blackhole
 from tests.support import Origin, fixture_path, run_origin
 
 
@@ -25,6 +29,12 @@ class Backend:
     root: Path
     url: Callable[[str], str]
     slow_down: Callable[[float], None]
+    upload: Callable[[str, bytes], None] = lambda name, data: None
+
+    def write(self, name: str, data: bytes) -> None:
+        """Change an object: the file under root and, for a remote store, its stored copy."""
+        (self.root / name).write_bytes(data)
+        self.upload(name, data)
 
 
 @pytest.fixture
@@ -39,10 +49,14 @@ def http_origin(store: Path) -> Iterator[Origin]:
     yield from run_origin(store)
 
 
-@pytest.fixture(params=["local", "http"])
+@pytest.fixture(params=["local", "http", "s3"])
 async def backend(request: pytest.FixtureRequest, store: Path) -> AsyncIterator[Backend]:
     if request.param == "local":
         yield Backend(LocalSource(str(store)), store, lambda name: f"local:///{name}", lambda _: None)
+        return
+    if request.param == "s3":
+        async with s3_backend(request.getfixturevalue("s3_server"), store) as backend:
+            yield backend
         return
     origin: Origin = request.getfixturevalue("http_origin")
     source = HTTPSource(AddressPolicy(allow_loopback=True), user_agent="test", max_redirects=3)
@@ -54,6 +68,28 @@ async def backend(request: pytest.FixtureRequest, store: Path) -> AsyncIterator[
         yield Backend(source, store, origin.url, slow)
     finally:
         await source.aclose()
+
+
+@asynccontextmanager
+async def s3_backend(server: S3Server, store: Path) -> AsyncIterator[Backend]:
+    """A fresh bucket holding the store; slowing down points the source at an endpoint that never answers."""
+    bucket = server.new_bucket(sorted(store.iterdir()))
+    async with AsyncExitStack() as stack:
+        source = S3Source(server.target(), timeout=5)
+        stack.push_async_callback(source.aclose)
+        backend = Backend(source, store, lambda name: f"s3://{bucket}/{name}", lambda _: None)
+
+        def slow(seconds: float) -> None:
+            silent = S3Source(S3Target(stack.enter_context(blackhole())), timeout=seconds + 1)
+            stack.push_async_callback(silent.aclose)
+            backend.source = silent
+
+        def upload(name: str, data: bytes) -> None:
+            server.put(bucket, name, data)
+
+        backend.slow_down = slow
+        backend.upload = upload
+        yield backend
 
 
 LIMITS = FetchLimits(max_bytes=0, timeout=5)
@@ -72,8 +108,7 @@ async def test_validators_are_stable_and_follow_changes(backend: Backend) -> Non
     assert first.last_modified
     other = await backend.source.fetch(backend.url("with-alpha.png"), LIMITS)
     assert other.etag != first.etag
-    path = backend.root / "320x240.jpg"
-    path.write_bytes(path.read_bytes() + b"\x00")
+    backend.write("320x240.jpg", (backend.root / "320x240.jpg").read_bytes() + b"\x00")
     changed = await backend.source.fetch(backend.url("320x240.jpg"), LIMITS)
     assert changed.etag != first.etag
 

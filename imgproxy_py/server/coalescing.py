@@ -1,0 +1,60 @@
+"""Coalescing across processes and replicas through a short Redis lock.
+
+The first process to miss a key takes the lock and transforms; the others poll the
+shared tier until the result appears (HIT-COALESCED), or the lock disappears without a
+result (the holder failed) and they take over. If Redis is down, everyone just works
+on their own: coalescing is an optimisation, never a dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from imgproxy_py.cache.base import CacheEntry
+from imgproxy_py.cache.redis import RedisTier
+from imgproxy_py.cache.tiered import GuardedTier, TieredCache
+
+_DOWN = object()
+
+
+class CrossProcessLock:
+    def __init__(self, redis: GuardedTier, cache: TieredCache, lock_ttl: float, poll: float = 0.02) -> None:
+        assert isinstance(redis.tier, RedisTier)
+        self._guard = redis
+        self._redis: RedisTier = redis.tier
+        self._cache = cache
+        self._ttl = lock_ttl
+        self._poll = poll
+
+    async def acquire_or_wait(self, key: str, deadline: float) -> tuple[str | None, CacheEntry | None]:
+        """Either (token, None): we hold the lock and must do the work; or (None, entry): another
+        process produced it; or (None, None): no lock available (Redis down), do the work."""
+        poll = self._poll
+        while True:
+            token = await self._guard.call(lambda: self._redis.try_lock(key, self._ttl), _DOWN)
+            if token is _DOWN:
+                return None, None
+            if isinstance(token, str):
+                return token, None
+            while time.monotonic() < deadline:
+                await asyncio.sleep(poll)
+                poll = min(poll * 1.5, 0.2)
+                hit = await self._cache.get(key)
+                if hit is not None:
+                    return None, hit[0]
+                locked = await self._guard.call(lambda: self._redis.is_locked(key), _DOWN)
+                if locked is _DOWN:
+                    return None, None
+                if not locked:
+                    break  # the holder gave up without a result: try to take over
+            else:
+                raise TimeoutError("waited for another process's transform past the deadline")
+
+    @property
+    def tier_name(self) -> str:
+        """The shared tier waiters poll: the holder writes it before releasing the lock."""
+        return self._guard.name
+
+    async def release(self, key: str, token: str) -> None:
+        await self._guard.call(lambda: self._redis.unlock(key, token), None)
