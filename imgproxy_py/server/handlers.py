@@ -28,13 +28,20 @@ from imgproxy_py.errors import (
 )
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.options.parser import Parser, split_signature
+from imgproxy_py.options.parser import ParsedURL, Parser, split_signature
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.security import verify_signature
 from imgproxy_py.server.coalescing import CrossProcessLock
+from imgproxy_py.server.memo import LRU
 from imgproxy_py.server.negotiation import client_formats
-from imgproxy_py.server.responses import error_response, image_headers, validator_headers
+from imgproxy_py.server.responses import (
+    PrebuiltResponse,
+    encode_headers,
+    error_response,
+    image_headers,
+    validator_headers,
+)
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import FetchLimits, SourceImage
 from imgproxy_py.sources.registry import SourceRegistry
@@ -88,12 +95,19 @@ class ImageService:
     flights: SingleFlight[Outcome] = field(default_factory=SingleFlight)
     fetches: SingleFlight[SourceImage] = field(default_factory=SingleFlight)
     transforms: int = 0  # images processed by this process (observability, tests)
+    _parsed: LRU[str, ParsedURL] = field(default_factory=lambda: LRU(8192))
+    _keys: LRU[tuple[str, str], str] = field(default_factory=lambda: LRU(8192))
+    _headers: LRU[tuple[str, str | None, float], list[tuple[bytes, bytes]]] = field(default_factory=lambda: LRU(8192))
 
     async def handle(self, request: Request) -> Response:
         started = time.monotonic()
         try:
+            req = self._resolve(request)
+            memory_hit = self.cache.get_memory(req.key) if self.cache is not None else None
+            if memory_hit is not None and memory_hit.is_fresh():
+                return self._respond(req, memory_hit, "HIT-L1")  # the hot path: no I/O, no timers
             async with asyncio.timeout(self.settings.server.timeout):
-                return await self._handle(request, started + self.settings.server.timeout)
+                return await self._handle(req, started + self.settings.server.timeout)
         except TimeoutError:
             return self._error(request, RequestTimeoutError("request timed out"))
         except ImgproxyError as exc:
@@ -105,27 +119,37 @@ class ImageService:
         return error_response(exc)
 
     def _resolve(self, request: Request) -> Request_:
+        """Verify and parse the path; both are pure, so a repeated path (a cache hit) is memoised."""
         settings = self.settings
-        signature, path = split_signature(_raw_path(request), settings.server.path_prefix)
-        verify_signature(settings.security, signature, path)
-        parsed = self.parser.parse(path)
+        raw = _raw_path(request)
+        parsed = self._parsed.get(raw)
+        if parsed is None:
+            signature, path = split_signature(raw, settings.server.path_prefix)
+            verify_signature(settings.security, signature, path)
+            parsed = self.parser.parse(path)
+            if not parsed.options.expires:  # an expiring URL must be re-checked every time
+                self._parsed.put(raw, parsed)
         po = parsed.options
         opts = settings.options
         if po.format is None or opts.enforce_webp or opts.enforce_avif:
             client = client_formats(request.headers.get("accept", ""), opts)
         else:
             client = NO_CLIENT_FORMATS
+        client_key = client.key()
+        key = self._keys.get((raw, client_key))
+        if key is None:
+            key = keys.cache_key(po, client_key, parsed.source_url, self.settings_fingerprint)
+            self._keys.put((raw, client_key), key)
         return Request_(
             po=po,
             source_url=parsed.source_url,
             client=client,
-            key=keys.cache_key(po, client.key(), parsed.source_url, self.settings_fingerprint),
+            key=key,
             vary="Accept" if opts.negotiates_format else None,
             if_none_match=request.headers.get("if-none-match"),
         )
 
-    async def _handle(self, request: Request, deadline: float) -> Response:
-        req = self._resolve(request)
+    async def _handle(self, req: Request_, deadline: float) -> Response:
         stale: CacheEntry | None = None
         if self.cache is not None:
             hit = await self.cache.get(req.key)
@@ -218,14 +242,25 @@ class ImageService:
         return validator_headers(po=po, ttl=self.settings.server.ttl, etag=etag, last_modified=last_modified, vary=vary)
 
     def _respond(self, req: Request_, entry: CacheEntry, via: str) -> Response:
-        base = self._validators(req.po, entry.etag, entry.last_modified)
-        if via == "STALE":
-            base["Cache-Control"] = f"max-age={STALE_MAX_AGE}, public"
-        base["X-Cache"] = via
         if entry.etag and req.if_none_match and keys.etag_matches(req.if_none_match, entry.etag):
-            return Response(status_code=304, headers=base)
-        headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, base)
-        return Response(entry.data, status_code=200, headers=headers)
+            base = self._validators(req.po, entry.etag, entry.last_modified)
+            if via == "STALE":
+                base["Cache-Control"] = f"max-age={STALE_MAX_AGE}, public"
+            return Response(status_code=304, headers={**base, "X-Cache": via})
+        if via == "STALE" or req.po.expires:  # time-dependent Cache-Control: nothing to reuse
+            base = self._validators(req.po, entry.etag, entry.last_modified)
+            if via == "STALE":
+                base["Cache-Control"] = f"max-age={STALE_MAX_AGE}, public"
+            headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, {**base, "X-Cache": via})
+            return Response(entry.data, status_code=200, headers=headers)
+        memo_key = (req.key, entry.etag, entry.stored_at)
+        raw = self._headers.get(memo_key)
+        if raw is None:
+            base = self._validators(req.po, entry.etag, entry.last_modified)
+            headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, base)
+            raw = encode_headers({**headers, "Content-Length": str(len(entry.data))})
+            self._headers.put(memo_key, raw)
+        return PrebuiltResponse(entry.data, raw + [(b"x-cache", via.encode("latin-1"))])
 
 
 def _is_outage(exc: SourceError) -> bool:

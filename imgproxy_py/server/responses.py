@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.responses import PlainTextResponse, Response
 
@@ -32,10 +32,13 @@ def content_disposition(po: ProcessingOptions, source_url: str, fmt: ImageFormat
     else:
         basename = urlsplit(source_url).path.rsplit("/", 1)[-1]
         stem = basename.rsplit(".", 1)[0] if "." in basename else basename
-    stem = stem or "image"
-    stem = "".join(ch if ch.isprintable() else "_" for ch in stem).replace('"', "%22")
+    name = f"{stem or 'image'}.{fmt.ext}"
     kind = "attachment" if po.return_attachment else "inline"
-    return f'{kind}; filename="{stem}.{fmt.ext}"'
+    if name.isascii() and name.isprintable():
+        return f'{kind}; filename="{name.replace(chr(34), "%22")}"'
+    # RFC 6266: an ASCII fallback plus the exact name in RFC 8187 encoding.
+    fallback = "".join(ch if ch.isascii() and ch.isprintable() else "_" for ch in name).replace('"', "%22")
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def validator_headers(
@@ -64,3 +67,17 @@ def image_headers(fmt: ImageFormat, po: ProcessingOptions, source_url: str, base
 def error_response(error: ImgproxyError) -> Response:
     """Short plain text; no Cache-Control, so neither a CDN nor a browser keeps an error."""
     return PlainTextResponse(error.public_message, status_code=error.status_code, headers=SECURITY_HEADERS)
+
+
+def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+class PrebuiltResponse(Response):
+    """A 200 whose raw header list was built (and memoised) by the caller: the cache-hit path."""
+
+    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = raw_headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
@@ -314,3 +315,25 @@ async def test_request_timeout_is_503(client_factory: ClientFactory, origin: Ori
     async with client_factory(IMGPROXY_TIMEOUT="0.3", IMGPROXY_DOWNLOAD_TIMEOUT="5") as client:
         response = await client.get(f"/_/w:50/plain/{origin.url(PHOTO)}")
         assert response.status_code == 503
+
+
+async def test_non_ascii_filenames_are_encoded_per_rfc_6266(client: httpx.AsyncClient) -> None:
+    import base64
+
+    fixture_path(PHOTO)
+    name = base64.urlsafe_b64encode('фото "1"'.encode()).decode().rstrip("=")
+    for _ in range(2):  # the second answer comes from the cache with memoised headers
+        response = await client.get(f"/_/fn:{name}:1/w:20/plain/local:///{PHOTO}")
+        assert response.status_code == 200
+        disposition = response.headers["content-disposition"]
+        assert disposition.startswith('inline; filename="____ %221%22.jpg"; ')
+        assert disposition.endswith("filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE%20%221%22.jpg")
+
+
+async def test_expiring_urls_are_rechecked_on_every_request(client: httpx.AsyncClient) -> None:
+    fixture_path(PHOTO)
+    url = f"/_/w:30/exp:{int(time.time()) + 2}/plain/local:///{PHOTO}"
+    assert (await client.get(url)).status_code == 200
+    assert (await client.get(url)).headers["x-cache"] == "HIT-L1"
+    await asyncio.sleep(2.1)
+    assert (await client.get(url)).status_code == 404
