@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,11 @@ from typing import Any, TypeVar
 from imgproxy_py.errors import TooManyRequestsError
 
 T = TypeVar("T")
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class Slot:
@@ -73,8 +79,13 @@ class WorkerPool:
     async def run(self, slot: Slot, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the pool; a cancelled caller leaves the work to finish in the slot."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        # The thread runs in a copy of the caller's context, so it sees the cancel token.
+        context = contextvars.copy_context()
+        future = loop.run_in_executor(self._executor, functools.partial(context.run, fn, *args))
         slot.pending = future
+        # If the caller is cancelled, nobody awaits the outcome: consume it here, or the
+        # future logs "exception was never retrieved" from a finaliser at a random moment.
+        future.add_done_callback(_consume)
         return await asyncio.shield(future)
 
     def close(self) -> None:

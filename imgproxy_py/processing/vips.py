@@ -11,9 +11,11 @@ import logging
 import os
 from typing import Any
 
+from imgproxy_py.cancel import current_token
+
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
 
-import pyvips
+import pyvips  # after the environment is prepared: libvips reads it at import
 
 Image = pyvips.Image
 Error = pyvips.Error
@@ -75,9 +77,26 @@ def open_source(data: bytes, **options: Any) -> Any:
 
 
 def save(img: Any, suffix: str, **options: Any) -> bytes:
-    """Encode to ``suffix`` (e.g. ``.jpg``) in memory."""
+    """Encode to ``suffix`` (e.g. ``.jpg``) in memory, abandoning the work if cancelled.
+
+    Saving evaluates the whole lazy pipeline, so it is where the time goes; with a cancel
+    token in the context, libvips' progress callback kills the evaluation as soon as the
+    deadline passes or the clients have gone (raising that error instead of a decode error).
+    """
+    token = current_token.get()
+    if token is not None:
+        if token.should_stop():
+            raise token.error()
+        img = img.copy()  # never hang callbacks on an image other requests may share (intermediates)
+        img.set_progress(True)
+        img.signal_connect("eval", lambda image, _progress: image.set_kill(True) if token.should_stop() else None)
     target = pyvips.Target.new_to_memory()
-    img.write_to_target(target, suffix, **options)
+    try:
+        img.write_to_target(target, suffix, **options)
+    except pyvips.Error:
+        if token is not None and token.should_stop():
+            raise token.error() from None
+        raise
     blob = target.get("blob")
     return bytes(blob)
 

@@ -7,9 +7,12 @@ state hides in long-lived objects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +21,9 @@ from imgproxy_py import keys, processing
 from imgproxy_py.cache.base import CacheEntry
 from imgproxy_py.cache.singleflight import SingleFlight
 from imgproxy_py.cache.tiered import TieredCache
+from imgproxy_py.cancel import CancelToken, current_token
 from imgproxy_py.errors import (
+    ClientClosedError,
     ImgproxyError,
     RequestTimeoutError,
     SourceError,
@@ -43,7 +48,7 @@ from imgproxy_py.server.responses import (
     validator_headers,
 )
 from imgproxy_py.settings import Settings
-from imgproxy_py.sources.base import FetchLimits, SourceImage
+from imgproxy_py.sources.base import FetchLimits, Source, SourceImage
 from imgproxy_py.sources.registry import SourceRegistry
 from imgproxy_py.workers import WorkerPool
 
@@ -107,7 +112,7 @@ class ImageService:
             if memory_hit is not None and memory_hit.is_fresh():
                 return self._respond(req, memory_hit, "HIT-L1")  # the hot path: no I/O, no timers
             async with asyncio.timeout(self.settings.server.timeout):
-                return await self._handle(req, started + self.settings.server.timeout)
+                return await _unless_disconnected(request, self._handle(req, started + self.settings.server.timeout))
         except TimeoutError:
             return self._error(request, RequestTimeoutError("request timed out"))
         except ImgproxyError as exc:
@@ -198,6 +203,18 @@ class ImageService:
         settings = self.settings
         source = self.sources.for_url(req.source_url)
         limits = FetchLimits(max_bytes=settings.security.max_src_file_size, timeout=settings.sources.download_timeout)
+        token = CancelToken(deadline=deadline)
+        current_token.set(token)  # this task's context; the worker thread inherits it
+        try:
+            return await self._fetch_and_process_in_slot(req, source, limits, deadline)
+        except asyncio.CancelledError:
+            token.cancelled = True  # every waiter has gone: stop libvips mid-evaluation
+            raise
+
+    async def _fetch_and_process_in_slot(
+        self, req: Request_, source: Source, limits: FetchLimits, deadline: float
+    ) -> Outcome:
+        settings = self.settings
         async with self.workers.slot() as slot:
             image, _ = await self.fetches.do(req.source_url, lambda: source.fetch(req.source_url, limits))
             version = keys.source_version(image.etag, image.last_modified, image.data)
@@ -261,6 +278,33 @@ class ImageService:
             raw = encode_headers({**headers, "Content-Length": str(len(entry.data))})
             self._headers.put(memo_key, raw)
         return PrebuiltResponse(entry.data, raw + [(b"x-cache", via.encode("latin-1"))])
+
+
+async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Response]) -> Response:
+    """Run ``work`` but cancel it if the client disconnects: nobody is left to receive it.
+
+    Only the miss path pays for this watcher; cache hits answer before it is needed.
+    """
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    raise ClientClosedError("client disconnected")
 
 
 def _is_outage(exc: SourceError) -> bool:

@@ -1,0 +1,107 @@
+"""Work stops when nobody waits for it: client disconnects and deadlines reach into libvips."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+
+from imgproxy_py.server.app import create_app
+from imgproxy_py.server.handlers import ImageService
+from tests.conftest import make_settings
+from tests.support import fixture_path
+
+PHOTO = "2569067123_aca715a2ee_o.jpg"
+HEAVY = f"/_/rs:fit:9000:9000/el:1/q:95/plain/local:///{PHOTO}"  # several seconds of encoding
+
+
+@asynccontextmanager
+async def running_app(**env: str) -> AsyncIterator[tuple[Starlette, ImageService]]:
+    fixture_path(PHOTO)
+    app = create_app(make_settings(**env))
+    async with app.router.lifespan_context(app):
+        yield app, app.state.service
+
+
+async def call(app: Starlette, path: str, disconnect_after: float | None = None) -> list[dict[str, Any]]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    sent: list[dict[str, Any]] = []
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if disconnect_after is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(disconnect_after or 0)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def wait_idle(service: ImageService, within: float) -> float:
+    started = time.monotonic()
+    while service.workers.busy and time.monotonic() - started < within:
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def test_uncancelled_heavy_transform_takes_seconds() -> None:
+    """The baseline the other tests rely on: this transform is really slow."""
+    async with running_app() as (app, _):
+        started = time.monotonic()
+        sent = await call(app, HEAVY)
+        assert sent[0]["status"] == 200
+        assert time.monotonic() - started > 1.0
+
+
+async def test_a_client_disconnect_stops_the_transform() -> None:
+    async with running_app() as (app, service):
+        started = time.monotonic()
+        sent = await call(app, HEAVY, disconnect_after=0.3)
+        assert time.monotonic() - started < 0.8
+        assert sent == [] or sent[0]["status"] == 499
+        assert await wait_idle(service, within=3) < 0.6  # libvips was killed, not left to finish
+        assert service.transforms == 0
+
+
+async def test_the_deadline_kills_libvips_and_answers_503() -> None:
+    async with running_app(IMGPROXY_TIMEOUT="0.5") as (app, service):
+        started = time.monotonic()
+        sent = await call(app, HEAVY)
+        assert sent[0]["status"] == 503
+        assert time.monotonic() - started < 1.0
+        assert await wait_idle(service, within=3) < 0.5
+
+
+async def test_one_of_two_waiters_leaving_does_not_cancel_the_other() -> None:
+    async with running_app() as (app, service):
+        leaver = asyncio.ensure_future(call(app, HEAVY, disconnect_after=0.3))
+        stayer = asyncio.ensure_future(call(app, HEAVY))
+        await leaver
+        sent = await stayer
+        assert sent[0]["status"] == 200
+        assert service.transforms == 1
