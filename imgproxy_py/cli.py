@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,8 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips' chatter is not our log
+    metrics_bind = settings.observability.prometheus_bind
+    if metrics_bind:
+        # Multiprocess mode: every server process writes its values to files here and the
+        # listener below aggregates them. Must be set before prometheus_client is imported.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="imgproxy-py-metrics-")
+    from imgproxy_py.observability import configure_logging, start_metrics_server
+
+    configure_logging(settings.observability.log_format, settings.observability.log_level)
     server = settings.server
     try:
         # Build once in the parent so bad presets or paths fail here, with a clear message.
@@ -59,6 +65,8 @@ def _serve(settings: Settings) -> int:
     except SettingsError as exc:
         print(f"imgproxy-py: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    if metrics_bind:
+        start_metrics_server(*metrics_bind)
     _print_example(settings)
     common: dict[str, Any] = {
         "host": server.host,
@@ -67,8 +75,9 @@ def _serve(settings: Settings) -> int:
         "http": "httptools",
         "access_log": False,
         "server_header": False,
-        "timeout_graceful_shutdown": 20,
-        "log_level": "info",
+        "timeout_graceful_shutdown": server.graceful_stop_timeout,
+        "log_level": settings.observability.log_level,
+        "log_config": None,  # keep our logging set-up (JSON or pretty), not uvicorn's
     }
     # uvicorn re-raises SIGTERM/SIGINT to the previous handler after its graceful
     # shutdown; a no-op handler here turns that into a clean exit status 0.

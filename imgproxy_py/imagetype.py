@@ -89,9 +89,19 @@ _ALIASES: dict[str, ImageFormat] = {f.value: f for f in ImageFormat} | {
     "heif": ImageFormat.HEIC,
 }
 
-# Formats this server can write in this release (libvips' bundled savers).
+# Formats this server can write with the libvips bundled by pyvips[binary]: ICO is written by
+# processing/ico.py (PNG inside). That libvips has no BMP or JXL saver and its libheif has no
+# HEVC encoder, so BMP, JXL and HEIC output are refused (422); SVG is only ever passed through.
 SAVABLE: frozenset[ImageFormat] = frozenset(
-    {ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.GIF}
+    {
+        ImageFormat.JPEG,
+        ImageFormat.PNG,
+        ImageFormat.WEBP,
+        ImageFormat.AVIF,
+        ImageFormat.GIF,
+        ImageFormat.ICO,
+        ImageFormat.TIFF,
+    }
 )
 
 

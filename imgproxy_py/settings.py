@@ -6,6 +6,7 @@ naming the variable, so the server refuses to start instead of failing per reque
 
 from __future__ import annotations
 
+import base64
 import binascii
 import os
 import re
@@ -158,6 +159,8 @@ class ServerSettings:
     timeout: float = 10.0
     path_prefix: str = ""
     health_check_path: str = ""
+    graceful_stop_timeout: float = 20.0
+    secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,8 @@ class SecuritySettings:
     max_src_resolution: int = 50_000_000
     max_src_file_size: int = 0
     max_animation_frames: int = 100
+    max_animation_frame_resolution: int = 0  # pixels; 0: frames of an animation count together
+    max_result_dimension: int = 0  # pixels; 0: no limit
     allow_security_options: bool = False
 
     @property
@@ -192,10 +197,35 @@ class OptionSettings:
     enforce_webp: bool = False
     enforce_avif: bool = False
     preferred_formats: tuple[ImageFormat, ...] = (ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF)
+    keep_copyright: bool = True
+    strip_color_profile: bool = True
+    enforce_thumbnail: bool = False
+    skip_processing_formats: frozenset[ImageFormat] = frozenset()
+    preset_file: tuple[str, ...] = ()  # the lines of IMGPROXY_PRESETS_PATH
+    only_presets: bool = False
+    allowed_processing_options: frozenset[str] = frozenset()  # empty: every option
+    allow_security_options: bool = False
+    base_url: str = ""
+    url_replacements: tuple[tuple[str, str], ...] = ()  # (wildcard pattern, Go-style replacement)
+    arguments_separator: str = ":"
 
     @property
     def negotiates_format(self) -> bool:
         return self.auto_webp or self.auto_avif or self.enforce_webp or self.enforce_avif
+
+
+@dataclass(frozen=True, slots=True)
+class WatermarkSettings:
+    """Where the watermark image comes from; it is decoded once at start-up (processing.watermark)."""
+
+    data: bytes | None = field(default=None, repr=False)  # from IMGPROXY_WATERMARK_DATA or _PATH
+    origin: str = ""  # the variable that supplied it, for start-up error messages
+    url: str | None = None  # IMGPROXY_WATERMARK_URL, fetched at start-up when no data/path is set
+    opacity: float = 1.0
+
+    @property
+    def configured(self) -> bool:
+        return self.data is not None or self.url is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +262,8 @@ class ProcessingSettings:
     webp_effort: int = 4
     avif_speed: int = 8
     intermediate_cache_size: int = 64 * 1024 * 1024  # bytes per process; 0 switches reuse off
+    sanitize_svg: bool = True  # SVG passed through as SVG loses script and external references
+    always_rasterize_svg: bool = False  # SVG without a requested format is rasterised, not passed through
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +289,14 @@ class CacheSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ObservabilitySettings:
+    prometheus_bind: tuple[str, int] | None = None
+    prometheus_namespace: str = ""
+    log_format: str = "pretty"  # pretty | json
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerSettings:
     workers: int = 4
     queue_size: int = 0
@@ -272,6 +312,8 @@ class Settings:
     processing: ProcessingSettings = field(default_factory=ProcessingSettings)
     workers: WorkerSettings = field(default_factory=WorkerSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -285,6 +327,8 @@ class Settings:
             processing=_processing(env),
             workers=_workers(env),
             cache=_cache(env),
+            observability=_observability(env),
+            watermark=_watermark(env),
         )
 
 
@@ -306,6 +350,8 @@ def _server(env: _Env) -> ServerSettings:
         timeout=env.get_float("IMGPROXY_TIMEOUT", 10.0, min_value=0.001),
         path_prefix=prefix,
         health_check_path=health,
+        graceful_stop_timeout=env.get_float("IMGPROXY_GRACEFUL_STOP_TIMEOUT", 20.0, min_value=0),
+        secret=env.get_str("IMGPROXY_SECRET", ""),
     )
 
 
@@ -324,6 +370,10 @@ def _security(env: _Env) -> SecuritySettings:
         max_src_resolution=round(env.get_float("IMGPROXY_MAX_SRC_RESOLUTION", 50.0, min_value=0.000001) * 1_000_000),
         max_src_file_size=env.get_int("IMGPROXY_MAX_SRC_FILE_SIZE", 0, min_value=0),
         max_animation_frames=env.get_int("IMGPROXY_MAX_ANIMATION_FRAMES", 100, min_value=1),
+        max_animation_frame_resolution=round(
+            env.get_float("IMGPROXY_MAX_ANIMATION_FRAME_RESOLUTION", 0, min_value=0) * 1_000_000
+        ),
+        max_result_dimension=env.get_int("IMGPROXY_MAX_RESULT_DIMENSION", 0, min_value=0),
         allow_security_options=env.get_bool("IMGPROXY_ALLOW_SECURITY_OPTIONS", False),
     )
 
@@ -341,7 +391,90 @@ def _options(env: _Env) -> OptionSettings:
         enforce_webp=env.get_bool("IMGPROXY_ENFORCE_WEBP", False),
         enforce_avif=env.get_bool("IMGPROXY_ENFORCE_AVIF", False),
         preferred_formats=env.formats("IMGPROXY_PREFERRED_FORMATS", defaults.preferred_formats),
+        keep_copyright=env.get_bool("IMGPROXY_KEEP_COPYRIGHT", True),
+        strip_color_profile=env.get_bool("IMGPROXY_STRIP_COLOR_PROFILE", True),
+        enforce_thumbnail=env.get_bool("IMGPROXY_ENFORCE_THUMBNAIL", False),
+        skip_processing_formats=_format_names(env, "IMGPROXY_SKIP_PROCESSING_FORMATS"),
+        preset_file=_preset_file(env),
+        only_presets=env.get_bool("IMGPROXY_ONLY_PRESETS", False),
+        allowed_processing_options=frozenset(env.get_list("IMGPROXY_ALLOWED_PROCESSING_OPTIONS")),
+        allow_security_options=env.get_bool("IMGPROXY_ALLOW_SECURITY_OPTIONS", False),
+        base_url=env.get_str("IMGPROXY_BASE_URL", ""),
+        url_replacements=_url_replacements(env),
+        arguments_separator=_arguments_separator(env),
     )
+
+
+def _format_names(env: _Env, name: str) -> frozenset[ImageFormat]:
+    """Any known format name (unlike the preferred formats, these need not be savable)."""
+    result = set()
+    for item in env.get_list(name):
+        fmt = ImageFormat.from_name(item)
+        if fmt is None:
+            raise SettingsError(f"{name}: unknown image format {item!r}")
+        result.add(fmt)
+    return frozenset(result)
+
+
+def _preset_file(env: _Env) -> tuple[str, ...]:
+    """IMGPROXY_PRESETS_PATH: one ``name=options`` per line; read here so a missing file stops start-up."""
+    path = env.raw("IMGPROXY_PRESETS_PATH")
+    if path is None:
+        return ()
+    try:
+        with open(path, encoding="utf-8") as file:
+            return tuple(file.read().splitlines())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"IMGPROXY_PRESETS_PATH: cannot read {path!r}: {exc}") from None
+
+
+def _url_replacements(env: _Env) -> tuple[tuple[str, str], ...]:
+    """``pattern=replacement;…`` (imgproxy's format); each entry is split at its first ``=``."""
+    value = env.raw("IMGPROXY_URL_REPLACEMENTS")
+    if value is None:
+        return ()
+    pairs = []
+    for item in value.split(";"):
+        if not item.strip():
+            continue
+        pattern, sep, replacement = item.partition("=")
+        if not sep:
+            raise SettingsError(f"IMGPROXY_URL_REPLACEMENTS: expected pattern=replacement, got {item!r}")
+        pairs.append((pattern, replacement))
+    return tuple(pairs)
+
+
+def _arguments_separator(env: _Env) -> str:
+    value = env.get_str("IMGPROXY_ARGUMENTS_SEPARATOR", ":")
+    if "/" in value:
+        raise SettingsError("IMGPROXY_ARGUMENTS_SEPARATOR: must not contain '/', which separates options")
+    return value
+
+
+def _watermark(env: _Env) -> WatermarkSettings:
+    """DATA (base64) wins over PATH, which wins over URL, as in imgproxy; the image is decoded later."""
+    opacity = env.get_float("IMGPROXY_WATERMARK_OPACITY", 1.0, min_value=0, max_value=1)
+    encoded = env.raw("IMGPROXY_WATERMARK_DATA")
+    if encoded is not None:
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise SettingsError("IMGPROXY_WATERMARK_DATA: not valid base64") from None
+        return WatermarkSettings(data=data, origin="IMGPROXY_WATERMARK_DATA", opacity=opacity)
+    path = env.raw("IMGPROXY_WATERMARK_PATH")
+    if path is not None:
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except OSError as exc:
+            raise SettingsError(f"IMGPROXY_WATERMARK_PATH: cannot read {path!r}: {exc}") from None
+        return WatermarkSettings(data=data, origin="IMGPROXY_WATERMARK_PATH", opacity=opacity)
+    url = env.raw("IMGPROXY_WATERMARK_URL")
+    if url is not None:
+        if not url.startswith(("http://", "https://")):
+            raise SettingsError("IMGPROXY_WATERMARK_URL: must be an http:// or https:// URL")
+        return WatermarkSettings(url=url, origin="IMGPROXY_WATERMARK_URL", opacity=opacity)
+    return WatermarkSettings(opacity=opacity)
 
 
 def _sources(env: _Env) -> SourceSettings:
@@ -421,6 +554,8 @@ def _processing(env: _Env) -> ProcessingSettings:
         intermediate_cache_size=round(
             env.get_float("IMGPROXY_INTERMEDIATE_CACHE_SIZE", 64, min_value=0, max_value=1 << 20) * 1024 * 1024
         ),
+        sanitize_svg=env.get_bool("IMGPROXY_SANITIZE_SVG", True),
+        always_rasterize_svg=env.get_bool("IMGPROXY_ALWAYS_RASTERIZE_SVG", False),
     )
 
 
@@ -452,6 +587,25 @@ def _cache(env: _Env) -> CacheSettings:
         stale_if_error=env.get_int("IMGPROXY_CACHE_STALE_IF_ERROR", 0, min_value=0),
         timeout=env.get_float("IMGPROXY_CACHE_TIMEOUT", 0.25, min_value=0.001, max_value=60),
         retry_after=env.get_float("IMGPROXY_CACHE_RETRY_AFTER", 5.0, min_value=0, max_value=3600),
+    )
+
+
+def _observability(env: _Env) -> ObservabilitySettings:
+    bind = env.raw("IMGPROXY_PROMETHEUS_BIND")
+    namespace = env.get_str("IMGPROXY_PROMETHEUS_NAMESPACE", "")
+    if namespace and not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", namespace):
+        raise SettingsError("IMGPROXY_PROMETHEUS_NAMESPACE: letters, digits and _ only")
+    log_format = env.get_str("IMGPROXY_LOG_FORMAT", "pretty").lower()
+    if log_format not in ("pretty", "structured", "json"):
+        raise SettingsError("IMGPROXY_LOG_FORMAT: expected pretty, structured or json")
+    log_level = env.get_str("IMGPROXY_LOG_LEVEL", "info").lower()
+    if log_level not in ("debug", "info", "warn", "warning", "error"):
+        raise SettingsError("IMGPROXY_LOG_LEVEL: expected debug, info, warn or error")
+    return ObservabilitySettings(
+        prometheus_bind=parse_bind("IMGPROXY_PROMETHEUS_BIND", bind) if bind else None,
+        prometheus_namespace=namespace,
+        log_format="json" if log_format == "json" else "pretty",
+        log_level="warning" if log_level == "warn" else log_level,
     )
 
 

@@ -19,7 +19,7 @@ _HEADER = struct.Struct(">4sI")  # magic, JSON length
 @dataclass(frozen=True, slots=True)
 class CacheEntry:
     data: bytes
-    format: str  # ImageFormat value of the result
+    format: str  # ImageFormat value of an image result; "json" for an /info document (own key namespace)
     etag: str | None
     last_modified: str | None
     stored_at: float  # unix time

@@ -15,9 +15,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from imgproxy_py.errors import ExpiredURLError, InvalidOptionError
+from imgproxy_py.errors import ExpiredURLError, InvalidOptionError, SecurityOptionError
 from imgproxy_py.imagetype import ImageFormat
-from imgproxy_py.options.model import Crop, Extend, Gravity, GravityType, ProcessingOptions, ResizingType
+from imgproxy_py.options.model import (
+    Color,
+    Crop,
+    Extend,
+    Gravity,
+    GravityType,
+    Padding,
+    ProcessingOptions,
+    ResizingType,
+    Trim,
+    Watermark,
+)
 from imgproxy_py.settings import parse_bool
 
 
@@ -30,6 +41,7 @@ class ParseState:
     applied_presets: list[str] = field(default_factory=list)  # every preset applied, in order
     preset_chain: list[str] = field(default_factory=list)  # presets being applied right now
     now: float = field(default_factory=time.time)
+    allow_security: bool = False  # IMGPROXY_ALLOW_SECURITY_OPTIONS
 
 
 Applier = Callable[[ParseState, list[str]], None]
@@ -92,6 +104,8 @@ def parse_gravity(name: str, args: list[str], *, allow_smart: bool = True, previ
         gtype = GravityType(args[0])
     except ValueError:
         raise _fail(name, f"unknown gravity {args[0]!r}") from None
+    if gtype is GravityType.REPLICATE:
+        raise _fail(name, "'re' is a watermark position only")
     if gtype is GravityType.SMART:
         if not allow_smart:
             raise _fail(name, "smart gravity is not allowed here")
@@ -309,6 +323,169 @@ def apply_preset(st: ParseState, args: list[str]) -> None:
             st.preset_chain.pop()
 
 
+# --- trim, padding, rotation, colour and filters -----------------------------------------
+
+_HEX_COLOR = re.compile(r"[0-9a-fA-F]{3}|[0-9a-fA-F]{6}")
+_UINT8 = re.compile(r"[0-9]+")
+
+
+def parse_hex_color(name: str, value: str) -> Color:
+    """``rgb`` or ``rrggbb`` without ``#``; a 3-digit channel ``f`` means ``ff`` (imgproxy RGBFromHex)."""
+    if not _HEX_COLOR.fullmatch(value):
+        raise _fail(name, f"invalid hex colour {value!r}")
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    return Color(int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16))
+
+
+def _channel(name: str, value: str) -> int:
+    if not _UINT8.fullmatch(value) or int(value) > 255:
+        raise _fail(name, f"colour channel {value!r} is not 0..255")
+    return int(value)
+
+
+def apply_trim(st: ParseState, args: list[str]) -> None:
+    """``t:threshold:colour:equal_hor:equal_ver``; an empty threshold switches trim off (v4)."""
+    _max_args("trim", args, 4)
+    current = st.po.trim
+    threshold = parse_float("trim", args[0], lo=-math.inf) if args[0] else None
+    color = parse_hex_color("trim", args[1]) if len(args) > 1 and args[1] else None
+    equal_hor = parse_flag("trim", args[2]) if len(args) > 2 and args[2] else current.equal_hor
+    equal_ver = parse_flag("trim", args[3]) if len(args) > 3 and args[3] else current.equal_ver
+    st.po = replace(st.po, trim=Trim(threshold, color, equal_hor, equal_ver))
+
+
+def apply_padding(st: ParseState, args: list[str]) -> None:
+    """CSS order; a missing right/bottom copies top, a missing left copies right; empty top keeps it."""
+    _max_args("padding", args, 4)
+    top = _dimension("padding", args[0]) if args[0] else st.po.padding.top
+    right = _dimension("padding", args[1]) if len(args) > 1 and args[1] else top
+    bottom = _dimension("padding", args[2]) if len(args) > 2 and args[2] else top
+    left = _dimension("padding", args[3]) if len(args) > 3 and args[3] else right
+    st.po = replace(st.po, padding=Padding(top, right, bottom, left))
+
+
+def apply_rotate(st: ParseState, args: list[str]) -> None:
+    _exact_args("rotate", args, 1)
+    angle = parse_int("rotate", args[0], lo=-(2**62))
+    if angle % 90:
+        raise _fail("rotate", "the angle must be a multiple of 90")
+    st.po = replace(st.po, rotate=angle % 360)  # -90 and 270 are the same rotation: one canonical form
+
+
+def apply_flip(st: ParseState, args: list[str]) -> None:
+    _max_args("flip", args, 2)
+    horizontal = parse_flag("flip", args[0]) if args[0] else st.po.flip_horizontal
+    vertical = parse_flag("flip", args[1]) if len(args) > 1 and args[1] else st.po.flip_vertical
+    st.po = replace(st.po, flip_horizontal=horizontal, flip_vertical=vertical)
+
+
+def apply_background(st: ParseState, args: list[str]) -> None:
+    """``bg:R:G:B`` or ``bg:hex``; ``bg:`` (one empty argument) switches flattening off again."""
+    if len(args) == 1:
+        color = parse_hex_color("background", args[0]) if args[0] else None
+    elif len(args) == 3:
+        color = Color(*(_channel("background", a) for a in args))
+    else:
+        raise _fail("background", "takes R:G:B or one hex colour")
+    st.po = replace(st.po, background=color)
+
+
+def apply_blur(st: ParseState, args: list[str]) -> None:
+    _exact_args("blur", args, 1)
+    st.po = replace(st.po, blur=parse_float("blur", args[0], lo_open=True))
+
+
+def apply_sharpen(st: ParseState, args: list[str]) -> None:
+    _exact_args("sharpen", args, 1)
+    st.po = replace(st.po, sharpen=parse_float("sharpen", args[0], lo_open=True))
+
+
+def apply_pixelate(st: ParseState, args: list[str]) -> None:
+    _exact_args("pixelate", args, 1)
+    size = parse_int("pixelate", args[0])
+    st.po = replace(st.po, pixelate=size if size > 1 else 0)
+
+
+_WATERMARK_POSITIONS = {g.value: g for g in GravityType if g not in (GravityType.SMART, GravityType.FOCUS_POINT)}
+
+
+def apply_watermark(st: ParseState, args: list[str]) -> None:
+    """``wm:opacity:position:x:y:scale``; empty parts keep their value, two more (Pro) are ignored."""
+    _max_args("watermark", args, 7)
+    current = st.po.watermark
+    opacity = parse_float("watermark", args[0])
+    if opacity > 1:
+        raise _fail("watermark", "opacity must be within 0..1")
+    position = current.position
+    if len(args) > 1 and args[1]:
+        if args[1] not in _WATERMARK_POSITIONS:
+            raise _fail("watermark", f"unknown position {args[1]!r}")
+        position = _WATERMARK_POSITIONS[args[1]]
+    x = _offset("watermark", args[2]) if len(args) > 2 and args[2] else current.x
+    y = _offset("watermark", args[3]) if len(args) > 3 and args[3] else current.y
+    scale = parse_float("watermark", args[4], lo_open=True) if len(args) > 4 and args[4] else current.scale
+    st.po = replace(st.po, watermark=Watermark(opacity, position, x, y, scale))
+
+
+# --- output and handling ------------------------------------------------------------------
+
+
+def apply_max_bytes(st: ParseState, args: list[str]) -> None:
+    _exact_args("max_bytes", args, 1)
+    st.po = replace(st.po, max_bytes=parse_int("max_bytes", args[0]))
+
+
+def apply_skip_processing(st: ParseState, args: list[str]) -> None:
+    """Formats to return untouched; they add to IMGPROXY_SKIP_PROCESSING_FORMATS (and earlier ``skp``)."""
+    formats = set(st.po.skip_processing)
+    for fmt_name in args:
+        fmt = ImageFormat.from_name(fmt_name) if fmt_name else None
+        if fmt is None:
+            raise _fail("skip_processing", f"unknown format {fmt_name!r}")
+        formats.add(fmt)
+    st.po = replace(st.po, skip_processing=frozenset(formats))
+
+
+# --- security options (only with IMGPROXY_ALLOW_SECURITY_OPTIONS) --------------------------
+
+
+def _security_gate(st: ParseState, name: str, args: list[str]) -> str:
+    if not st.allow_security:
+        raise SecurityOptionError(f"{name}: security options are not allowed (IMGPROXY_ALLOW_SECURITY_OPTIONS)")
+    _exact_args(name, args, 1)
+    return args[0]
+
+
+def _megapixels(name: str, value: str) -> int:
+    return int(parse_float(name, value) * 1_000_000)
+
+
+def apply_max_src_resolution(st: ParseState, args: list[str]) -> None:
+    value = _security_gate(st, "max_src_resolution", args)
+    st.po = replace(st.po, max_src_resolution=_megapixels("max_src_resolution", value))
+
+
+def apply_max_src_file_size(st: ParseState, args: list[str]) -> None:
+    value = _security_gate(st, "max_src_file_size", args)
+    st.po = replace(st.po, max_src_file_size=parse_int("max_src_file_size", value, lo=-(2**62)))
+
+
+def apply_max_animation_frames(st: ParseState, args: list[str]) -> None:
+    value = _security_gate(st, "max_animation_frames", args)
+    st.po = replace(st.po, max_animation_frames=parse_int("max_animation_frames", value, lo=1))
+
+
+def apply_max_animation_frame_resolution(st: ParseState, args: list[str]) -> None:
+    value = _security_gate(st, "max_animation_frame_resolution", args)
+    st.po = replace(st.po, max_animation_frame_resolution=_megapixels("max_animation_frame_resolution", value))
+
+
+def apply_max_result_dimension(st: ParseState, args: list[str]) -> None:
+    value = _security_gate(st, "max_result_dimension", args)
+    st.po = replace(st.po, max_result_dimension=parse_int("max_result_dimension", value, lo=-(2**62)))
+
+
 def apply_option(st: ParseState, name: str, args: list[str]) -> None:
     applier = APPLIERS.get(name)
     if applier is None:
@@ -350,3 +527,20 @@ _register(apply_cachebuster, "cachebuster", "cb")
 _register(apply_expires, "expires", "exp")
 _register(apply_filename, "filename", "fn")
 _register(apply_preset, "preset", "pr")
+_register(apply_trim, "trim", "t")
+_register(apply_padding, "padding", "pd")
+_register(apply_rotate, "rotate", "rot")
+_register(apply_flip, "flip", "fl")
+_register(apply_background, "background", "bg")
+_register(apply_blur, "blur", "bl")
+_register(apply_sharpen, "sharpen", "sh")
+_register(apply_pixelate, "pixelate", "pix")
+_register(apply_watermark, "watermark", "wm")
+_register(_bool_applier("enforce_thumbnail", "enforce_thumbnail"), "enforce_thumbnail", "eth")
+_register(apply_max_bytes, "max_bytes", "mb")
+_register(apply_skip_processing, "skip_processing", "skp")
+_register(apply_max_src_resolution, "max_src_resolution", "msr")
+_register(apply_max_src_file_size, "max_src_file_size", "msfs")
+_register(apply_max_animation_frames, "max_animation_frames", "maf")
+_register(apply_max_animation_frame_resolution, "max_animation_frame_resolution", "mafr")
+_register(apply_max_result_dimension, "max_result_dimension", "mrd")

@@ -33,6 +33,7 @@ class GravityType(enum.Enum):
     SOUTH_WEST = "sowe"
     SMART = "sm"
     FOCUS_POINT = "fp"
+    REPLICATE = "re"  # watermark position only: tile the watermark over the image
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,80 @@ class Extend:
 
 
 @dataclass(frozen=True, slots=True)
+class Color:
+    r: int
+    g: int
+    b: int
+
+    @property
+    def rgb(self) -> list[int]:
+        return [self.r, self.g, self.b]
+
+    @property
+    def is_grey(self) -> bool:
+        return self.r == self.g == self.b
+
+    def canonical(self) -> str:
+        return f"{self.r:02x}{self.g:02x}{self.b:02x}"
+
+
+WHITE = Color(255, 255, 255)
+
+
+@dataclass(frozen=True, slots=True)
+class Trim:
+    """``t:``: on iff a threshold is set (imgproxy); without a colour the top-left pixel is the background."""
+
+    threshold: float | None = None
+    color: Color | None = None
+    equal_hor: bool = False
+    equal_ver: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.threshold is not None
+
+    def canonical(self) -> str:
+        color = self.color.canonical() if self.color else "-"
+        return f"{_num(self.threshold or 0.0)}:{color}:{int(self.equal_hor)}:{int(self.equal_ver)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Padding:
+    """``pd:`` in CSS order, in CSS pixels (scaled by the dpr at processing time)."""
+
+    top: int = 0
+    right: int = 0
+    bottom: int = 0
+    left: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.top or self.right or self.bottom or self.left)
+
+    def canonical(self) -> str:
+        return f"{self.top}:{self.right}:{self.bottom}:{self.left}"
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """``wm:``: on iff opacity > 0; offsets ≥1 are pixels, <1 fractions; scale is relative to the result."""
+
+    opacity: float = 0.0
+    position: GravityType = GravityType.CENTER
+    x: float = 0.0
+    y: float = 0.0
+    scale: float = 0.0  # 0: the watermark's own size
+
+    @property
+    def enabled(self) -> bool:
+        return self.opacity > 0
+
+    def canonical(self) -> str:
+        return f"{_num(self.opacity)}:{self.position.value}:{_num(self.x)}:{_num(self.y)}:{_num(self.scale)}"
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessingOptions:
     resizing_type: ResizingType = ResizingType.FIT
     width: int = 0
@@ -95,15 +170,34 @@ class ProcessingOptions:
     expires: int = 0  # unix time; 0: never
     filename: str = ""
     return_attachment: bool = False
+    trim: Trim = field(default_factory=Trim)
+    padding: Padding = field(default_factory=Padding)
+    rotate: int = 0  # clockwise, a multiple of 90 in 0..270
+    flip_horizontal: bool = False
+    flip_vertical: bool = False
+    background: Color | None = None  # set: flatten onto it, even for formats with alpha
+    blur: float = 0.0  # gaussian sigma; 0: off
+    sharpen: float = 0.0  # sigma; 0: off
+    pixelate: int = 0  # block size; 0: off (1 is stored as 0: the same no-op)
+    watermark: Watermark = field(default_factory=Watermark)
+    enforce_thumbnail: bool = False
+    max_bytes: int = 0  # 0: no limit
+    skip_processing: frozenset[ImageFormat] = frozenset()
+    # Security options (sm/msfs/…): None means "the configured limit" (see processing.limits).
+    max_src_resolution: int | None = None  # pixels
+    max_src_file_size: int | None = None  # bytes; ≤0: no limit
+    max_animation_frames: int | None = None
+    max_animation_frame_resolution: int | None = None  # pixels; 0: frames are summed instead
+    max_result_dimension: int | None = None  # pixels; ≤0: no limit
 
     def canonical(self) -> str:
         """A stable text of every non-default field, e.g. ``rt=fill;w=300;h=200;g=sm:0:0``."""
         parts = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value == _DEFAULTS[f.name]:
+        for name, short, default in _CANONICAL_ORDER:
+            value = getattr(self, name)
+            if value == default or (name in _SWITCHED and _effective(value) == default):
                 continue
-            parts.append(f"{_SHORT[f.name]}={_text(value)}")
+            parts.append(f"{short}={_text(value)}")
         return ";".join(parts)
 
 
@@ -111,9 +205,20 @@ def _num(value: float) -> str:
     return repr(float(value)).removesuffix(".0") if float(value).is_integer() else repr(float(value))
 
 
+def _effective(value: object) -> object:
+    """What an option does: a switched-off trim or watermark equals the default whatever its other parts."""
+    if isinstance(value, Trim) and not value.enabled:
+        return Trim()
+    if isinstance(value, Watermark) and not value.enabled:
+        return Watermark()
+    return value
+
+
 def _text(value: object) -> str:
-    if isinstance(value, (Gravity, Crop, Extend)):
+    if isinstance(value, (Gravity, Crop, Extend, Color, Trim, Padding, Watermark)):
         return value.canonical()
+    if isinstance(value, frozenset):
+        return ",".join(sorted(fmt.value for fmt in value))
     if isinstance(value, enum.Enum):
         return str(value.value)
     if isinstance(value, bool):
@@ -151,5 +256,25 @@ _SHORT = {
     "expires": "exp",
     "filename": "fn",
     "return_attachment": "att",
+    "trim": "t",
+    "padding": "pd",
+    "rotate": "rot",
+    "flip_horizontal": "flh",
+    "flip_vertical": "flv",
+    "background": "bg",
+    "blur": "bl",
+    "sharpen": "sh",
+    "pixelate": "pix",
+    "watermark": "wm",
+    "enforce_thumbnail": "eth",
+    "max_bytes": "mb",
+    "skip_processing": "skp",
+    "max_src_resolution": "msr",
+    "max_src_file_size": "msfs",
+    "max_animation_frames": "maf",
+    "max_animation_frame_resolution": "mafr",
+    "max_result_dimension": "mrd",
 }
 assert set(_SHORT) == set(_DEFAULTS), "every option field needs a canonical short name"
+_CANONICAL_ORDER = tuple((f.name, _SHORT[f.name], _DEFAULTS[f.name]) for f in fields(ProcessingOptions))
+_SWITCHED = frozenset({"trim", "watermark"})  # options whose parts do nothing while switched off

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from urllib.parse import unquote
 
@@ -72,3 +73,73 @@ def _decode_base64(joined: str) -> tuple[str, str]:
     if not url:
         raise InvalidURLError("source URL is missing")
     return url, ext
+
+
+# --- IMGPROXY_URL_REPLACEMENTS and IMGPROXY_BASE_URL ---------------------------------------
+
+_Part = str | int  # literal text, or the number of a wildcard group
+
+
+def wildcard_regex(pattern: str) -> re.Pattern[str]:
+    """imgproxy's wildcard: anchored at the start (a prefix match), each ``*`` matching ``[^/]*``."""
+    return re.compile("^" + re.escape(pattern).replace(r"\*", "([^/]*)"))
+
+
+_TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _parse_go_template(template: str) -> list[_Part]:
+    """Go's Regexp.Expand syntax: ``$1``/``${1}`` a group, ``$$`` a dollar, a malformed ``$`` stays literal.
+
+    A name that is not all digits (``$1x`` is the name ``1x``) refers to no group and expands to
+    nothing, as in Go; the wildcard patterns have no named groups.
+    """
+    parts: list[_Part] = []
+    rest = template
+    while True:
+        before, dollar, rest = rest.partition("$")
+        parts.append(before)
+        if not dollar:
+            break
+        if rest.startswith("$"):
+            parts.append("$")
+            rest = rest[1:]
+            continue
+        braced = rest.startswith("{")
+        match = _TEMPLATE_NAME.match(rest, 1 if braced else 0)
+        if match is None or (braced and not rest.startswith("}", match.end())):
+            parts.append("$")  # malformed: the dollar is plain text
+            continue
+        name = match.group()
+        rest = rest[match.end() + (1 if braced else 0) :]
+        parts.append(int(name) if name.isdigit() else "")
+    return [p for p in parts if p != ""]
+
+
+class URLRewriter:
+    """Applies the replacements, then the base URL; built once, as part of the Parser."""
+
+    def __init__(self, replacements: tuple[tuple[str, str], ...], base_url: str) -> None:
+        self._rules = [(wildcard_regex(pattern), _parse_go_template(repl)) for pattern, repl in replacements]
+        self._base_url = base_url
+
+    @property
+    def active(self) -> bool:
+        return bool(self._rules or self._base_url)
+
+    def rewrite(self, url: str) -> str:
+        for regex, parts in self._rules:
+            url = regex.sub(functools.partial(_expand, parts=parts), url, count=1)
+        if self._base_url and not url.startswith(self._base_url):
+            url = self._base_url + url
+        return url
+
+
+def _expand(match: re.Match[str], parts: list[_Part]) -> str:
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif 0 <= part <= (match.re.groups or 0):
+            out.append(match.group(part) or "")
+    return "".join(out)

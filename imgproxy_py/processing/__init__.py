@@ -14,12 +14,14 @@ from typing import Any
 from imgproxy_py.errors import BrokenImageError, InvalidImageError, UnsupportedFormatError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat, sniff
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.processing import pipeline, vips
+from imgproxy_py.processing import ico, pipeline, svg, vips
 from imgproxy_py.processing.context import PipelineContext, _frame_height
-from imgproxy_py.processing.encode import EncoderSettings, encode, resolve_quality
+from imgproxy_py.processing.encode import EncoderSettings, encode_to_fit, resolve_quality
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats, choose_format
 from imgproxy_py.processing.intermediates import IntermediateCache
+from imgproxy_py.processing.limits import Limits
 from imgproxy_py.processing.steps.scale_on_load import load_options
+from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
 from imgproxy_py.settings import OptionSettings, Settings
 
 LOADABLE = frozenset(
@@ -32,8 +34,10 @@ LOADABLE = frozenset(
         ImageFormat.GIF,
         ImageFormat.TIFF,
         ImageFormat.SVG,
+        ImageFormat.ICO,  # PNG entries only (processing/ico.py)
     }
 )
+_THUMBNAIL_FORMATS = frozenset({ImageFormat.HEIC, ImageFormat.AVIF})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,24 @@ class ProcessingConfig:
     options: OptionSettings = field(default_factory=OptionSettings)
     max_src_resolution: int = 50_000_000
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    sanitize_svg: bool = True
+    always_rasterize_svg: bool = False
+    # The configured limits; a URL's security options override them per request (processing.limits).
+    max_src_file_size: int = 0
+    max_animation_frames: int = 100
+    max_animation_frame_resolution: int = 0
+    max_result_dimension: int = 0
+    watermark: WatermarkImage | None = None  # decoded once, at start-up
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_src_resolution=self.max_src_resolution,
+            max_src_file_size=self.max_src_file_size,
+            max_animation_frames=self.max_animation_frames,
+            max_animation_frame_resolution=self.max_animation_frame_resolution,
+            max_result_dimension=self.max_result_dimension,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProcessingConfig:
@@ -53,7 +75,18 @@ class ProcessingConfig:
             webp_effort=proc.webp_effort,
             avif_speed=proc.avif_speed,
         )
-        return cls(options=settings.options, max_src_resolution=settings.security.max_src_resolution, encoder=encoder)
+        return cls(
+            options=settings.options,
+            max_src_resolution=settings.security.max_src_resolution,
+            encoder=encoder,
+            sanitize_svg=proc.sanitize_svg,
+            always_rasterize_svg=proc.always_rasterize_svg,
+            max_src_file_size=settings.security.max_src_file_size,
+            max_animation_frames=settings.security.max_animation_frames,
+            max_animation_frame_resolution=settings.security.max_animation_frame_resolution,
+            max_result_dimension=settings.security.max_result_dimension,
+            watermark=load_watermark(settings.watermark, settings.sources.download_timeout),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +98,7 @@ class ProcessResult:
     source_format: ImageFormat
     source_width: int
     source_height: int
+    passthrough: bool = False  # skip_processing: ``data`` is the source, byte for byte
 
 
 def process(
@@ -80,8 +114,15 @@ def process(
     if source_format is None or source_format not in LOADABLE:
         raise InvalidImageError("source image type is not supported")
     try:
+        if source_format is ImageFormat.SVG and svg.passes_through(po.format, config.always_rasterize_svg):
+            return _svg_passthrough(data, config.sanitize_svg)
+        limits = config.limits.for_request(po)
+        if skips_processing(source_format, po):
+            if source_format is ImageFormat.SVG:  # skp:svg with IMGPROXY_ALWAYS_RASTERIZE_SVG: still sanitised
+                return _svg_passthrough(data, config.sanitize_svg)
+            return _passthrough(data, source_format, limits)
         hot = intermediates.admit(source_key) if intermediates and source_key else False
-        return _process(data, source_format, po, config, client, deadline, source_key, intermediates, hot)
+        return _process(data, source_format, po, config, client, deadline, source_key, intermediates, hot, limits)
     except vips.Error as exc:
         # The detail comes from libvips' global error buffer (possibly another thread's):
         # it is logged by the caller, never branched on, never shown to the client.
@@ -98,12 +139,18 @@ def _process(
     source_key: str | None,
     intermediates: IntermediateCache | None,
     hot: bool,
+    limits: Limits,
 ) -> ProcessResult:
-    img = vips.open_source(data, **load_options(source_format))
-    img, vector_scale = _check_header(img, data, source_format, config.max_src_resolution)
+    if source_format is ImageFormat.ICO:
+        data = _ico_image(data)
+    # enforce_thumbnail: the embedded HEIF thumbnail *is* the source (libvips falls back to the
+    # primary image when there is none); shrink-on-load must then not reload the full image.
+    thumbnail = po.enforce_thumbnail and source_format in _THUMBNAIL_FORMATS
+    img = vips.open_source(data, **load_options(source_format), **({"thumbnail": True} if thumbnail else {}))
+    img, vector_scale = _check_header(img, data, source_format, limits.max_src_resolution)
     source_width, source_height = img.width, _frame_height(img)
 
-    expect_alpha = img.hasalpha() or po.extend.enabled
+    expect_alpha = po.background is None and (img.hasalpha() or po.extend.enabled or po.padding.enabled)
     target = choose_format(
         po.format,
         client,
@@ -120,9 +167,11 @@ def _process(
         po=po,
         source_format=source_format,
         target_format=target,
-        data=data,
+        data=None if thumbnail else data,
         deadline=deadline,
-        max_src_resolution=config.max_src_resolution,
+        max_src_resolution=limits.max_src_resolution,
+        max_result_dimension=limits.max_result_dimension,
+        watermark=config.watermark,
         vector_scale=vector_scale,
         source_key=source_key,
         intermediates=intermediates,
@@ -136,7 +185,7 @@ def _process(
     if target is ImageFormat.AVIF and (out.width < 16 or out.height < 16):
         target = ImageFormat.PNG if out.hasalpha() else ImageFormat.JPEG
     quality = resolve_quality(target, po, config.options)
-    encoded = encode(out, target, quality, not po.strip_metadata, config.encoder)
+    encoded = encode_to_fit(out, target, quality, po.max_bytes, not po.strip_metadata, config.encoder)
     return ProcessResult(
         data=encoded,
         format=target,
@@ -162,3 +211,37 @@ def _check_header(img: Any, data: bytes, fmt: ImageFormat, max_resolution: int) 
     if pixels == 0 or pixels > max_resolution:
         raise InvalidImageError(f"source resolution {img.width}x{img.height} exceeds the limit")
     return img, 1.0
+
+
+def _svg_passthrough(data: bytes, sanitize: bool) -> ProcessResult:
+    """SVG in, SVG out (imgproxy's rule), sanitised unless IMGPROXY_SANITIZE_SVG is off.
+
+    The header load reads the dimensions and proves librsvg still takes the document.
+    """
+    out = svg.sanitize_svg(data) if sanitize else data
+    img = vips.open_source(out, **load_options(ImageFormat.SVG))
+    return ProcessResult(out, ImageFormat.SVG, img.width, img.height, ImageFormat.SVG, img.width, img.height)
+
+
+def skips_processing(source_format: ImageFormat, po: ProcessingOptions) -> bool:
+    """``skp``: the source format is listed and the output format is the same or not requested."""
+    return source_format in po.skip_processing and (po.format is None or po.format is source_format)
+
+
+def _passthrough(data: bytes, source_format: ImageFormat, limits: Limits) -> ProcessResult:
+    """The source bytes untouched; the header is still read so an image bomb is not handed on."""
+    inner = _ico_image(data) if source_format is ImageFormat.ICO else data
+    img = vips.open_source(inner, **load_options(source_format))
+    width, height = img.width, _frame_height(img)
+    if not source_format.is_vector:
+        if width * height == 0:
+            raise InvalidImageError("source image is empty")
+        limits.check_dimensions(width, height)
+    return ProcessResult(data, source_format, width, height, source_format, width, height, passthrough=True)
+
+
+def _ico_image(data: bytes) -> bytes:
+    inner = ico.largest_image(data)
+    if sniff(inner) is not ImageFormat.PNG:
+        raise InvalidImageError("only PNG images inside ICO files are supported")
+    return inner

@@ -23,6 +23,9 @@ class PipelineContext:
     data: bytes | None  # source bytes, for shrink-on-load reloads; None once that is impossible
     deadline: float = float("inf")  # time.monotonic() value
     max_src_resolution: int = 50_000_000
+    max_result_dimension: int = 0  # ≤0: no limit
+    animated: bool = False  # frames of an animation: trim is off, as in imgproxy
+    watermark: Any = None  # processing.watermark.WatermarkImage, or None when none is configured
 
     # Filled by calc_params(); all sizes are in the oriented frame.
     angle: int = 0
@@ -50,7 +53,8 @@ class PipelineContext:
 
     @property
     def swaps_axes(self) -> bool:
-        return (self.angle + 0) % 180 == 90
+        """The EXIF and the user rotation together turn the image by 90° or 270°."""
+        return (self.angle + self.po.rotate) % 180 != 0
 
     def check_deadline(self) -> None:
         if time.monotonic() > self.deadline:
@@ -70,8 +74,12 @@ class PipelineContext:
         self.width_to_scale = geometry.min_non_zero(self.crop_width, width)
         self.height_to_scale = geometry.min_non_zero(self.crop_height, height)
         scales = geometry.calc_scale(self.width_to_scale, self.height_to_scale, self.po, is_vector=self.is_vector)
+        sizes = geometry.calc_sizes(self.width_to_scale, self.height_to_scale, scales, self.po)
+        scales, sizes = geometry.limit_scale(
+            self.width_to_scale, self.height_to_scale, scales, sizes, self.po, self.max_result_dimension
+        )
         self.wscale, self.hscale, self.dpr_scale = scales.wscale, scales.hscale, scales.dpr_scale
-        self.sizes = geometry.calc_sizes(self.width_to_scale, self.height_to_scale, scales, self.po)
+        self.sizes = sizes
 
     @property
     def scales(self) -> Scales:

@@ -8,7 +8,8 @@ from typing import Any
 from imgproxy_py.errors import UnsupportedFormatError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.processing import vips
+from imgproxy_py.processing import ico, vips
+from imgproxy_py.processing.geometry import round_half_away
 from imgproxy_py.settings import OptionSettings
 
 
@@ -31,11 +32,12 @@ def resolve_quality(fmt: ImageFormat, po: ProcessingOptions, defaults: OptionSet
 
 
 def save_options(
-    fmt: ImageFormat, quality: int, keep_metadata: bool, enc: EncoderSettings
+    fmt: ImageFormat, quality: int, keep_metadata: bool, enc: EncoderSettings, keep_exif: bool = False
 ) -> tuple[str, dict[str, Any]]:
     # Stripping metadata keeps the ICC profile (imgproxy stripMetadata): an image only still
     # has one here when strip_color_profile is off; otherwise colorspace_to_result removed it.
-    keep = "all" if keep_metadata else "icc"
+    # EXIF is then only written when strip_metadata left a copyright notice (keep_exif).
+    keep = "all" if keep_metadata else ("icc:exif" if keep_exif else "icc")
     if fmt is ImageFormat.JPEG:
         return ".jpg", {
             "Q": quality,
@@ -58,11 +60,42 @@ def save_options(
         }
     if fmt is ImageFormat.GIF:
         return ".gif", {"keep": keep}
+    if fmt is ImageFormat.TIFF:
+        return ".tif", {"Q": quality, "keep": keep}  # Q only matters for JPEG-compressed TIFF, as in imgproxy
+    if fmt is ImageFormat.ICO:
+        return ".png", {"compression": 6, "filter": "none", "keep": "none"}  # wrapped by ico.wrap_png
+    if fmt is ImageFormat.HEIC:
+        raise UnsupportedFormatError("cannot save heic: this libvips has no HEVC encoder")
     raise UnsupportedFormatError(f"cannot save {fmt.value}")
 
 
 def encode(img: Any, fmt: ImageFormat, quality: int, keep_metadata: bool, enc: EncoderSettings) -> bytes:
     if fmt not in SAVABLE:
         raise UnsupportedFormatError(f"cannot save {fmt.value}")
-    suffix, options = save_options(fmt, quality, keep_metadata, enc)
-    return vips.save(img, suffix, **options)
+    keep_exif = vips.has_field(img, "exif-data")  # after strip_metadata: only a kept copyright notice
+    suffix, options = save_options(fmt, quality, keep_metadata, enc, keep_exif)
+    data = vips.save(img, suffix, **options)
+    if fmt is ImageFormat.ICO:
+        return ico.wrap_png(data, img.width, img.height)
+    return data
+
+
+def encode_to_fit(
+    img: Any, fmt: ImageFormat, quality: int, max_bytes: int, keep_metadata: bool, enc: EncoderSettings
+) -> bytes:
+    """``max_bytes``: save again at lower quality until the result fits or quality reaches 10 (save_fit_bytes).
+
+    The quality drops by a quarter, a half or three quarters depending on how far over the
+    limit the last try was, and by at least one step. Formats without a quality setting are
+    saved once; the result may then be larger than the limit, as in imgproxy.
+    """
+    if max_bytes <= 0 or not fmt.supports_quality:
+        return encode(img, fmt, quality, keep_metadata, enc)
+    img = img.copy_memory()  # saved several times: decode the pipeline once
+    while True:
+        data = encode(img, fmt, quality, keep_metadata, enc)
+        if len(data) <= max_bytes or quality <= 10:
+            return data
+        over = len(data) / max_bytes
+        factor = 0.25 if over > 3 else 0.5 if over > 1.5 else 0.75
+        quality = max(1, min(quality - 1, round_half_away(quality * factor)))

@@ -270,3 +270,40 @@ def jpeg_shrink_factor(preshrink: float) -> int:
         if preshrink >= k:
             return k
     return 1
+
+
+def limit_scale(
+    width_to_scale: int, height_to_scale: int, scales: Scales, sizes: Sizes, po: ProcessingOptions, max_dimension: int
+) -> tuple[Scales, Sizes]:
+    """max_result_dimension: scale down so the final image (with extend and padding) fits (limitScale)."""
+    if max_dimension <= 0:
+        return scales, sizes
+    out_w = min_non_zero(sizes.scaled_width, sizes.result_crop_width)
+    out_h = min_non_zero(sizes.scaled_height, sizes.result_crop_height)
+    if po.extend.enabled:
+        out_w, out_h = max(out_w, sizes.target_width), max(out_h, sizes.target_height)
+    elif po.extend_aspect_ratio.enabled:
+        out_w, out_h = max(out_w, sizes.ear_width), max(out_h, sizes.ear_height)
+    pad = po.padding
+    out_w += scale_even(pad.left, scales.dpr_scale) + scale_even(pad.right, scales.dpr_scale)
+    out_h += scale_even(pad.top, scales.dpr_scale) + scale_even(pad.bottom, scales.dpr_scale)
+    if out_w <= max_dimension and out_h <= max_dimension:
+        return scales, sizes
+    down = max_dimension / max(out_w, out_h)
+    limited = Scales(
+        max(scales.wscale * down, 1.0 / width_to_scale),  # never below one pixel
+        max(scales.hscale * down, 1.0 / height_to_scale),
+        scales.dpr_scale * down,
+    )
+    return limited, calc_sizes(width_to_scale, height_to_scale, limited, po)
+
+
+def padding_pixels(po: ProcessingOptions, dpr_scale: float) -> tuple[int, int, int, int]:
+    """Padding in output pixels (top, right, bottom, left): scaled by the dpr, rounded half to even."""
+    pad = po.padding
+    return (
+        scale_even(pad.top, dpr_scale),
+        scale_even(pad.right, dpr_scale),
+        scale_even(pad.bottom, dpr_scale),
+        scale_even(pad.left, dpr_scale),
+    )

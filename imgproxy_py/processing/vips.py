@@ -7,6 +7,8 @@ so callers that want to tune it set the environment before importing this module
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import logging
 import os
 from typing import Any
@@ -58,12 +60,31 @@ def version() -> str:
 
 
 def memory_stats() -> dict[str, int]:
-    """libvips' own tracked allocations (not the whole process RSS)."""
+    """libvips' own tracked allocations (not the whole process RSS); zeros if unavailable."""
+    lib = _tracking_library()
+    if lib is None:
+        return {"mem": 0, "mem_highwater": 0, "allocs": 0}
     return {
-        "mem": int(pyvips.vips_lib.vips_tracked_get_mem()),
-        "mem_highwater": int(pyvips.vips_lib.vips_tracked_get_mem_highwater()),
-        "allocs": int(pyvips.vips_lib.vips_tracked_get_allocs()),
+        "mem": int(lib.vips_tracked_get_mem()),
+        "mem_highwater": int(lib.vips_tracked_get_mem_highwater()),
+        "allocs": int(lib.vips_tracked_get_allocs()),
     }
+
+
+@functools.cache
+def _tracking_library() -> Any:
+    """The loaded libvips through ctypes: pyvips' API-mode binding does not export the counters."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "libvips" in line and ".so" in line}
+        path = next(p for p in sorted(paths) if os.path.basename(p).startswith("libvips"))
+        lib = ctypes.CDLL(path)
+        for name in ("vips_tracked_get_mem", "vips_tracked_get_mem_highwater"):
+            getattr(lib, name).restype = ctypes.c_size_t
+        lib.vips_tracked_get_allocs.restype = ctypes.c_int
+        return lib
+    except (OSError, StopIteration, AttributeError):
+        return None
 
 
 def open_source(data: bytes, **options: Any) -> Any:
@@ -99,6 +120,13 @@ def save(img: Any, suffix: str, **options: Any) -> bytes:
         raise
     blob = target.get("blob")
     return bytes(blob)
+
+
+def thumbnail(data: bytes, width: int, **options: Any) -> Any:
+    """A small version straight from memory: libvips shrinks on load, rotates upright (EXIF)
+    and brings CMYK to sRGB, so a large source is never decoded at full size."""
+    source = pyvips.Source.new_from_memory(data)
+    return pyvips.Image.thumbnail_source(source, width, **options)
 
 
 def has_field(img: Any, name: str) -> bool:

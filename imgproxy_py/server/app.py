@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -18,6 +19,7 @@ from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
 from imgproxy_py.netpolicy import AddressPolicy
+from imgproxy_py.observability import AccessLog, Metrics
 from imgproxy_py.options.parser import Parser
 from imgproxy_py.processing import ProcessingConfig, vips
 from imgproxy_py.processing.intermediates import IntermediateCache
@@ -25,6 +27,8 @@ from imgproxy_py.s3conn import S3Target
 from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.handlers import ImageService
 from imgproxy_py.server.health import health
+from imgproxy_py.server.info import InfoService
+from imgproxy_py.server.middleware import ObserveRequests
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import Source
 from imgproxy_py.sources.http import HTTPSource
@@ -111,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     workers = WorkerPool(settings.workers.workers, settings.workers.queue_size)
     sources = build_sources(settings)
     cache, lock = build_cache(settings)
+    metrics = Metrics(settings.observability.prometheus_namespace)
     service = ImageService(
         settings=settings,
         parser=parser,
@@ -123,19 +128,32 @@ def create_app(settings: Settings | None = None) -> Starlette:
         else None,
         cache=cache,
         lock=lock,
+        metrics=metrics,
+    )
+
+    info = InfoService(
+        settings=settings,
+        sources=sources,
+        workers=workers,
+        settings_fingerprint=service.settings_fingerprint,
+        cache=cache,
+        fetches=service.fetches,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        metrics.workers.set(settings.workers.workers)  # only in a process that serves
         try:
             yield
         finally:
             await service.flights.aclose()
+            await info.flights.aclose()
             await service.fetches.aclose()
             if cache is not None:
                 await cache.aclose()
             await sources.aclose()
             workers.close()
+            access_log.flush()
 
     prefix = settings.server.path_prefix
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
@@ -143,9 +161,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(Route(settings.server.health_check_path, health, methods=["GET", "HEAD"]))
     routes += [
         Route(f"{prefix}/favicon.ico", _not_found, methods=["GET", "HEAD"]),
+        # /info before the catch-all: "/info/<sig>/…" (imgproxy's form) and "/<sig>/info/…".
+        Route(f"{prefix}/info/{{path:path}}", info.handle, methods=["GET", "HEAD"]),
+        Route(prefix + "/{signature}/info/{path:path}", info.handle, methods=["GET", "HEAD"]),
         Route(prefix + "/{path:path}", service.handle, methods=["GET", "HEAD"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    obs = settings.observability
+    access_log = AccessLog(obs.log_format, obs.log_level)
+    middleware = [Middleware(ObserveRequests, metrics=metrics, access_log=access_log, path_prefix=prefix)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     app.state.service = service
+    app.state.info = info
+    app.state.metrics = metrics
     return app

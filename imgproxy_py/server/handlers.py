@@ -32,6 +32,7 @@ from imgproxy_py.errors import (
     SourceUnreachableError,
 )
 from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import ParsedURL, Parser, split_signature
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
@@ -99,6 +100,7 @@ class ImageService:
     lock: CrossProcessLock | None = None
     flights: SingleFlight[Outcome] = field(default_factory=SingleFlight)
     fetches: SingleFlight[SourceImage] = field(default_factory=SingleFlight)
+    metrics: Metrics | None = None
     transforms: int = 0  # images processed by this process (observability, tests)
     _parsed: LRU[str, ParsedURL] = field(default_factory=lambda: LRU(8192))
     _keys: LRU[tuple[str, str], str] = field(default_factory=lambda: LRU(8192))
@@ -119,8 +121,8 @@ class ImageService:
             return self._error(request, exc)
 
     def _error(self, request: Request, exc: ImgproxyError) -> Response:
-        level = logging.ERROR if exc.status_code >= 500 else logging.INFO
-        log.log(level, "%s %s: %s (%s)", request.method, exc.status_code, exc.detail, exc.category)
+        note(error=exc.category, detail=exc.detail)
+        log.debug("%s %s: %s (%s)", request.method, exc.status_code, exc.detail, exc.category)
         return error_response(exc)
 
     def _resolve(self, request: Request) -> Request_:
@@ -169,6 +171,7 @@ class ImageService:
                 if isinstance(outcome, NotModified):
                     if req.if_none_match and keys.etag_matches(req.if_none_match, outcome.etag):
                         base = self._validators(req.po, outcome.etag, outcome.last_modified)
+                        note(cache="MISS")
                         return Response(status_code=304, headers={**base, "X-Cache": "MISS"})
                     continue  # the leader's own 304 is no answer for a waiter without that ETag
                 return self._respond(req, outcome.entry, "HIT-COALESCED" if shared else outcome.via)
@@ -215,8 +218,12 @@ class ImageService:
         self, req: Request_, source: Source, limits: FetchLimits, deadline: float
     ) -> Outcome:
         settings = self.settings
-        async with self.workers.slot() as slot:
-            image, _ = await self.fetches.do(req.source_url, lambda: source.fetch(req.source_url, limits))
+        async with contextlib.AsyncExitStack() as stack:
+            with span("queue"):
+                slot = await stack.enter_async_context(self.workers.slot())
+            with span("downloading_source_image"):
+                image, _ = await self.fetches.do(req.source_url, lambda: source.fetch(req.source_url, limits))
+            note(source_bytes=len(image.data))
             version = keys.source_version(image.etag, image.last_modified, image.data)
             digest = keys.result_digest(req.po, req.client.key(), req.source_url, version, self.settings_fingerprint)
             etag = keys.etag_for(digest) if settings.server.use_etag else None
@@ -228,18 +235,28 @@ class ImageService:
                 and keys.etag_matches(req.if_none_match, etag)
             ):
                 return NotModified(etag, last_modified)  # without a cache, skip the transform entirely
-            result = await self.workers.run(
-                slot,
-                processing.process,
-                image.data,
-                req.po,
-                self.processing,
-                req.client,
-                deadline,
-                f"{req.source_url}\x00{version}",
-                self.intermediates,
-            )
+            metrics = self.metrics
+            if metrics is not None:
+                metrics.images_in_progress.inc()
+            try:
+                with span("processing_image"):
+                    result = await self.workers.run(
+                        slot,
+                        processing.process,
+                        image.data,
+                        req.po,
+                        self.processing,
+                        req.client,
+                        deadline,
+                        f"{req.source_url}\x00{version}",
+                        self.intermediates,
+                    )
+            finally:
+                if metrics is not None:
+                    metrics.images_in_progress.dec()
             self.transforms += 1
+            if metrics is not None:
+                metrics.transforms.inc()
         now = time.time()
         fresh_for = float(settings.cache.ttl)
         if req.po.expires:
@@ -259,6 +276,7 @@ class ImageService:
         return validator_headers(po=po, ttl=self.settings.server.ttl, etag=etag, last_modified=last_modified, vary=vary)
 
     def _respond(self, req: Request_, entry: CacheEntry, via: str) -> Response:
+        note(cache=via)
         if entry.etag and req.if_none_match and keys.etag_matches(req.if_none_match, entry.etag):
             base = self._validators(req.po, entry.etag, entry.last_modified)
             if via == "STALE":
@@ -269,6 +287,7 @@ class ImageService:
             if via == "STALE":
                 base["Cache-Control"] = f"max-age={STALE_MAX_AGE}, public"
             headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, {**base, "X-Cache": via})
+            note(result_bytes=len(entry.data))
             return Response(entry.data, status_code=200, headers=headers)
         memo_key = (req.key, entry.etag, entry.stored_at)
         raw = self._headers.get(memo_key)
@@ -277,6 +296,7 @@ class ImageService:
             headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, base)
             raw = encode_headers({**headers, "Content-Length": str(len(entry.data))})
             self._headers.put(memo_key, raw)
+        note(result_bytes=len(entry.data))
         return PrebuiltResponse(entry.data, raw + [(b"x-cache", via.encode("latin-1"))])
 
 

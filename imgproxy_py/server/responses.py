@@ -16,6 +16,9 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
     "X-Content-Type-Options": "nosniff",
 }
+# A passed-through SVG may embed raster images as data: URIs (the sanitiser keeps only
+# those); letting them load is all this adds: scripts and every other fetch stay blocked.
+SVG_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
 
 
 def cache_control(po: ProcessingOptions, ttl: int, now: float | None = None) -> str:
@@ -61,6 +64,7 @@ def image_headers(fmt: ImageFormat, po: ProcessingOptions, source_url: str, base
         "Content-Type": fmt.mime,
         "Content-Disposition": content_disposition(po, source_url, fmt),
         **SECURITY_HEADERS,
+        **({"Content-Security-Policy": SVG_CSP} if fmt is ImageFormat.SVG else {}),
     }
 
 

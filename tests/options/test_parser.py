@@ -256,6 +256,11 @@ def test_registered_names_are_the_documented_names_and_aliases() -> None:
         "strip_color_profile", "scp", "return_attachment", "att", "quality", "q",
         "format_quality", "fq", "format", "f", "ext", "cachebuster", "cb", "expires", "exp",
         "filename", "fn", "preset", "pr",
+        "trim", "t", "padding", "pd", "rotate", "rot", "flip", "fl", "background", "bg",
+        "blur", "bl", "sharpen", "sh", "pixelate", "pix", "watermark", "wm",
+        "enforce_thumbnail", "eth", "max_bytes", "mb", "skip_processing", "skp",
+        "max_src_resolution", "msr", "max_src_file_size", "msfs", "max_animation_frames", "maf",
+        "max_animation_frame_resolution", "mafr", "max_result_dimension", "mrd",
     }  # fmt: skip
     # min_width/min_height are our own extra spellings (imgproxy only knows min-width, mw).
     extra = {"min_width", "min_height"}
@@ -291,7 +296,7 @@ BAD_OPTIONS = [
     ":1",
     "W:100",
     "Rs:fit:1:1",
-    "trim:10",  # not implemented here: must not be silently ignored
+    "trim:10:xyz",  # a bad argument of a real option must not be silently ignored
     # width / height / min sizes: Go Atoi, ≥0
     "w:-1",
     "w:1.5",

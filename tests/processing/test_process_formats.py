@@ -304,8 +304,11 @@ def test_enlarged_svg_is_sharp_not_upscaled(name: str, factor: int) -> None:
     assert soft_alpha_fraction(out) < soft_alpha_fraction(upscaled) / 3
 
 
-def test_svg_without_format_is_rasterised_to_png() -> None:
-    result, out = run_image(fixture_bytes("check.svg"), "rs:fit:300:300")
+def test_svg_without_format_is_rasterised_to_png_when_always_rasterizing() -> None:
+    """Without a format an SVG passes through as SVG (tests/processing/test_svg.py) unless
+    IMGPROXY_ALWAYS_RASTERIZE_SVG is on."""
+    config = ProcessingConfig(always_rasterize_svg=True)
+    result, out = run_image(fixture_bytes("check.svg"), "rs:fit:300:300", config)
     assert result.format is ImageFormat.PNG  # SVG is not savable; alpha → PNG
     assert (out.width, out.height) == (300, 300)
     assert out.hasalpha()

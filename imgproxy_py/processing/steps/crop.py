@@ -29,7 +29,10 @@ def crop(ctx: PipelineContext) -> None:
         return
     if ctx.swaps_axes:
         width, height = height, width
-    gravity = rotate_gravity(ctx.crop_gravity, ctx.angle, ctx.flip)
+    # Undo the later turns in reverse order: the user's rotate and flips, then the EXIF orientation.
+    po = ctx.po
+    gravity = rotate_gravity(ctx.crop_gravity, po.rotate, po.flip_horizontal, po.flip_vertical)
+    gravity = rotate_gravity(gravity, ctx.angle, ctx.flip)
     ctx.img = crop_image(ctx.img, width, height, gravity, 1.0)
 
 

@@ -1,13 +1,24 @@
-"""Drop alpha onto a background when the output format cannot store it (white by default)."""
+"""Drop alpha onto the background: always when ``bg`` is set, else only if the format cannot store it.
+
+The default background is white. A grey image stays grey on a grey background and
+becomes sRGB on a coloured one.
+"""
 
 from __future__ import annotations
 
+from imgproxy_py.options.model import WHITE
 from imgproxy_py.processing.context import PipelineContext
 
 
 def flatten(ctx: PipelineContext) -> None:
     img = ctx.img
-    if not img.hasalpha() or ctx.target_format.supports_alpha:
+    background = ctx.po.background
+    if background is None and ctx.target_format.supports_alpha:
         return
-    background = [255] * (img.bands - 1)
-    ctx.img = img.flatten(background=background).cast(img.format)
+    if not img.hasalpha():
+        return
+    color = background or WHITE
+    if img.bands < 3 and not color.is_grey:
+        img = img.colourspace("srgb")
+    fill = color.rgb if img.bands > 2 else [color.r]
+    ctx.img = img.flatten(background=fill).cast(img.format)

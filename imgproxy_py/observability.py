@@ -1,0 +1,296 @@
+"""Metrics (imgproxy's Prometheus names), one log line per request, and the request record.
+
+Each request gets a RequestRecord in a context variable; the handler fills in what only it
+knows (cache tier, span timings, source and result sizes) and the middleware logs and counts
+it when the response is done. Tasks started by the request (the coalesced transform) copy
+the context, so their spans land on the record of the request that led them.
+
+With several server processes, prometheus-client's multiprocess mode aggregates every
+process's values (PROMETHEUS_MULTIPROC_DIR, set by the CLI before anything imports
+prometheus_client); the metrics listener runs in the supervising process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+SPANS = ("queue", "downloading_source_image", "processing_image", "streaming_image")
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    method: str
+    raw_path: str  # as received; redact_path() before it goes anywhere
+    started: float = field(default_factory=time.monotonic)
+    status: int = 0
+    cache: str = ""
+    error: str = ""  # error category (errors_total{type})
+    detail: str = ""  # the internal error message (never sent to the client)
+    source_bytes: int = 0
+    result_bytes: int = 0
+    spans: dict[str, float] = field(default_factory=dict)
+
+
+current_record: ContextVar[RequestRecord | None] = ContextVar("imgproxy_request_record", default=None)
+
+
+@contextmanager
+def span(name: str) -> Iterator[None]:
+    """Time a span of the current request (no-op outside a request)."""
+    record = current_record.get()
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        if record is not None:
+            record.spans[name] = record.spans.get(name, 0.0) + time.monotonic() - started
+
+
+def note(**values: Any) -> None:
+    """Set fields on the current request's record."""
+    record = current_record.get()
+    if record is not None:
+        for key, value in values.items():
+            setattr(record, key, value)
+
+
+class Metrics:
+    """Every metric the server exports, registered on one registry (one per app instance)."""
+
+    def __init__(self, namespace: str = "", registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        ns = namespace
+        reg = self.registry
+        self.requests = Counter("requests_total", "Requests served", namespace=ns, registry=reg)
+        self.status_codes = Counter("status_codes_total", "Responses by status", ["status"], namespace=ns, registry=reg)
+        self.errors = Counter("errors_total", "Errors by type", ["type"], namespace=ns, registry=reg)
+        self.duration = Histogram(
+            "request_duration_seconds", "Request latency", namespace=ns, registry=reg, buckets=_LATENCY_BUCKETS
+        )
+        self.span_duration = Histogram(
+            "request_span_duration_seconds",
+            "Time spent in each part of a request",
+            ["span"],
+            namespace=ns,
+            registry=reg,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.requests_in_progress = Gauge(
+            "requests_in_progress", "Requests being served", namespace=ns, registry=reg, multiprocess_mode="livesum"
+        )
+        self.images_in_progress = Gauge(
+            "images_in_progress", "Images being processed", namespace=ns, registry=reg, multiprocess_mode="livesum"
+        )
+        self.workers = Gauge(
+            "workers", "Image workers configured", namespace=ns, registry=reg, multiprocess_mode="livesum"
+        )
+        self.vips_memory = Gauge(
+            "vips_memory_bytes", "Memory libvips has allocated", namespace=ns, registry=reg, multiprocess_mode="livesum"
+        )
+        self.vips_max_memory = Gauge(
+            "vips_max_memory_bytes",
+            "libvips allocation high-water mark",
+            namespace=ns,
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self.cache_hits = Counter("cache_hits_total", "Result cache hits by tier", ["tier"], namespace=ns, registry=reg)
+        self.cache_misses = Counter("cache_misses_total", "Result cache misses", namespace=ns, registry=reg)
+        self.coalesced = Counter(
+            "coalesced_requests_total", "Requests that waited for another's transform", namespace=ns, registry=reg
+        )
+        self.transforms = Counter("transforms_total", "Images processed", namespace=ns, registry=reg)
+        self.source_bytes = Counter("source_bytes_total", "Bytes downloaded from sources", namespace=ns, registry=reg)
+        self.result_bytes = Counter("result_bytes_total", "Image bytes sent", namespace=ns, registry=reg)
+        self.queue_rejections = Counter(
+            "queue_rejections_total", "Requests refused because the queue was full", namespace=ns, registry=reg
+        )
+
+        self._children: dict[tuple[str, str], Any] = {}
+
+    def _child(self, metric: Any, label: str) -> Any:
+        """Labelled children, looked up once: ``labels()`` costs more than the increment."""
+        key = (metric._name, label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(label)
+        return child
+
+    def observe(self, record: RequestRecord, duration: float) -> None:
+        self.requests.inc()
+        self._child(self.status_codes, str(record.status)).inc()
+        self.duration.observe(duration)
+        if record.error:
+            self._child(self.errors, record.error).inc()
+            if record.error == "queue":
+                self.queue_rejections.inc()
+        for name, seconds in record.spans.items():
+            self._child(self.span_duration, name).observe(seconds)
+        if record.cache.startswith("HIT-L"):
+            self._child(self.cache_hits, record.cache[4:]).inc()
+        elif record.cache == "HIT-COALESCED":
+            self.coalesced.inc()
+        elif record.cache == "MISS":
+            self.cache_misses.inc()
+        if record.source_bytes:
+            self.source_bytes.inc(record.source_bytes)
+        if record.result_bytes:
+            self.result_bytes.inc(record.result_bytes)
+
+
+# --- logging -----------------------------------------------------------------------------
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_USERINFO = re.compile(r"(://)[^/@]*@")
+_QUERY_SECRETS = re.compile(r"([?&](?:[^=&]*(?:token|sig|key|secret|password|auth)[^=&]*)=)[^&/]*", re.IGNORECASE)
+
+
+def valid_request_id(value: str | None) -> str | None:
+    return value if value and _REQUEST_ID.fullmatch(value) else None
+
+
+def redact_path(raw_path: str, prefix: str = "") -> str:
+    """The request path for logs: the signature segment masked, credentials in source URLs removed."""
+    path = raw_path[len(prefix) :] if prefix and raw_path.startswith(prefix) else raw_path
+    _, sep, rest = path.lstrip("/").partition("/")
+    masked = f"/-/{rest}" if sep else path
+    masked = _USERINFO.sub(r"\1***@", masked)
+    return _QUERY_SECRETS.sub(r"\1***", masked)
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            payload.update(fields)
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, separators=(",", ":"), default=str)
+
+
+def configure_logging(fmt: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    if fmt == "json":
+        handler.setFormatter(JSONFormatter())
+        logging.Formatter.converter = time.gmtime
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips' chatter is not our log
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+class AccessLog:
+    """One line per request, buffered: formatted here and written in batches.
+
+    Python's logging machinery costs more than serving a cache hit, so access lines bypass
+    it: they are appended to a buffer that is written with one syscall when it fills or a
+    fifth of a second after the first unwritten line, whichever comes first.
+    """
+
+    def __init__(self, fmt: str = "pretty", level: str = "info", fd: int = 1) -> None:
+        self.json = fmt == "json"
+        self.min_level = logging.getLevelName(level.upper()) if level else logging.INFO
+        self.fd = fd
+        self._buffer: list[str] = []
+        self._size = 0
+        self._scheduled = False
+
+    def write(self, record: RequestRecord, duration: float, prefix: str = "") -> None:
+        level = logging.ERROR if record.status >= 500 else logging.WARNING if record.status >= 400 else logging.INFO
+        if level < self.min_level:
+            return
+        line = self._format(record, duration, prefix, level)
+        self._buffer.append(line)
+        self._size += len(line)
+        if self._size >= 64 * 1024:
+            self.flush()
+        elif not self._scheduled:
+            try:
+                asyncio.get_running_loop().call_later(0.2, self.flush)
+                self._scheduled = True
+            except RuntimeError:  # no loop (direct use): write now
+                self.flush()
+
+    def _format(self, record: RequestRecord, duration: float, prefix: str, level: int) -> str:
+        path = redact_path(record.raw_path, prefix)
+        ms = round(duration * 1000, 2)
+        if not self.json:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            extra = f" error={record.error}" if record.error else ""
+            return (
+                f"{stamp} {logging.getLevelName(level)} access: {record.method} {path} {record.status} "
+                f"{ms}ms {record.cache or '-'} id={record.request_id}{extra}\n"
+            )
+        fields: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "level": logging.getLevelName(level).lower(),
+            "msg": "request",
+            "request_id": record.request_id,
+            "method": record.method,
+            "path": path,
+            "status": record.status,
+            "duration_ms": ms,
+        }
+        if record.cache:
+            fields["cache"] = record.cache
+        if record.source_bytes:
+            fields["source_bytes"] = record.source_bytes
+        if record.result_bytes:
+            fields["result_bytes"] = record.result_bytes
+        if record.spans:
+            fields["spans_ms"] = {k: round(v * 1000, 2) for k, v in record.spans.items()}
+        if record.error:
+            fields["error"] = record.error
+            fields["detail"] = record.detail[:300]
+        fields["pid"] = os.getpid()
+        return json.dumps(fields, separators=(",", ":")) + "\n"
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._buffer:
+            return
+        data = "".join(self._buffer).encode("utf-8", "replace")
+        self._buffer.clear()
+        self._size = 0
+        try:
+            while data:
+                written = os.write(self.fd, data)
+                data = data[written:]
+        except OSError:
+            pass  # a closed or full stdout must not take requests down
+
+
+def start_metrics_server(host: str, port: int) -> None:
+    """Serve /metrics on its own listener (a daemon thread), aggregating every server process."""
+    from prometheus_client import multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=host, registry=registry)

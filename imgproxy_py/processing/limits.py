@@ -1,0 +1,45 @@
+"""Source and result limits: the configured ones, unless a security option in the URL overrides them.
+
+The URL can only carry these with IMGPROXY_ALLOW_SECURITY_OPTIONS (checked by the parser); here
+the two sources are merged once per request, and the dimension check is imgproxy's
+CheckDimensions: an animation's frames count together unless a per-frame limit is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imgproxy_py.errors import InvalidImageError
+from imgproxy_py.options.model import ProcessingOptions
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_src_resolution: int = 50_000_000  # pixels (all frames together)
+    max_src_file_size: int = 0  # bytes; ≤0: no limit (enforced by the fetch)
+    max_animation_frames: int = 100
+    max_animation_frame_resolution: int = 0  # pixels per frame; 0: use max_src_resolution for the sum
+    max_result_dimension: int = 0  # pixels; ≤0: no limit
+
+    def for_request(self, po: ProcessingOptions) -> Limits:
+        """These limits with the URL's security options applied (the same object when there are none)."""
+        overrides = {
+            "max_src_resolution": po.max_src_resolution,
+            "max_src_file_size": po.max_src_file_size,
+            "max_animation_frames": po.max_animation_frames,
+            "max_animation_frame_resolution": po.max_animation_frame_resolution,
+            "max_result_dimension": po.max_result_dimension,
+        }
+        changes = {name: value for name, value in overrides.items() if value is not None}
+        if not changes:
+            return self
+        return Limits(**{**{name: getattr(self, name) for name in overrides}, **changes})
+
+    def check_dimensions(self, width: int, height: int, frames: int = 1) -> None:
+        """Refuse a source that is too large to decode (422), from its header alone."""
+        frames = max(frames, 1)
+        if frames > 1 and self.max_animation_frame_resolution > 0:
+            if width * height > self.max_animation_frame_resolution:
+                raise InvalidImageError(f"source frame resolution {width}x{height} exceeds the limit")
+        elif width * height * frames > self.max_src_resolution:
+            raise InvalidImageError(f"source resolution {width}x{height}x{frames} exceeds the limit")

@@ -1,0 +1,92 @@
+"""Pure ASGI middleware: request id, timing, the access log line and request metrics."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from imgproxy_py.observability import (
+    AccessLog,
+    Metrics,
+    RequestRecord,
+    current_record,
+    valid_request_id,
+)
+from imgproxy_py.processing import vips
+
+_QUIET_PATHS = frozenset({"/health", "/favicon.ico"})
+
+
+class ObserveRequests:
+    """Every HTTP request gets an X-Request-ID (the client's if well-formed), a log line and metrics."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics | None,
+        access_log: AccessLog | None = None,
+        *,
+        path_prefix: str = "",
+        quiet: frozenset[str] = frozenset(),
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+        self.prefix = path_prefix
+        self.quiet = _QUIET_PATHS | {path_prefix + p for p in _QUIET_PATHS} | quiet
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = valid_request_id(_header(scope, b"x-request-id")) or secrets.token_urlsafe(12)
+        raw = scope.get("raw_path")
+        raw_path = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else scope.get("path", "/")
+        record = RequestRecord(request_id, scope.get("method", "GET"), raw_path)
+        reset = current_record.set(record)
+        started = time.monotonic()
+        streaming_from = 0.0
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.requests_in_progress.inc()
+
+        async def send_observed(message: Message) -> None:
+            nonlocal streaming_from
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+                streaming_from = time.monotonic()
+            elif (
+                message["type"] == "http.response.body" and not message.get("more_body", False) and record.result_bytes
+            ):
+                record.spans["streaming_image"] = time.monotonic() - streaming_from
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        except BaseException:
+            if record.status == 0:
+                record.status = 500
+                record.error = record.error or "unexpected"
+            raise
+        finally:
+            duration = time.monotonic() - started
+            current_record.reset(reset)
+            if metrics is not None:
+                metrics.requests_in_progress.dec()
+                metrics.observe(record, duration)
+                if record.result_bytes:
+                    stats = vips.memory_stats()
+                    metrics.vips_memory.set(stats["mem"])
+                    metrics.vips_max_memory.set(stats["mem_highwater"])
+            if self.access_log is not None and scope.get("path") not in self.quiet:
+                self.access_log.write(record, duration, self.prefix)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
