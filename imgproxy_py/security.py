@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 
 from imgproxy_py.errors import SignatureError
 from imgproxy_py.settings import SecuritySettings
@@ -65,3 +66,19 @@ def verify_signature(settings: SecuritySettings, signature: str, path: str) -> N
         matched |= hmac.compare_digest(expected, given)
     if not matched:
         raise SignatureError("invalid signature")
+
+
+class SourcePolicy:
+    """IMGPROXY_ALLOWED_SOURCES: URL prefixes where ``*`` matches anything but ``/``.
+
+    An empty list allows every URL (the address checks of the http source still apply).
+    End a host with ``/`` (``https://img.example.com/``) or ``*.example.com`` also matches
+    ``evil.example.com.attacker.net``.
+    """
+
+    def __init__(self, patterns: Sequence[str] = ()) -> None:
+        self.patterns = tuple(patterns)
+        self._regexes = [re.compile(re.escape(p).replace(r"\*", "[^/]*")) for p in self.patterns]
+
+    def allows(self, url: str) -> bool:
+        return not self._regexes or any(r.match(url) for r in self._regexes)

@@ -160,6 +160,7 @@ class ServerSettings:
     path_prefix: str = ""
     health_check_path: str = ""
     graceful_stop_timeout: float = 20.0
+    health_check_cache_tiers: bool = False  # /health fails while a remote cache tier is down
     secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
 
 
@@ -237,6 +238,7 @@ class SourceSettings:
     allow_loopback: bool = False
     allow_link_local: bool = False
     allow_private: bool = False
+    allowed_sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +353,7 @@ def _server(env: _Env) -> ServerSettings:
         path_prefix=prefix,
         health_check_path=health,
         graceful_stop_timeout=env.get_float("IMGPROXY_GRACEFUL_STOP_TIMEOUT", 20.0, min_value=0),
+        health_check_cache_tiers=env.get_bool("IMGPROXY_HEALTH_CHECK_CACHE_TIERS", False),
         secret=env.get_str("IMGPROXY_SECRET", ""),
     )
 
@@ -491,6 +494,7 @@ def _sources(env: _Env) -> SourceSettings:
         allow_loopback=env.get_bool("IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES", False),
         allow_link_local=env.get_bool("IMGPROXY_ALLOW_LINK_LOCAL_SOURCE_ADDRESSES", False),
         allow_private=env.get_bool("IMGPROXY_ALLOW_PRIVATE_SOURCE_ADDRESSES", False),
+        allowed_sources=env.get_list("IMGPROXY_ALLOWED_SOURCES"),
     )
 
 

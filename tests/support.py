@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import hashlib
 import http.server
@@ -111,6 +112,13 @@ def _make_handler(origin: Origin) -> type[http.server.BaseHTTPRequestHandler]:
             if path.startswith("/status/"):
                 code = int(path.split("/")[2])
                 self._send(code, b"error body", "text/plain")
+                return
+            if path.startswith("/goto/"):  # redirect to any URL, base64url-encoded in the path
+                target = base64.urlsafe_b64decode(path[len("/goto/") :] + "==").decode()
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             if path.startswith("/redirect/"):
                 self.send_response(302)

@@ -53,6 +53,9 @@ class MemoryTier:
         if item is not None:
             self._bytes -= len(item[0].data) + len(key) + 256
 
+    async def ping(self) -> bool:
+        return True
+
     async def aclose(self) -> None:
         self._items.clear()
         self._bytes = 0

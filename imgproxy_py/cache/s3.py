@@ -54,5 +54,8 @@ class S3Tier:
         if ttl > 0:
             await in_thread(self._limiter, self._put, key, entry.to_bytes())
 
+    async def ping(self) -> bool:
+        return bool(await in_thread(self._limiter, self._client.bucket_exists, self._bucket))
+
     async def aclose(self) -> None:
         close_client(self._client)

@@ -61,6 +61,11 @@ class GuardedTier:
     async def get(self, key: str) -> CacheEntry | None:
         return await self.call(lambda: self.tier.get(key), None)
 
+    async def probe(self) -> bool:
+        """Ask the tier directly (ignoring the bypass window): is it up right now?"""
+        self._down_until = 0.0
+        return await self.call(self.tier.ping, False)
+
     async def set(self, key: str, entry: CacheEntry, ttl: float) -> None:
         await self.call(lambda: self.tier.set(key, entry, ttl), None)
 

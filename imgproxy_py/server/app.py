@@ -24,11 +24,12 @@ from imgproxy_py.options.parser import Parser
 from imgproxy_py.processing import ProcessingConfig, vips
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.s3conn import S3Target
+from imgproxy_py.security import SourcePolicy
 from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.handlers import ImageService
-from imgproxy_py.server.health import health
+from imgproxy_py.server.health import health_endpoint
 from imgproxy_py.server.info import InfoService
-from imgproxy_py.server.middleware import ObserveRequests
+from imgproxy_py.server.middleware import ObserveRequests, RequireSecret
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import Source
 from imgproxy_py.sources.http import HTTPSource
@@ -40,10 +41,13 @@ from imgproxy_py.workers import WorkerPool
 
 def build_sources(settings: Settings) -> SourceRegistry:
     src = settings.sources
+    allowed = SourcePolicy(src.allowed_sources)
+    allow_url = allowed.allows if allowed.patterns else None
     http = HTTPSource(
         AddressPolicy(src.allow_loopback, src.allow_link_local, src.allow_private),
         user_agent=src.user_agent,
         max_redirects=src.max_redirects,
+        allow_url=allow_url,
     )
     mapping: dict[str, Source] = {"http": http, "https": http}
     if src.local_root:
@@ -55,7 +59,7 @@ def build_sources(settings: Settings) -> SourceRegistry:
             allowed_buckets=settings.s3.allowed_buckets,
             denied_buckets=settings.s3.denied_buckets,
         )
-    return SourceRegistry(mapping)
+    return SourceRegistry(mapping, allow_url)
 
 
 def cache_s3_target(settings: Settings) -> S3Target:
@@ -156,6 +160,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             access_log.flush()
 
     prefix = settings.server.path_prefix
+    health = health_endpoint(cache.remote if cache is not None else (), settings.server.health_check_cache_tiers)
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
     if settings.server.health_check_path:
         routes.append(Route(settings.server.health_check_path, health, methods=["GET", "HEAD"]))
@@ -169,6 +174,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     obs = settings.observability
     access_log = AccessLog(obs.log_format, obs.log_level)
     middleware = [Middleware(ObserveRequests, metrics=metrics, access_log=access_log, path_prefix=prefix)]
+    if settings.server.secret:
+        health_paths = {f"{prefix}/health", settings.server.health_check_path} - {""}
+        middleware.append(Middleware(RequireSecret, secret=settings.server.secret, exempt=frozenset(health_paths)))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     app.state.service = service

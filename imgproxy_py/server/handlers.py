@@ -205,7 +205,8 @@ class ImageService:
     async def _fetch_and_process(self, req: Request_, deadline: float) -> Outcome:
         settings = self.settings
         source = self.sources.for_url(req.source_url)
-        limits = FetchLimits(max_bytes=settings.security.max_src_file_size, timeout=settings.sources.download_timeout)
+        max_bytes = self.processing.limits.for_request(req.po).max_src_file_size  # msfs may override
+        limits = FetchLimits(max_bytes=max(0, max_bytes), timeout=settings.sources.download_timeout)
         token = CancelToken(deadline=deadline)
         current_token.set(token)  # this task's context; the worker thread inherits it
         try:

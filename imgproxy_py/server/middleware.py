@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from imgproxy_py.errors import ForbiddenError
 from imgproxy_py.observability import (
     AccessLog,
     Metrics,
     RequestRecord,
     current_record,
+    note,
     valid_request_id,
 )
 from imgproxy_py.processing import vips
+from imgproxy_py.server.responses import error_response
 
 _QUIET_PATHS = frozenset({"/health", "/favicon.ico"})
 
@@ -90,3 +94,21 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+class RequireSecret:
+    """IMGPROXY_SECRET: every route but the health checks needs ``Authorization: Bearer <secret>``."""
+
+    def __init__(self, app: ASGIApp, secret: str, exempt: frozenset[str]) -> None:
+        self.app = app
+        self.expected = f"Bearer {secret}".encode()
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") not in self.exempt:
+            given = (_header(scope, b"authorization") or "").encode("latin-1")
+            if not hmac.compare_digest(given, self.expected):
+                note(error="security", detail="missing or wrong Authorization secret")
+                await error_response(ForbiddenError("bad secret"))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

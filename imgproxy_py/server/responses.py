@@ -70,7 +70,10 @@ def image_headers(fmt: ImageFormat, po: ProcessingOptions, source_url: str, base
 
 def error_response(error: ImgproxyError) -> Response:
     """Short plain text; no Cache-Control, so neither a CDN nor a browser keeps an error."""
-    return PlainTextResponse(error.public_message, status_code=error.status_code, headers=SECURITY_HEADERS)
+    headers = dict(SECURITY_HEADERS)
+    if error.status_code in (429, 503):
+        headers["Retry-After"] = "1"  # back off briefly; the queue drains in about that time
+    return PlainTextResponse(error.public_message, status_code=error.status_code, headers=headers)
 
 
 def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import anyio
 import httpcore
@@ -97,13 +97,27 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
 class HTTPSource:
-    def __init__(self, policy: AddressPolicy, *, user_agent: str, max_redirects: int) -> None:
+    """Redirects are followed here, one hop at a time, so every hop is checked: its scheme,
+    the allowed-sources policy (``allow_url``) and, at connect time, its resolved address."""
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        *,
+        user_agent: str,
+        max_redirects: int,
+        allow_url: Callable[[str], bool] | None = None,
+    ) -> None:
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=90)
+        self._max_redirects = max_redirects
+        self._allow_url = allow_url
         self._client = httpx.AsyncClient(
             transport=GuardedTransport(policy, limits),
-            follow_redirects=max_redirects > 0,
-            max_redirects=max_redirects,
+            follow_redirects=False,
             headers={"User-Agent": user_agent, "Accept": "image/*,*/*;q=0.8"},
             trust_env=False,
             timeout=None,
@@ -125,30 +139,48 @@ class HTTPSource:
             raise SourceUnreachableError("source is unreachable") from None
 
     async def _download(self, url: str, max_bytes: int) -> SourceImage:
-        async with self._client.stream("GET", url) as response:
-            if response.status_code >= 400:
-                raise SourceStatusError(response.status_code)
-            if response.status_code != 200:
-                raise SourceUnreachableError(f"unexpected source status {response.status_code}")
-            declared = response.headers.get("content-length")
-            if max_bytes and declared and declared.isdigit() and int(declared) > max_bytes:
-                raise SourceTooBigError("source is larger than the limit")
-            chunks = []
-            size = 0
-            try:
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if max_bytes and size > max_bytes:
-                        raise SourceTooBigError("source is larger than the limit")
-                    chunks.append(chunk)
-            except httpx.RemoteProtocolError:
-                raise SourceTruncatedError("source body ended early") from None
-            return SourceImage(
-                data=b"".join(chunks),
-                etag=response.headers.get("etag"),
-                last_modified=response.headers.get("last-modified"),
-                content_type=response.headers.get("content-type"),
-            )
+        for _ in range(self._max_redirects + 1):
+            response = await self._client.send(self._client.build_request("GET", url), stream=True)
+            if response.status_code not in _REDIRECTS or "location" not in response.headers:
+                break
+            location = response.headers["location"]
+            await response.aclose()
+            url = str(httpx.URL(url).join(location))
+            if not url.startswith(("http://", "https://")):
+                raise InvalidSourceURLError("redirect to a non-http(s) URL")
+            if self._allow_url is not None and not self._allow_url(url):
+                raise InvalidSourceURLError("redirect to a source that is not allowed")
+        else:
+            raise SourceUnreachableError("too many redirects")
+        try:
+            return await self._read(response, max_bytes)
+        finally:
+            await response.aclose()
+
+    async def _read(self, response: httpx.Response, max_bytes: int) -> SourceImage:
+        if response.status_code >= 400:
+            raise SourceStatusError(response.status_code)
+        if response.status_code != 200:
+            raise SourceUnreachableError(f"unexpected source status {response.status_code}")
+        declared = response.headers.get("content-length")
+        if max_bytes and declared and declared.isdigit() and int(declared) > max_bytes:
+            raise SourceTooBigError("source is larger than the limit")
+        chunks = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if max_bytes and size > max_bytes:
+                    raise SourceTooBigError("source is larger than the limit")
+                chunks.append(chunk)
+        except httpx.RemoteProtocolError:
+            raise SourceTruncatedError("source body ended early") from None
+        return SourceImage(
+            data=b"".join(chunks),
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+            content_type=response.headers.get("content-type"),
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

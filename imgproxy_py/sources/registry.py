@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from imgproxy_py.errors import InvalidSourceURLError, SourceUnreachableError
 from imgproxy_py.sources.base import Source
@@ -18,10 +18,14 @@ _ENABLE_HINTS = {
 
 
 class SourceRegistry:
-    def __init__(self, sources: Mapping[str, Source]) -> None:
+    def __init__(self, sources: Mapping[str, Source], allow_url: Callable[[str], bool] | None = None) -> None:
         self._sources = dict(sources)
+        self._allow_url = allow_url
 
     def for_url(self, url: str) -> Source:
+        """The source for ``url``'s scheme; refuses URLs outside IMGPROXY_ALLOWED_SOURCES."""
+        if self._allow_url is not None and not self._allow_url(url):
+            raise InvalidSourceURLError("source URL is not in IMGPROXY_ALLOWED_SOURCES")
         scheme, sep, _ = url.partition("://")
         if not sep or not scheme:
             raise InvalidSourceURLError("source URL has no scheme")
