@@ -14,7 +14,7 @@ from typing import Any
 from imgproxy_py.errors import BrokenImageError, InvalidImageError, UnsupportedFormatError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat, sniff
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.processing import ico, pipeline, svg, vips
+from imgproxy_py.processing import animation, ico, pipeline, svg, vips
 from imgproxy_py.processing.context import PipelineContext, _frame_height
 from imgproxy_py.processing.encode import EncoderSettings, encode_to_fit, resolve_quality
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats, choose_format
@@ -151,16 +151,30 @@ def _process(
     source_width, source_height = img.width, _frame_height(img)
 
     expect_alpha = po.background is None and (img.hasalpha() or po.extend.enabled or po.padding.enabled)
+    animated = animation.is_animation(source_format, img, limits)
     target = choose_format(
         po.format,
         client,
         source_format,
-        animated=False,
+        animated=animated,
         expect_alpha=expect_alpha,
         preferred=config.options.preferred_formats,
     )
     if target not in SAVABLE:
         raise UnsupportedFormatError(f"cannot save {target.value}")
+    if animated and target.supports_animation:
+        joined = animation.transform(data, img, po, source_format, target, limits, deadline, config.watermark)
+        ctx = PipelineContext(
+            img=joined,
+            po=po,
+            source_format=source_format,
+            target_format=target,
+            data=None,
+            deadline=deadline,
+            animated=True,
+        )
+        pipeline.run(pipeline.FINALIZE, ctx)
+        return _encode(ctx.img, target, po, config, source_format, source_width, source_height, frames=True)
 
     ctx = PipelineContext(
         img=img,
@@ -181,16 +195,30 @@ def _process(
     pipeline.run(pipeline.MAIN, ctx)
     pipeline.run(pipeline.FINALIZE, ctx)
 
-    out = ctx.img
+    return _encode(ctx.img, target, po, config, source_format, source_width, source_height)
+
+
+def _encode(
+    out: Any,
+    target: ImageFormat,
+    po: ProcessingOptions,
+    config: ProcessingConfig,
+    source_format: ImageFormat,
+    source_width: int,
+    source_height: int,
+    *,
+    frames: bool = False,
+) -> ProcessResult:
     if target is ImageFormat.AVIF and (out.width < 16 or out.height < 16):
         target = ImageFormat.PNG if out.hasalpha() else ImageFormat.JPEG
     quality = resolve_quality(target, po, config.options)
     encoded = encode_to_fit(out, target, quality, po.max_bytes, not po.strip_metadata, config.encoder)
+    height = _frame_height(out) if frames else out.height
     return ProcessResult(
         data=encoded,
         format=target,
         width=out.width,
-        height=out.height,
+        height=height,
         source_format=source_format,
         source_width=source_width,
         source_height=source_height,

@@ -59,7 +59,8 @@ def save_options(
             "keep": keep,
         }
     if fmt is ImageFormat.GIF:
-        return ".gif", {"keep": keep}
+        # Identical consecutive frames stay separate, so frame counts and delays round-trip exactly.
+        return ".gif", {"keep": keep, "keep_duplicate_frames": True}
     if fmt is ImageFormat.TIFF:
         return ".tif", {"Q": quality, "keep": keep}  # Q only matters for JPEG-compressed TIFF, as in imgproxy
     if fmt is ImageFormat.ICO:

@@ -129,6 +129,16 @@ def thumbnail(data: bytes, width: int, **options: Any) -> Any:
     return pyvips.Image.thumbnail_source(source, width, **options)
 
 
+def with_animation(img: Any, page_height: int, delays: list[int], loop: int) -> Any:
+    """A copy of ``img`` (frames stacked vertically) carrying the metadata animated savers read."""
+    out = img.copy()
+    out.set_type(pyvips.GValue.gint_type, "page-height", page_height)
+    out.set_type(pyvips.GValue.gint_type, "n-pages", img.height // page_height)
+    out.set_type(pyvips.GValue.array_int_type, "delay", delays)
+    out.set_type(pyvips.GValue.gint_type, "loop", loop)
+    return out
+
+
 def has_field(img: Any, name: str) -> bool:
     return bool(img.get_typeof(name) != 0)
 

@@ -191,7 +191,7 @@ def _avif(name: str) -> bytes:
         (lambda: _heic_branded(PHOTO), ImageFormat.JPEG),
         (lambda: _heic_branded(ALPHA), ImageFormat.PNG),
         (lambda: fixture_bytes("4.webp"), ImageFormat.JPEG),
-        (lambda: fixture_bytes("animated-loop-3.webp"), ImageFormat.PNG),  # first frame, alpha
+        (lambda: fixture_bytes("animated-loop-3.webp"), ImageFormat.GIF),  # animations stay animated: GIF
         # Preferred sources keep their format.
         (lambda: fixture_bytes("animated-loop-3.gif"), ImageFormat.GIF),
         (lambda: fixture_bytes(ALPHA), ImageFormat.PNG),
