@@ -198,6 +198,7 @@ class OptionSettings:
     enforce_webp: bool = False
     enforce_avif: bool = False
     preferred_formats: tuple[ImageFormat, ...] = (ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF)
+    client_hints: bool = False  # IMGPROXY_ENABLE_CLIENT_HINTS: DPR / Width headers set dpr and width
     keep_copyright: bool = True
     strip_color_profile: bool = True
     enforce_thumbnail: bool = False
@@ -213,6 +214,14 @@ class OptionSettings:
     @property
     def negotiates_format(self) -> bool:
         return self.auto_webp or self.auto_avif or self.enforce_webp or self.enforce_avif
+
+    @property
+    def vary(self) -> str | None:
+        """The Vary header every image response carries: what request headers change it."""
+        parts = (["Accept"] if self.negotiates_format else []) + (
+            ["Sec-CH-DPR", "DPR", "Sec-CH-Width", "Width"] if self.client_hints else []
+        )
+        return ", ".join(parts) or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +403,7 @@ def _options(env: _Env) -> OptionSettings:
         enforce_webp=env.get_bool("IMGPROXY_ENFORCE_WEBP", False),
         enforce_avif=env.get_bool("IMGPROXY_ENFORCE_AVIF", False),
         preferred_formats=env.formats("IMGPROXY_PREFERRED_FORMATS", defaults.preferred_formats),
+        client_hints=env.get_bool("IMGPROXY_ENABLE_CLIENT_HINTS", False),
         keep_copyright=env.get_bool("IMGPROXY_KEEP_COPYRIGHT", True),
         strip_color_profile=env.get_bool("IMGPROXY_STRIP_COLOR_PROFILE", True),
         enforce_thumbnail=env.get_bool("IMGPROXY_ENFORCE_THUMBNAIL", False),

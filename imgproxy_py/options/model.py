@@ -170,6 +170,7 @@ class ProcessingOptions:
     expires: int = 0  # unix time; 0: never
     filename: str = ""
     return_attachment: bool = False
+    raw: bool = False  # stream the source through untouched (no processing, no workers)
     trim: Trim = field(default_factory=Trim)
     padding: Padding = field(default_factory=Padding)
     rotate: int = 0  # clockwise, a multiple of 90 in 0..270
@@ -256,6 +257,7 @@ _SHORT = {
     "expires": "exp",
     "filename": "fn",
     "return_attachment": "att",
+    "raw": "raw",
     "trim": "t",
     "padding": "pd",
     "rotate": "rot",

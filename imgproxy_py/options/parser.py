@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from imgproxy_py.errors import InvalidOptionError, InvalidURLError
@@ -50,6 +51,49 @@ def _normalise_options_part(rest: str) -> str:
     return head + sep + tail
 
 
+@dataclass(frozen=True, slots=True)
+class ClientHints:
+    """``Sec-CH-DPR``/``DPR`` and ``Sec-CH-Width``/``Width`` request headers, already validated."""
+
+    dpr: float | None = None
+    width: int | None = None
+
+    VARY = "Sec-CH-DPR, DPR, Sec-CH-Width, Width"
+
+    @classmethod
+    def from_headers(cls, dpr: str | None, width: str | None) -> ClientHints | None:
+        parsed_dpr = _hint_number(dpr, float)
+        if parsed_dpr is not None and not 0 < parsed_dpr <= 8:
+            parsed_dpr = None
+        width_number = _hint_number(width, int)
+        parsed_width = int(width_number) if width_number is not None and 0 < width_number <= 100_000 else None
+        if parsed_dpr is None and parsed_width is None:
+            return None
+        return cls(parsed_dpr, parsed_width)
+
+    def key(self) -> str:
+        return f"{self.dpr or ''}x{self.width or ''}"
+
+    def apply(self, po: ProcessingOptions) -> ProcessingOptions:
+        dpr = self.dpr or po.dpr
+        changes: dict[str, object] = {}
+        if self.dpr is not None:
+            changes["dpr"] = self.dpr
+        if self.width is not None:  # the hint is in device pixels; width is in CSS pixels
+            changes["width"] = max(1, math.floor(self.width / dpr + 0.5))
+        return replace(po, **changes)  # type: ignore[arg-type]
+
+
+def _hint_number(value: str | None, kind: type[float] | type[int]) -> float | int | None:
+    if not value:
+        return None
+    try:
+        number = kind(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 class Parser:
     """Built once per process from settings: presets are parsed and validated here, not per request."""
 
@@ -78,10 +122,15 @@ class Parser:
     def preset_names(self) -> frozenset[str]:
         return frozenset(self._presets)
 
-    def parse(self, path: str) -> ParsedURL:
-        """Parse ``/<options>/.../<source>`` (the part after the signature)."""
+    def parse(self, path: str, hints: ClientHints | None = None) -> ParsedURL:
+        """Parse ``/<options>/.../<source>`` (the part after the signature).
+
+        Client hints (when enabled) are defaults: the ``default`` preset and the URL's own
+        options override them, as in imgproxy.
+        """
         segments = path.lstrip("/").split("/")
-        state = ParseState(self._base, self._presets, allow_security=self._settings.allow_security_options)
+        base = self._base if hints is None else hints.apply(self._base)
+        state = ParseState(base, self._presets, allow_security=self._settings.allow_security_options)
         if "default" in self._presets:
             apply_preset(state, ["default"])
         if self._settings.only_presets:
@@ -94,7 +143,7 @@ class Parser:
         if self._rewriter.active:
             source_url = self._rewriter.rewrite(source_url)
         po = state.po
-        if ext:
+        if ext and not po.raw:  # raw ignores the extension, as imgproxy does
             fmt = ImageFormat.from_name(ext)
             if fmt is None:
                 raise InvalidURLError(f"unknown output extension {ext!r}")

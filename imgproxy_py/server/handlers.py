@@ -31,10 +31,10 @@ from imgproxy_py.errors import (
     SourceTimeoutError,
     SourceUnreachableError,
 )
-from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.options.parser import ParsedURL, Parser, split_signature
+from imgproxy_py.options.parser import ClientHints, ParsedURL, Parser, split_signature
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.security import verify_signature
@@ -42,6 +42,7 @@ from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.memo import LRU
 from imgproxy_py.server.negotiation import client_formats
 from imgproxy_py.server.responses import (
+    SECURITY_HEADERS,
     PrebuiltResponse,
     encode_headers,
     error_response,
@@ -129,13 +130,20 @@ class ImageService:
         """Verify and parse the path; both are pure, so a repeated path (a cache hit) is memoised."""
         settings = self.settings
         raw = _raw_path(request)
-        parsed = self._parsed.get(raw)
+        hints = None
+        if settings.options.client_hints:
+            headers = request.headers
+            hints = ClientHints.from_headers(
+                headers.get("sec-ch-dpr") or headers.get("dpr"), headers.get("sec-ch-width") or headers.get("width")
+            )
+        memo_key = raw if hints is None else f"{raw}\x00{hints.key()}"
+        parsed = self._parsed.get(memo_key)
         if parsed is None:
             signature, path = split_signature(raw, settings.server.path_prefix)
             verify_signature(settings.security, signature, path)
-            parsed = self.parser.parse(path)
+            parsed = self.parser.parse(path, hints)
             if not parsed.options.expires:  # an expiring URL must be re-checked every time
-                self._parsed.put(raw, parsed)
+                self._parsed.put(memo_key, parsed)
         po = parsed.options
         opts = settings.options
         if po.format is None or opts.enforce_webp or opts.enforce_avif:
@@ -143,20 +151,22 @@ class ImageService:
         else:
             client = NO_CLIENT_FORMATS
         client_key = client.key()
-        key = self._keys.get((raw, client_key))
+        key = self._keys.get((memo_key, client_key))
         if key is None:
             key = keys.cache_key(po, client_key, parsed.source_url, self.settings_fingerprint)
-            self._keys.put((raw, client_key), key)
+            self._keys.put((memo_key, client_key), key)
         return Request_(
             po=po,
             source_url=parsed.source_url,
             client=client,
             key=key,
-            vary="Accept" if opts.negotiates_format else None,
+            vary=opts.vary,
             if_none_match=request.headers.get("if-none-match"),
         )
 
     async def _handle(self, req: Request_, deadline: float) -> Response:
+        if req.po.raw:
+            return await self._raw(req)
         stale: CacheEntry | None = None
         if self.cache is not None:
             hit = await self.cache.get(req.key)
@@ -272,8 +282,38 @@ class ImageService:
         )
         return Produced(entry, "MISS")
 
+    async def _raw(self, req: Request_) -> Response:
+        """``raw:1``: the source's bytes as they are, without a worker slot (imgproxy streams them).
+
+        Limits and source policy still apply; the type is sniffed, never taken from the source, so
+        a source cannot make this origin serve it HTML (and the CSP sandbox is on every response).
+        """
+        settings = self.settings
+        source = self.sources.for_url(req.source_url)
+        max_bytes = self.processing.limits.for_request(req.po).max_src_file_size
+        limits = FetchLimits(max_bytes=max(0, max_bytes), timeout=settings.sources.download_timeout)
+        with span("downloading_source_image"):
+            image, _ = await self.fetches.do(req.source_url, lambda: source.fetch(req.source_url, limits))
+        fmt = sniff(image.data)
+        version = keys.source_version(image.etag, image.last_modified, image.data)
+        digest = keys.result_digest(req.po, "raw", req.source_url, version, self.settings_fingerprint)
+        etag = keys.etag_for(digest) if settings.server.use_etag else None
+        last_modified = image.last_modified if settings.server.use_last_modified else None
+        base = {
+            **validator_headers(po=req.po, ttl=settings.server.ttl, etag=etag, last_modified=last_modified, vary=None),
+            "X-Cache": "MISS",
+        }
+        note(cache="MISS", source_bytes=len(image.data), result_bytes=len(image.data))
+        if etag and req.if_none_match and keys.etag_matches(req.if_none_match, etag):
+            return Response(status_code=304, headers=base)
+        if fmt is None:
+            headers = {**base, "Content-Type": "application/octet-stream", **SECURITY_HEADERS}
+        else:
+            headers = image_headers(fmt, req.po, req.source_url, base)
+        return Response(image.data, status_code=200, headers=headers)
+
     def _validators(self, po: ProcessingOptions, etag: str | None, last_modified: str | None) -> dict[str, str]:
-        vary = "Accept" if self.settings.options.negotiates_format else None
+        vary = self.settings.options.vary
         return validator_headers(po=po, ttl=self.settings.server.ttl, etag=etag, last_modified=last_modified, vary=vary)
 
     def _respond(self, req: Request_, entry: CacheEntry, via: str) -> Response:

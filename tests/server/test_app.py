@@ -337,3 +337,46 @@ async def test_expiring_urls_are_rechecked_on_every_request(client: httpx.AsyncC
     assert (await client.get(url)).headers["x-cache"] == "HIT-L1"
     await asyncio.sleep(2.1)
     assert (await client.get(url)).status_code == 404
+
+
+async def test_client_hints_set_dpr_and_width_when_enabled(client_factory: ClientFactory) -> None:
+    fixture_path(PHOTO)
+    url = f"/_/q:80/plain/local:///{PHOTO}"  # no width in the URL: a hint may supply it
+    async with client_factory(IMGPROXY_ENABLE_CLIENT_HINTS="true") as client:
+        plain = await client.get(url)
+        assert size_of(plain.content) == (2725, 2225)
+        assert plain.headers["vary"] == "Sec-CH-DPR, DPR, Sec-CH-Width, Width"
+        # Width 600 device px at DPR 2 → width 300 CSS px × dpr 2 → 600 px wide
+        hinted = await client.get(url, headers={"Sec-CH-DPR": "2", "Sec-CH-Width": "600"})
+        assert size_of(hinted.content) == (600, 490)
+        legacy = await client.get(url, headers={"DPR": "1", "Width": "400"})
+        assert size_of(legacy.content) == (400, 327)
+        explicit = await client.get(f"/_/w:100/plain/local:///{PHOTO}", headers={"Width": "400"})
+        assert size_of(explicit.content)[0] == 100  # the URL's own options win
+        for bad in ({"DPR": "0"}, {"DPR": "9"}, {"DPR": "nan"}, {"Width": "-5"}, {"Width": "abc"}):
+            assert size_of((await client.get(url, headers=bad)).content) == (2725, 2225)
+    async with client_factory() as client:  # disabled: hints ignored, no Vary
+        ignored = await client.get(url, headers={"Width": "400"})
+        assert size_of(ignored.content) == (2725, 2225) and "vary" not in ignored.headers
+
+
+async def test_raw_streams_the_source_untouched(client: httpx.AsyncClient, origin: Origin) -> None:
+    original = fixture_path("with-alpha.png").read_bytes()
+    for url in ("/_/raw:1/w:10/plain/local:///with-alpha.png@jpg", f"/_/raw:1/plain/{origin.url('with-alpha.png')}"):
+        response = await client.get(url)
+        assert response.status_code == 200
+        assert response.content == original  # byte for byte: nothing was processed
+        assert response.headers["content-type"] == "image/png"
+        assert response.headers["content-disposition"] == 'inline; filename="with-alpha.png"'
+        again = await client.get(url, headers={"If-None-Match": response.headers["etag"]})
+        assert again.status_code == 304
+
+
+async def test_raw_never_serves_a_source_as_html(client_factory: ClientFactory, tmp_path: Path) -> None:
+    (tmp_path / "page.jpg").write_bytes(b"<html><script>alert(1)</script></html>")
+    async with client_factory(IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(tmp_path)) as client:
+        response = await client.get("/_/raw:1/plain/local:///page.jpg")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/octet-stream"
+        assert "sandbox" in response.headers["content-security-policy"]
+        assert response.headers["x-content-type-options"] == "nosniff"
