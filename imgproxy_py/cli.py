@@ -56,6 +56,7 @@ def _serve(settings: Settings) -> int:
     from imgproxy_py.observability import configure_logging, start_metrics_server
 
     configure_logging(settings.observability.log_format, settings.observability.log_level)
+    os.environ["IMGPROXY_PY_SERVER_PROCESS"] = "1"  # worker processes set their logging up the same way
     server = settings.server
     try:
         # Build once in the parent so bad presets or paths fail here, with a clear message.

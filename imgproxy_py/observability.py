@@ -13,6 +13,7 @@ prometheus_client); the metrics listener runs in the supervising process.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -156,8 +157,12 @@ class Metrics:
 # --- logging -----------------------------------------------------------------------------
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_USERINFO = re.compile(r"(://)[^/@]*@")
-_QUERY_SECRETS = re.compile(r"([?&](?:[^=&]*(?:token|sig|key|secret|password|auth)[^=&]*)=)[^&/]*", re.IGNORECASE)
+# userinfo in a source URL's authority, with the @ literal or percent-encoded (plain URLs need %40)
+_USERINFO = re.compile(r"(:(?://|%2F%2F))[^/]*?(?:@|%40)", re.IGNORECASE)
+_QUERY_SECRETS = re.compile(
+    r"((?:[?&]|%3F|%26)(?:[^=&/]*(?:token|sig|key|secret|passw|auth|cred)[^=&/]*)(?:=|%3D))[^&/%]*", re.IGNORECASE
+)
+_BASE64_SOURCE = re.compile(r"[A-Za-z0-9_-]{8,}={0,2}")
 
 
 def valid_request_id(value: str | None) -> str | None:
@@ -170,7 +175,22 @@ def redact_path(raw_path: str, prefix: str = "") -> str:
     _, sep, rest = path.lstrip("/").partition("/")
     masked = f"/-/{rest}" if sep else path
     masked = _USERINFO.sub(r"\1***@", masked)
-    return _QUERY_SECRETS.sub(r"\1***", masked)
+    masked = _QUERY_SECRETS.sub(r"\1***", masked)
+    return "/".join(_redact_base64(segment) for segment in masked.split("/"))
+
+
+def _redact_base64(segment: str) -> str:
+    """A base64-encoded source URL hides its credentials from the patterns above: decode to check."""
+    if ":" in segment or not _BASE64_SOURCE.fullmatch(segment.split(".", 1)[0]):
+        return segment
+    text = segment.split(".", 1)[0].rstrip("=")
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8", "replace")
+    except ValueError:
+        return segment
+    if _USERINFO.search(decoded) or _QUERY_SECRETS.search(decoded):
+        return "<source with credentials>"
+    return segment
 
 
 class JSONFormatter(logging.Formatter):
@@ -200,6 +220,9 @@ def configure_logging(fmt: str, level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips' chatter is not our log
+    # Client libraries log full source URLs, credentials included, at INFO: keep them quiet.
+    for name in ("httpx", "httpcore", "urllib3", "minio", "redis"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

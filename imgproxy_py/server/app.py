@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import os
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -19,7 +20,7 @@ from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
 from imgproxy_py.netpolicy import AddressPolicy
-from imgproxy_py.observability import AccessLog, Metrics
+from imgproxy_py.observability import AccessLog, Metrics, configure_logging
 from imgproxy_py.options.parser import Parser
 from imgproxy_py.processing import ProcessingConfig, vips
 from imgproxy_py.processing.intermediates import IntermediateCache
@@ -113,6 +114,8 @@ async def _not_found(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    if os.environ.get("IMGPROXY_PY_SERVER_PROCESS") == "1":  # a worker started by `imgproxy-py serve`
+        configure_logging(settings.observability.log_format, settings.observability.log_level)
     vips.init()
     parser = Parser(settings.options)  # validates presets: a bad one stops start-up
     config = ProcessingConfig.from_settings(settings)
