@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from imgproxy_py import allocator
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.settings import Settings
 
@@ -46,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    # Before anything allocates much: restart under jemalloc when it is installed (allocator.py).
+    allocator.reexec_with_jemalloc(settings.workers.malloc, sys.argv[1:])
     import uvicorn
 
     metrics_bind = settings.observability.prometheus_bind

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
 import os
 from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from imgproxy_py import __version__
+from imgproxy_py import __version__, allocator
 from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
@@ -112,10 +114,20 @@ async def _not_found(request: Request) -> Response:
     return PlainTextResponse("Not found", status_code=404)
 
 
+async def _trim_memory(interval: float) -> None:
+    """Periodically return freed heap to the OS (glibc only; jemalloc purges by itself)."""
+    if interval <= 0 or allocator.using_jemalloc():
+        return
+    while True:
+        await asyncio.sleep(interval)
+        await anyio.to_thread.run_sync(allocator.trim)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     if os.environ.get("IMGPROXY_PY_SERVER_PROCESS") == "1":  # a worker started by `imgproxy-py serve`
         configure_logging(settings.observability.log_format, settings.observability.log_level)
+    allocator.tune_glibc()  # before the worker threads exist
     vips.init()
     parser = Parser(settings.options)  # validates presets: a bad one stops start-up
     config = ProcessingConfig.from_settings(settings)
@@ -150,9 +162,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         metrics.workers.set(settings.workers.workers)  # only in a process that serves
+        trimmer = asyncio.ensure_future(_trim_memory(settings.workers.free_memory_interval))
         try:
             yield
         finally:
+            trimmer.cancel()
             await service.flights.aclose()
             await info.flights.aclose()
             await service.fetches.aclose()
