@@ -90,8 +90,9 @@ _ALIASES: dict[str, ImageFormat] = {f.value: f for f in ImageFormat} | {
 }
 
 # Formats this server can write with the libvips bundled by pyvips[binary]: ICO is written by
-# processing/ico.py (PNG inside). That libvips has no BMP or JXL saver and its libheif has no
-# HEVC encoder, so BMP, JXL and HEIC output are refused (422); SVG is only ever passed through.
+# processing/ico.py (PNG inside) and BMP by processing/bmp.py (libvips has no BMP saver). It has
+# no JXL saver and its libheif no HEVC encoder, so JXL and HEIC output are refused (422); SVG is
+# only ever passed through.
 SAVABLE: frozenset[ImageFormat] = frozenset(
     {
         ImageFormat.JPEG,
@@ -101,6 +102,7 @@ SAVABLE: frozenset[ImageFormat] = frozenset(
         ImageFormat.GIF,
         ImageFormat.ICO,
         ImageFormat.TIFF,
+        ImageFormat.BMP,
     }
 )
 

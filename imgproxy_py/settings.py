@@ -199,6 +199,7 @@ class OptionSettings:
     enforce_avif: bool = False
     preferred_formats: tuple[ImageFormat, ...] = (ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF)
     client_hints: bool = False  # IMGPROXY_ENABLE_CLIENT_HINTS: DPR / Width headers set dpr and width
+    preserve_hdr: bool = False  # IMGPROXY_PRESERVE_HDR: the ``ph`` option's default
     keep_copyright: bool = True
     strip_color_profile: bool = True
     enforce_thumbnail: bool = False
@@ -406,6 +407,7 @@ def _options(env: _Env) -> OptionSettings:
         enforce_avif=env.get_bool("IMGPROXY_ENFORCE_AVIF", False),
         preferred_formats=env.formats("IMGPROXY_PREFERRED_FORMATS", defaults.preferred_formats),
         client_hints=env.get_bool("IMGPROXY_ENABLE_CLIENT_HINTS", False),
+        preserve_hdr=env.get_bool("IMGPROXY_PRESERVE_HDR", False),
         keep_copyright=env.get_bool("IMGPROXY_KEEP_COPYRIGHT", True),
         strip_color_profile=env.get_bool("IMGPROXY_STRIP_COLOR_PROFILE", True),
         enforce_thumbnail=env.get_bool("IMGPROXY_ENFORCE_THUMBNAIL", False),

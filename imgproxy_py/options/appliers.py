@@ -521,6 +521,7 @@ _register(_bool_applier("keep_copyright", "keep_copyright"), "keep_copyright", "
 _register(_bool_applier("strip_color_profile", "strip_color_profile"), "strip_color_profile", "scp")
 _register(_bool_applier("return_attachment", "return_attachment"), "return_attachment", "att")
 _register(_bool_applier("raw", "raw"), "raw")
+_register(_bool_applier("preserve_hdr", "preserve_hdr"), "preserve_hdr", "ph")
 _register(apply_quality, "quality", "q")
 _register(apply_format_quality, "format_quality", "fq")
 _register(apply_format, "format", "f", "ext")

@@ -171,6 +171,7 @@ class ProcessingOptions:
     filename: str = ""
     return_attachment: bool = False
     raw: bool = False  # stream the source through untouched (no processing, no workers)
+    preserve_hdr: bool = False  # keep 16-bit sources 16-bit where the output format can store it
     trim: Trim = field(default_factory=Trim)
     padding: Padding = field(default_factory=Padding)
     rotate: int = 0  # clockwise, a multiple of 90 in 0..270
@@ -258,6 +259,7 @@ _SHORT = {
     "filename": "fn",
     "return_attachment": "att",
     "raw": "raw",
+    "preserve_hdr": "ph",
     "trim": "t",
     "padding": "pd",
     "rotate": "rot",

@@ -116,6 +116,7 @@ class Parser:
             strip_color_profile=settings.strip_color_profile,
             enforce_thumbnail=settings.enforce_thumbnail,
             skip_processing=settings.skip_processing_formats,
+            preserve_hdr=settings.preserve_hdr,
         )
 
     @property

@@ -8,7 +8,7 @@ from typing import Any
 from imgproxy_py.errors import UnsupportedFormatError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.processing import ico, vips
+from imgproxy_py.processing import bmp, ico, vips
 from imgproxy_py.processing.geometry import round_half_away
 from imgproxy_py.settings import OptionSettings
 
@@ -65,6 +65,8 @@ def save_options(
         return ".tif", {"Q": quality, "keep": keep}  # Q only matters for JPEG-compressed TIFF, as in imgproxy
     if fmt is ImageFormat.ICO:
         return ".png", {"compression": 6, "filter": "none", "keep": "none"}  # wrapped by ico.wrap_png
+    if fmt is ImageFormat.BMP:
+        return ".bmp", {}  # written by bmp.encode, never by libvips
     if fmt is ImageFormat.HEIC:
         raise UnsupportedFormatError("cannot save heic: this libvips has no HEVC encoder")
     raise UnsupportedFormatError(f"cannot save {fmt.value}")
@@ -73,8 +75,15 @@ def save_options(
 def encode(img: Any, fmt: ImageFormat, quality: int, keep_metadata: bool, enc: EncoderSettings) -> bytes:
     if fmt not in SAVABLE:
         raise UnsupportedFormatError(f"cannot save {fmt.value}")
+    if fmt is ImageFormat.BMP:
+        return bmp.encode(img)
     keep_exif = vips.has_field(img, "exif-data")  # after strip_metadata: only a kept copyright notice
     suffix, options = save_options(fmt, quality, keep_metadata, enc, keep_exif)
+    if img.format == "ushort":  # preserve_hdr kept 16 bits: ask the saver not to drop them
+        if fmt is ImageFormat.PNG:
+            options["bitdepth"] = 16
+        elif fmt is ImageFormat.AVIF:
+            options["bitdepth"] = 12
     data = vips.save(img, suffix, **options)
     if fmt is ImageFormat.ICO:
         return ico.wrap_png(data, img.width, img.height)

@@ -11,7 +11,8 @@ import ctypes
 import functools
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from imgproxy_py.cancel import current_token
 
@@ -20,6 +21,7 @@ os.environ.setdefault("VIPS_CONCURRENCY", "1")
 import pyvips  # after the environment is prepared: libvips reads it at import
 
 Image = pyvips.Image
+T = TypeVar("T")
 Error = pyvips.Error
 
 log = logging.getLogger("imgproxy_py.vips")
@@ -104,6 +106,21 @@ def save(img: Any, suffix: str, **options: Any) -> bytes:
     token in the context, libvips' progress callback kills the evaluation as soon as the
     deadline passes or the clients have gone (raising that error instead of a decode error).
     """
+
+    def write(image: Any) -> bytes:
+        target = pyvips.Target.new_to_memory()
+        image.write_to_target(target, suffix, **options)
+        return bytes(target.get("blob"))
+
+    return _cancellable(img, write)
+
+
+def pixels(img: Any) -> Any:
+    """Evaluate into memory (for encoders written in Python), cancellable like ``save``."""
+    return _cancellable(img, lambda image: image.copy_memory())
+
+
+def _cancellable(img: Any, evaluate: Callable[[Any], T]) -> T:
     token = current_token.get()
     if token is not None:
         if token.should_stop():
@@ -111,15 +128,12 @@ def save(img: Any, suffix: str, **options: Any) -> bytes:
         img = img.copy()  # never hang callbacks on an image other requests may share (intermediates)
         img.set_progress(True)
         img.signal_connect("eval", lambda image, _progress: image.set_kill(True) if token.should_stop() else None)
-    target = pyvips.Target.new_to_memory()
     try:
-        img.write_to_target(target, suffix, **options)
+        return evaluate(img)
     except pyvips.Error:
         if token is not None and token.should_stop():
             raise token.error() from None
         raise
-    blob = target.get("blob")
-    return bytes(blob)
 
 
 def thumbnail(data: bytes, width: int, **options: Any) -> Any:

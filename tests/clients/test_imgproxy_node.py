@@ -996,21 +996,19 @@ async def test_security_options(builder: Builder, client_factory: ClientFactory,
         assert size(response) == (100, 82)
 
 
-# --- imgproxy (OSS) features this server lacks: strict xfails, reported ----------------------
+# --- preserve_hdr, BMP output, and the one OSS feature this server lacks (JXL output) ---------
 
 PRESERVE_HDR = url({"preserve_hdr": 1, "resize": fit(300, 300)})
 BMP = url({"resize": fit(300, 300), "format": "bmp"})
 JXL = url({"resize": fit(300, 300), "format": "jxl"})
 
 
-@pytest.mark.xfail(strict=True, reason="gap: `preserve_hdr`/`ph` (OSS imgproxy v4) is an unknown option, 404")
 async def test_preserve_hdr_is_accepted(builder: Builder, client_factory: ClientFactory) -> None:
     async with server(client_factory) as client:
         response = await fetch(client, builder, PRESERVE_HDR)
     assert size(response) == (300, 245)  # an 8-bit source stays as it is
 
 
-@pytest.mark.xfail(strict=True, reason="gap: BMP output (OSS imgproxy writes BMP) is 422 Unsupported image format")
 async def test_bmp_output(builder: Builder, client_factory: ClientFactory) -> None:
     async with server(client_factory) as client:
         response = await fetch(client, builder, BMP)

@@ -226,7 +226,7 @@ async def test_presets(client_factory: ClientFactory) -> None:
         ("/_/w:100/plain/local:///truncated.png", 422),
         ("/_/w:100/plain/local:///corrupt-header.jpg", 422),
         ("/_/w:100/plain/local:///SOURCES.md", 404),
-        ("/_/w:100/plain/local:///320x240.jpg@bmp", 422),
+        ("/_/w:100/plain/local:///320x240.jpg@jxl", 422),
     ],
 )
 async def test_error_statuses(client: httpx.AsyncClient, path: str, status: int) -> None:

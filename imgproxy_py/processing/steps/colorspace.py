@@ -10,17 +10,28 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.processing import vips
 from imgproxy_py.processing.context import PipelineContext
 
 _KEEP = {"srgb", "b-w"}
 _GREY = {"b-w", "grey16"}
+# Formats that store 16 bits per channel (AVIF as 12-bit): where preserve_hdr can keep depth.
+HDR_FORMATS = frozenset({ImageFormat.PNG, ImageFormat.TIFF, ImageFormat.AVIF})
 
 
 def colorspace_to_processing(ctx: PipelineContext) -> None:
     img = ctx.img
     interpretation = img.interpretation
     if interpretation in _KEEP and img.format == "uchar":
+        return
+    if (
+        ctx.po.preserve_hdr
+        and ctx.target_format in HDR_FORMATS
+        and interpretation in ("rgb16", "grey16")
+        and img.format == "ushort"
+    ):
+        ctx.hdr = True  # keep the 16-bit pixels as they are, through to the saver
         return
     if interpretation == "cmyk" or interpretation == "lab" or interpretation == "labs":
         img = _import_profile(img)
@@ -29,7 +40,7 @@ def colorspace_to_processing(ctx: PipelineContext) -> None:
         img = img.colourspace("b-w")
     else:
         img = img.colourspace("srgb")
-    if img.format != "uchar":
+    if img.format != "uchar" and not ctx.hdr:
         img = img.cast("uchar")
     ctx.img = img
 
@@ -49,16 +60,16 @@ def colorspace_to_result(ctx: PipelineContext) -> None:
     img = ctx.img
     has_icc = vips.has_field(img, "icc-profile-data")
     if ctx.po.strip_color_profile and has_icc:
-        if not ctx.icc_imported and img.interpretation == "srgb":
+        if not ctx.icc_imported and img.interpretation in ("srgb", "rgb16"):
             # A broken profile: keep the pixels as they are, drop the profile.
             with contextlib.suppress(vips.Error):
-                img = img.icc_transform("srgb", embedded=True)
+                img = img.icc_transform("srgb", embedded=True, depth=16 if ctx.hdr else 8)
         img = img.copy()
         img.remove("icc-profile-data")
     elif ctx.icc_imported and has_icc:
         # The pixels are sRGB now; the embedded device profile no longer describes them.
         img = img.copy()
         img.remove("icc-profile-data")
-    if img.format != "uchar":
+    if img.format != "uchar" and not ctx.hdr:
         img = img.cast("uchar")
     ctx.img = img

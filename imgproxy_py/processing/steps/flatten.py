@@ -21,4 +21,6 @@ def flatten(ctx: PipelineContext) -> None:
     if img.bands < 3 and not color.is_grey:
         img = img.colourspace("srgb")
     fill = color.rgb if img.bands > 2 else [color.r]
+    if img.format == "ushort":  # 16-bit (preserve_hdr): the colour scaled to the 0..65535 range
+        fill = [c * 257 for c in fill]
     ctx.img = img.flatten(background=fill).cast(img.format)
