@@ -40,6 +40,7 @@ def init() -> None:
     if _initialised:
         return
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips chatter is not our log
+    _quiet_libvips_info()
     pyvips.cache_set_max(0)
     pyvips.cache_set_max_mem(0)
     pyvips.cache_set_max_files(0)
@@ -55,6 +56,25 @@ def init() -> None:
     if not pyvips.API_mode:  # pragma: no cover - depends on the installed build
         log.warning("pyvips runs in ABI mode, which is about 20%% slower; install a build with API mode")
     _initialised = True
+
+
+def _quiet_libvips_info() -> None:
+    """Stop libvips' debug/info messages at the C level.
+
+    pyvips routes every libvips log message into a Python callback, which takes the GIL on
+    whatever thread libvips is running: about eight "threadpool completed" messages per image,
+    dropped by the logging level only after that cost. Warnings and errors still come through.
+    """
+    with contextlib.suppress(AttributeError):
+        flags = pyvips.GLogLevelFlags
+        domain = b"VIPS"
+        pyvips.glib_lib.g_log_remove_handler(domain, pyvips._log_handler_id)
+        pyvips._log_handler_id = pyvips.glib_lib.g_log_set_handler(
+            domain,
+            flags.LEVEL_WARNING | flags.LEVEL_CRITICAL | flags.LEVEL_ERROR | flags.FLAG_FATAL | flags.FLAG_RECURSION,
+            pyvips._log_handler_cb,
+            pyvips.ffi.NULL,
+        )
 
 
 def version() -> str:
