@@ -123,7 +123,9 @@ def process(
             return _passthrough(data, source_format, limits)
         hot = intermediates.admit(source_key) if intermediates and source_key else False
         return _process(data, source_format, po, config, client, deadline, source_key, intermediates, hot, limits)
-    except vips.Error as exc:
+    except (vips.Error, UnicodeDecodeError) as exc:
+        # pyvips decodes libvips' messages and field names as UTF-8; a hostile file can put
+        # other bytes there, and then the decode fails instead of the libvips call.
         # The detail comes from libvips' global error buffer (possibly another thread's):
         # it is logged by the caller, never branched on, never shown to the client.
         raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None

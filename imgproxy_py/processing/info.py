@@ -74,7 +74,9 @@ def image_info(data: bytes, max_src_resolution: int) -> dict[str, Any]:
         raise InvalidImageError("source image type is not supported")
     try:
         return _image_info(data, fmt, max_src_resolution)
-    except vips.Error as exc:
+    except (vips.Error, UnicodeDecodeError) as exc:
+        # pyvips decodes libvips' messages and field names as UTF-8; a hostile file can put
+        # other bytes there, and then the decode fails instead of the libvips call.
         raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None
 
 

@@ -113,6 +113,8 @@ def sanitize_svg(data: bytes) -> bytes:
         parser.Parse(data, True)
     except expat.ExpatError as exc:
         raise SvgError(f"SVG is not well-formed XML: {exc}", public_message="SVG is not well-formed XML") from None
+    except (LookupError, UnicodeError, ValueError) as exc:  # e.g. encoding="QTF-8" in the declaration
+        raise SvgError(f"SVG cannot be decoded: {exc}", public_message="SVG is not well-formed XML") from None
     if not walker.root_seen:
         raise SvgError("SVG has no root element", public_message="SVG is not well-formed XML")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + "".join(walker.out)).encode("utf-8")
