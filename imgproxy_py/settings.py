@@ -175,6 +175,7 @@ class SecuritySettings:
     max_animation_frames: int = 100
     max_animation_frame_resolution: int = 0  # pixels; 0: frames of an animation count together
     max_result_dimension: int = 0  # pixels; 0: no limit
+    max_result_resolution: int = 100_000_000  # pixels of a result, all frames together
     allow_security_options: bool = False
 
     @property
@@ -389,6 +390,9 @@ def _security(env: _Env) -> SecuritySettings:
             env.get_float("IMGPROXY_MAX_ANIMATION_FRAME_RESOLUTION", 0, min_value=0) * 1_000_000
         ),
         max_result_dimension=env.get_int("IMGPROXY_MAX_RESULT_DIMENSION", 0, min_value=0),
+        max_result_resolution=round(
+            env.get_float("IMGPROXY_MAX_RESULT_RESOLUTION", 100, min_value=0.000001) * 1_000_000
+        ),
         allow_security_options=env.get_bool("IMGPROXY_ALLOW_SECURITY_OPTIONS", False),
     )
 

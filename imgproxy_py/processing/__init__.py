@@ -40,6 +40,10 @@ LOADABLE = frozenset(
 _THUMBNAIL_FORMATS = frozenset({ImageFormat.HEIC, ImageFormat.AVIF})
 
 
+MAX_SIDE = 65535  # the largest side any encoder we write (JPEG, GIF) can store
+MAX_JPEG_SCANS = 100
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessingConfig:
     """The slice of settings processing needs, built once per process."""
@@ -54,6 +58,7 @@ class ProcessingConfig:
     max_animation_frames: int = 100
     max_animation_frame_resolution: int = 0
     max_result_dimension: int = 0
+    max_result_resolution: int = 100_000_000  # pixels of a result (all frames); larger is refused, 422
     watermark: WatermarkImage | None = None  # decoded once, at start-up
 
     @property
@@ -85,6 +90,7 @@ class ProcessingConfig:
             max_animation_frames=settings.security.max_animation_frames,
             max_animation_frame_resolution=settings.security.max_animation_frame_resolution,
             max_result_dimension=settings.security.max_result_dimension,
+            max_result_resolution=settings.security.max_result_resolution,
             watermark=load_watermark(settings.watermark, settings.sources.download_timeout),
         )
 
@@ -165,7 +171,9 @@ def _process(
     if target not in SAVABLE:
         raise UnsupportedFormatError(f"cannot save {target.value}")
     if animated and target.supports_animation:
-        joined = animation.transform(data, img, po, source_format, target, limits, deadline, config.watermark)
+        joined = animation.transform(
+            data, img, po, source_format, target, limits, deadline, config.watermark, config.max_result_resolution
+        )
         ctx = PipelineContext(
             img=joined,
             po=po,
@@ -187,6 +195,7 @@ def _process(
         deadline=deadline,
         max_src_resolution=limits.max_src_resolution,
         max_result_dimension=limits.max_result_dimension,
+        max_result_resolution=config.max_result_resolution,
         watermark=config.watermark,
         vector_scale=vector_scale,
         source_key=source_key,
@@ -240,6 +249,13 @@ def _check_header(img: Any, data: bytes, fmt: ImageFormat, max_resolution: int) 
         return img, 1.0
     if pixels == 0 or pixels > max_resolution:
         raise InvalidImageError(f"source resolution {img.width}x{img.height} exceeds the limit")
+    if max(img.width, img.height) > MAX_SIDE:
+        # Decoders buffer whole rows: a 400000×125 image costs gigabytes though it is only 50 MP.
+        raise InvalidImageError(f"source side {max(img.width, img.height)} exceeds {MAX_SIDE}")
+    if fmt is ImageFormat.JPEG and data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+        # Each progressive scan re-reads the whole image in one libjpeg call nothing can cancel:
+        # hundreds of scans are a denial of service, never a real photo (they have about 10).
+        raise InvalidImageError("progressive JPEG with too many scans")
     return img, 1.0
 
 

@@ -44,6 +44,7 @@ def transform(
     limits: Limits,
     deadline: float,
     watermark: WatermarkImage | None,
+    max_result_resolution: int = 100_000_000,
 ) -> Any:
     """The processed animation as one tall image, ready for the finalize pipeline and the saver."""
     frames = min(page_count(header), limits.max_animation_frames)
@@ -66,6 +67,7 @@ def transform(
             deadline=deadline,
             max_src_resolution=limits.max_src_resolution,
             max_result_dimension=limits.max_result_dimension,
+            max_result_resolution=max_result_resolution // frames,
             animated=True,
         )
         ctx.calc_params()

@@ -24,6 +24,7 @@ class PipelineContext:
     deadline: float = float("inf")  # time.monotonic() value
     max_src_resolution: int = 50_000_000
     max_result_dimension: int = 0  # ≤0: no limit
+    max_result_resolution: int = 100_000_000  # pixels (per frame here; animations check the total too)
     hdr: bool = False  # 16 bits per channel kept to the output (preserve_hdr)
     animated: bool = False  # frames of an animation: trim is off, as in imgproxy
     watermark: Any = None  # processing.watermark.WatermarkImage, or None when none is configured

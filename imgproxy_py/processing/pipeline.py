@@ -12,6 +12,7 @@ from imgproxy_py.processing.steps.filters import apply_filters
 from imgproxy_py.processing.steps.fix_size import fix_size
 from imgproxy_py.processing.steps.flatten import flatten
 from imgproxy_py.processing.steps.padding import padding
+from imgproxy_py.processing.steps.result_guard import result_guard
 from imgproxy_py.processing.steps.rotate_and_flip import rotate_and_flip
 from imgproxy_py.processing.steps.scale import scale
 from imgproxy_py.processing.steps.scale_on_load import scale_on_load
@@ -27,12 +28,14 @@ MAIN: tuple[Step, ...] = (
     colorspace_to_processing,
     crop,
     scale,
+    result_guard,
     rotate_and_flip,
     crop_to_result,
     apply_filters,
     extend,
     extend_aspect_ratio,
     padding,
+    result_guard,
     fix_size,
     flatten,
     watermark,

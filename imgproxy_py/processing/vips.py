@@ -21,6 +21,7 @@ os.environ.setdefault("VIPS_CONCURRENCY", "1")
 import pyvips  # after the environment is prepared: libvips reads it at import
 
 Image = pyvips.Image
+ffi = pyvips.ffi  # also the name _lenient_to_string finds in pyvips.error once swapped in
 T = TypeVar("T")
 Error = pyvips.Error
 
@@ -41,6 +42,7 @@ def init() -> None:
         return
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips chatter is not our log
     _quiet_libvips_info()
+    _decode_text_leniently()
     pyvips.cache_set_max(0)
     pyvips.cache_set_max_mem(0)
     pyvips.cache_set_max_files(0)
@@ -56,6 +58,31 @@ def init() -> None:
     if not pyvips.API_mode:  # pragma: no cover - depends on the installed build
         log.warning("pyvips runs in ABI mode, which is about 20%% slower; install a build with API mode")
     _initialised = True
+
+
+def _decode_text_leniently() -> None:
+    """Make pyvips decode libvips' text (error messages, field names) with replacement characters.
+
+    pyvips decodes every C string as strict UTF-8. A hostile file can put other bytes into
+    a metadata field name (a Latin-1 PNG keyword) or into libvips' global error buffer (a
+    long librsvg message cut mid-character): the decode then raises UnicodeDecodeError
+    instead of pyvips.Error, and a poisoned error buffer makes every later libvips call in
+    the process fail that way. The helper is imported by name into several pyvips modules,
+    so its code object is swapped in place rather than the name rebound.
+    """
+    with contextlib.suppress(AttributeError, TypeError, ValueError):
+        pyvips.error._to_string.__code__ = _lenient_to_string.__code__
+
+
+def _lenient_to_string(x: Any) -> Any:
+    # Runs as pyvips.error._to_string (its globals: ``ffi``); mirrors it with errors="replace".
+    if x == ffi.NULL:
+        x = "NULL"
+    else:
+        x = ffi.string(x)
+        if isinstance(x, bytes):
+            x = x.decode("utf-8", "replace")
+    return x
 
 
 def _quiet_libvips_info() -> None:
