@@ -5,15 +5,18 @@ knows (cache tier, span timings, source and result sizes) and the middleware log
 it when the response is done. Tasks started by the request (the coalesced transform) copy
 the context, so their spans land on the record of the request that led them.
 
-With several server processes, prometheus-client's multiprocess mode aggregates every
-process's values (PROMETHEUS_MULTIPROC_DIR, set by the CLI before anything imports
-prometheus_client); the metrics listener runs in the supervising process.
+Metrics are only counted when IMGPROXY_PROMETHEUS_BIND gives them a listener. With several
+server processes, prometheus-client's multiprocess mode aggregates every process's values
+(PROMETHEUS_MULTIPROC_DIR, set by the CLI before anything imports prometheus_client; the
+listener runs in the supervising process); one process keeps them in memory, which costs
+a fraction per update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import os
@@ -169,8 +172,12 @@ def valid_request_id(value: str | None) -> str | None:
     return value if value and _REQUEST_ID.fullmatch(value) else None
 
 
+@functools.lru_cache(maxsize=4096)
 def redact_path(raw_path: str, prefix: str = "") -> str:
-    """The request path for logs: the signature segment masked, credentials in source URLs removed."""
+    """The request path for logs: the signature segment masked, credentials in source URLs removed.
+
+    Memoised: a cache hit repeats its path, and the patterns cost more than serving the hit.
+    """
     path = raw_path[len(prefix) :] if prefix and raw_path.startswith(prefix) else raw_path
     _, sep, rest = path.lstrip("/").partition("/")
     masked = f"/-/{rest}" if sep else path
@@ -243,6 +250,20 @@ class AccessLog:
         self._buffer: list[str] = []
         self._size = 0
         self._scheduled = False
+        self._second = -1  # the wall-clock second the stamps below were made for
+        self._stamps = ("", "")
+        self._pid = os.getpid()
+
+    def _now(self) -> tuple[str, str]:
+        """(local, UTC ISO) time stamps, formatted once per second, not per line."""
+        now = time.time()
+        if int(now) != self._second:
+            self._second = int(now)
+            self._stamps = (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)),
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            )
+        return self._stamps
 
     def write(self, record: RequestRecord, duration: float, prefix: str = "") -> None:
         level = logging.ERROR if record.status >= 500 else logging.WARNING if record.status >= 400 else logging.INFO
@@ -264,14 +285,14 @@ class AccessLog:
         path = redact_path(record.raw_path, prefix)
         ms = round(duration * 1000, 2)
         if not self.json:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            stamp = self._now()[0]
             extra = f" error={record.error}" if record.error else ""
             return (
                 f"{stamp} {logging.getLevelName(level)} access: {record.method} {path} {record.status} "
                 f"{ms}ms {record.cache or '-'} id={record.request_id}{extra}\n"
             )
         fields: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "time": self._now()[1],
             "level": logging.getLevelName(level).lower(),
             "msg": "request",
             "request_id": record.request_id,
@@ -291,7 +312,7 @@ class AccessLog:
         if record.error:
             fields["error"] = record.error
             fields["detail"] = record.detail[:300]
-        fields["pid"] = os.getpid()
+        fields["pid"] = self._pid
         return json.dumps(fields, separators=(",", ":")) + "\n"
 
     def flush(self) -> None:
@@ -309,11 +330,13 @@ class AccessLog:
             pass  # a closed or full stdout must not take requests down
 
 
-def start_metrics_server(host: str, port: int) -> None:
-    """Serve /metrics on its own listener (a daemon thread), aggregating every server process."""
+def start_metrics_server(host: str, port: int, registry: CollectorRegistry | None = None) -> None:
+    """Serve /metrics on its own listener (a daemon thread): ``registry`` (the one server
+    process's), else every server process's values aggregated (multiprocess mode)."""
     from prometheus_client import multiprocess, start_http_server
 
-    registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    if registry is None:
+        registry = CollectorRegistry()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     start_http_server(port, addr=host, registry=registry)

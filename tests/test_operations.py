@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -167,3 +168,28 @@ def test_logged_paths_carry_no_secrets(path: str, hidden: str) -> None:
     logged = redact_path(path)
     assert hidden not in logged
     assert logged.startswith("/-/")
+
+
+def test_metrics_of_a_single_process_are_kept_in_memory(tmp_path: Path) -> None:
+    fixture_path(PHOTO)
+    metrics_port = free_port()
+    env = {
+        "IMGPROXY_PROMETHEUS_BIND": f"127.0.0.1:{metrics_port}",
+        "IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(fixture_path(PHOTO).parent),
+        "IMGPROXY_WORKERS": "3",
+        "TMPDIR": str(tmp_path),  # multiprocess mode would leave its value files here
+    }
+    with server(**env) as (base, proc):
+        with httpx.Client(timeout=20) as client:
+            for _ in range(3):
+                assert client.get(f"{base}/_/w:30/plain/local:///{PHOTO}").status_code == 200
+        metrics = scrape(metrics_port)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert metrics["workers"] == 3
+    assert metrics["transforms_total"] == 1
+    assert metrics['cache_hits_total{tier="L1"}'] == 2  # answered before routing, still counted
+    assert metrics['status_codes_total{status="200"}'] >= 3
+    assert metrics['request_span_duration_seconds_count{span="streaming_image"}'] == 3
+    assert not list(tmp_path.glob("imgproxy-py-metrics-*"))

@@ -31,6 +31,7 @@ from imgproxy_py.security import SourcePolicy
 from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.handlers import ImageService
 from imgproxy_py.server.health import health_endpoint
+from imgproxy_py.server.hits import ServeMemoryHits
 from imgproxy_py.server.info import InfoService
 from imgproxy_py.server.middleware import ObserveRequests, RequireSecret
 from imgproxy_py.settings import Settings
@@ -134,7 +135,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     workers = WorkerPool(settings.workers.workers, settings.workers.queue_size)
     sources = build_sources(settings)
     cache, lock = build_cache(settings)
-    metrics = Metrics(settings.observability.prometheus_namespace)
+    # Nothing can read metrics without the listener: then counting them is wasted work per request.
+    obs = settings.observability
+    metrics = Metrics(obs.prometheus_namespace) if obs.prometheus_bind else None
     service = ImageService(
         settings=settings,
         parser=parser,
@@ -161,7 +164,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        metrics.workers.set(settings.workers.workers)  # only in a process that serves
+        if metrics is not None:
+            metrics.workers.set(settings.workers.workers)  # only in a process that serves
         trimmer = asyncio.ensure_future(_trim_memory(settings.workers.free_memory_interval))
         try:
             yield
@@ -188,12 +192,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route(prefix + "/{signature}/info/{path:path}", info.handle, methods=["GET", "HEAD"]),
         Route(prefix + "/{path:path}", service.handle, methods=["GET", "HEAD"]),
     ]
-    obs = settings.observability
     access_log = AccessLog(obs.log_format, obs.log_level)
     middleware = [Middleware(ObserveRequests, metrics=metrics, access_log=access_log, path_prefix=prefix)]
     if settings.server.secret:
         health_paths = {f"{prefix}/health", settings.server.health_check_path} - {""}
         middleware.append(Middleware(RequireSecret, secret=settings.server.secret, exempt=frozenset(health_paths)))
+    middleware.append(Middleware(ServeMemoryHits, service=service))  # after the secret check, before routing
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     app.state.service = service

@@ -12,10 +12,11 @@ import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from imgproxy_py import keys, processing
 from imgproxy_py.cache.base import CacheEntry
@@ -49,6 +50,7 @@ from imgproxy_py.server.responses import (
     image_headers,
     validator_headers,
 )
+from imgproxy_py.server.scope import header, raw_path
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import FetchLimits, Source, SourceImage
 from imgproxy_py.sources.registry import SourceRegistry
@@ -107,13 +109,33 @@ class ImageService:
     _keys: LRU[tuple[str, str], str] = field(default_factory=lambda: LRU(8192))
     _headers: LRU[tuple[str, str | None, float], list[tuple[bytes, bytes]]] = field(default_factory=lambda: LRU(8192))
 
+    def memory_hit(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+        """Headers and body of a fresh L1 hit for a path already served, else None (take the full path).
+
+        The hot path, called before any routing: only a path this service has parsed and
+        verified before is looked up (the memo holds nothing else), and only a plain 200 is
+        answered here; conditional, expiring and stale answers go the full way.
+        """
+        if self.cache is None or header(scope, b"if-none-match") is not None:
+            return None
+        try:
+            req = self._resolve(scope, parse=False)
+        except ImgproxyError:
+            return None
+        if req is None or req.po.expires or req.po.raw:
+            return None
+        entry = self.cache.get_memory(req.key)
+        if entry is None or not entry.is_fresh():
+            return None
+        return self._prebuilt_headers(req, entry, "HIT-L1"), entry.data
+
     async def handle(self, request: Request) -> Response:
         started = time.monotonic()
         try:
-            req = self._resolve(request)
+            req = self._resolve(request.scope)
             memory_hit = self.cache.get_memory(req.key) if self.cache is not None else None
             if memory_hit is not None and memory_hit.is_fresh():
-                return self._respond(req, memory_hit, "HIT-L1")  # the hot path: no I/O, no timers
+                return self._respond(req, memory_hit, "HIT-L1")  # no I/O, no timers
             async with asyncio.timeout(self.settings.server.timeout):
                 return await _unless_disconnected(request, self._handle(req, started + self.settings.server.timeout))
         except TimeoutError:
@@ -126,19 +148,30 @@ class ImageService:
         log.debug("%s %s: %s (%s)", request.method, exc.status_code, exc.detail, exc.category)
         return error_response(exc)
 
-    def _resolve(self, request: Request) -> Request_:
-        """Verify and parse the path; both are pure, so a repeated path (a cache hit) is memoised."""
+    @overload
+    def _resolve(self, scope: Scope) -> Request_: ...
+
+    @overload
+    def _resolve(self, scope: Scope, *, parse: bool) -> Request_ | None: ...
+
+    def _resolve(self, scope: Scope, *, parse: bool = True) -> Request_ | None:
+        """Verify and parse the path; both are pure, so a repeated path (a cache hit) is memoised.
+
+        With ``parse=False`` only the memo is consulted: None for a path not seen before.
+        """
         settings = self.settings
-        raw = _raw_path(request)
+        raw = raw_path(scope)
         hints = None
         if settings.options.client_hints:
-            headers = request.headers
             hints = ClientHints.from_headers(
-                headers.get("sec-ch-dpr") or headers.get("dpr"), headers.get("sec-ch-width") or headers.get("width")
+                header(scope, b"sec-ch-dpr") or header(scope, b"dpr"),
+                header(scope, b"sec-ch-width") or header(scope, b"width"),
             )
         memo_key = raw if hints is None else f"{raw}\x00{hints.key()}"
         parsed = self._parsed.get(memo_key)
         if parsed is None:
+            if not parse:
+                return None
             signature, path = split_signature(raw, settings.server.path_prefix)
             verify_signature(settings.security, signature, path)
             parsed = self.parser.parse(path, hints)
@@ -147,7 +180,7 @@ class ImageService:
         po = parsed.options
         opts = settings.options
         if po.format is None or opts.enforce_webp or opts.enforce_avif:
-            client = client_formats(request.headers.get("accept", ""), opts)
+            client = client_formats(header(scope, b"accept") or "", opts)
         else:
             client = NO_CLIENT_FORMATS
         client_key = client.key()
@@ -161,7 +194,7 @@ class ImageService:
             client=client,
             key=key,
             vary=opts.vary,
-            if_none_match=request.headers.get("if-none-match"),
+            if_none_match=header(scope, b"if-none-match"),
         )
 
     async def _handle(self, req: Request_, deadline: float) -> Response:
@@ -330,6 +363,11 @@ class ImageService:
             headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, {**base, "X-Cache": via})
             note(result_bytes=len(entry.data))
             return Response(entry.data, status_code=200, headers=headers)
+        return PrebuiltResponse(entry.data, self._prebuilt_headers(req, entry, via))
+
+    def _prebuilt_headers(self, req: Request_, entry: CacheEntry, via: str) -> list[tuple[bytes, bytes]]:
+        """A 200's raw header list, built once per entry and reused for its every hit."""
+        note(cache=via, result_bytes=len(entry.data))
         memo_key = (req.key, entry.etag, entry.stored_at)
         raw = self._headers.get(memo_key)
         if raw is None:
@@ -337,8 +375,7 @@ class ImageService:
             headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, base)
             raw = encode_headers({**headers, "Content-Length": str(len(entry.data))})
             self._headers.put(memo_key, raw)
-        note(result_bytes=len(entry.data))
-        return PrebuiltResponse(entry.data, raw + [(b"x-cache", via.encode("latin-1"))])
+        return [*raw, (b"x-cache", via.encode("latin-1"))]
 
 
 async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Response]) -> Response:
@@ -373,10 +410,3 @@ def _is_outage(exc: SourceError) -> bool:
     if isinstance(exc, SourceStatusError):
         return exc.source_status >= 500
     return isinstance(exc, (SourceTimeoutError, SourceUnreachableError))
-
-
-def _raw_path(request: Request) -> str:
-    raw = request.scope.get("raw_path")
-    if isinstance(raw, bytes):
-        return raw.decode("utf-8", "surrogateescape")
-    return str(request.scope.get("path", "/"))

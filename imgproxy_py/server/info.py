@@ -45,6 +45,7 @@ from imgproxy_py.options.source_url import URLRewriter, decode_source
 from imgproxy_py.processing.info import info_json
 from imgproxy_py.security import verify_signature
 from imgproxy_py.server.responses import SECURITY_HEADERS, error_response, validator_headers
+from imgproxy_py.server.scope import raw_path
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import FetchLimits, SourceImage
 from imgproxy_py.sources.registry import SourceRegistry
@@ -111,7 +112,7 @@ class InfoService:
 
     def _resolve(self, request: Request) -> InfoRequest:
         settings = self.settings
-        signature, signed, path = split_info_path(_raw_path(request), settings.server.path_prefix)
+        signature, signed, path = split_info_path(raw_path(request.scope), settings.server.path_prefix)
         verify_signature(settings.security, signature, signed)
         po, source_url = parse_info_path(path, settings.options.arguments_separator)
         if self._rewriter is None:
@@ -238,10 +239,3 @@ def _is_outage(exc: SourceError) -> bool:
     if isinstance(exc, SourceStatusError):
         return exc.source_status >= 500
     return isinstance(exc, (SourceTimeoutError, SourceUnreachableError))
-
-
-def _raw_path(request: Request) -> str:
-    raw = request.scope.get("raw_path")
-    if isinstance(raw, bytes):
-        return raw.decode("utf-8", "surrogateescape")
-    return str(request.scope.get("path", "/"))

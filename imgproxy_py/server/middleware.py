@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-import secrets
+import itertools
+import os
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,8 +20,24 @@ from imgproxy_py.observability import (
 )
 from imgproxy_py.processing import vips
 from imgproxy_py.server.responses import error_response
+from imgproxy_py.server.scope import header, raw_path
 
 _QUIET_PATHS = frozenset({"/health", "/favicon.ico"})
+
+
+class RequestIds:
+    """Unique ids for requests without a usable X-Request-ID: a random per-process prefix and a counter.
+
+    Ids correlate log lines; they need to be unique, not unguessable, and this costs no
+    system call (``secrets`` reads the kernel's random source for every id).
+    """
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):x}"
 
 
 class ObserveRequests:
@@ -40,15 +57,14 @@ class ObserveRequests:
         self.access_log = access_log
         self.prefix = path_prefix
         self.quiet = _QUIET_PATHS | {path_prefix + p for p in _QUIET_PATHS} | quiet
+        self.ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = valid_request_id(_header(scope, b"x-request-id")) or secrets.token_urlsafe(12)
-        raw = scope.get("raw_path")
-        raw_path = raw.decode("utf-8", "surrogateescape") if isinstance(raw, bytes) else scope.get("path", "/")
-        record = RequestRecord(request_id, scope.get("method", "GET"), raw_path)
+        request_id = valid_request_id(header(scope, b"x-request-id")) or self.ids.next()
+        record = RequestRecord(request_id, scope.get("method", "GET"), raw_path(scope))
         reset = current_record.set(record)
         started = time.monotonic()
         streaming_from = 0.0
@@ -81,19 +97,12 @@ class ObserveRequests:
             if metrics is not None:
                 metrics.requests_in_progress.dec()
                 metrics.observe(record, duration)
-                if record.result_bytes:
+                if "processing_image" in record.spans:  # libvips memory only moves when it works
                     stats = vips.memory_stats()
                     metrics.vips_memory.set(stats["mem"])
                     metrics.vips_max_memory.set(stats["mem_highwater"])
             if self.access_log is not None and scope.get("path") not in self.quiet:
                 self.access_log.write(record, duration, self.prefix)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 class RequireSecret:
@@ -106,7 +115,7 @@ class RequireSecret:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope.get("path") not in self.exempt:
-            given = (_header(scope, b"authorization") or "").encode("latin-1")
+            given = (header(scope, b"authorization") or "").encode("latin-1")
             if not hmac.compare_digest(given, self.expected):
                 note(error="security", detail="missing or wrong Authorization secret")
                 await error_response(ForbiddenError("bad secret"))(scope, receive, send)
