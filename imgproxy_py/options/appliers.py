@@ -12,7 +12,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from imgproxy_py.errors import ExpiredURLError, InvalidOptionError, SecurityOptionError
@@ -28,6 +28,7 @@ from imgproxy_py.options.model import (
     ResizingType,
     Trim,
     Watermark,
+    evolve,
 )
 from imgproxy_py.settings import parse_bool
 
@@ -145,41 +146,41 @@ def _extend(name: str, args: list[str], previous: Extend) -> Extend:
 
 def apply_width(st: ParseState, args: list[str]) -> None:
     _exact_args("width", args, 1)
-    st.po = replace(st.po, width=_dimension("width", args[0]))
+    st.po = evolve(st.po, width=_dimension("width", args[0]))
 
 
 def apply_height(st: ParseState, args: list[str]) -> None:
     _exact_args("height", args, 1)
-    st.po = replace(st.po, height=_dimension("height", args[0]))
+    st.po = evolve(st.po, height=_dimension("height", args[0]))
 
 
 def apply_min_width(st: ParseState, args: list[str]) -> None:
     _exact_args("min-width", args, 1)
-    st.po = replace(st.po, min_width=_dimension("min-width", args[0]))
+    st.po = evolve(st.po, min_width=_dimension("min-width", args[0]))
 
 
 def apply_min_height(st: ParseState, args: list[str]) -> None:
     _exact_args("min-height", args, 1)
-    st.po = replace(st.po, min_height=_dimension("min-height", args[0]))
+    st.po = evolve(st.po, min_height=_dimension("min-height", args[0]))
 
 
 def apply_enlarge(st: ParseState, args: list[str]) -> None:
     _exact_args("enlarge", args, 1)
-    st.po = replace(st.po, enlarge=parse_flag("enlarge", args[0]))
+    st.po = evolve(st.po, enlarge=parse_flag("enlarge", args[0]))
 
 
 def apply_extend(st: ParseState, args: list[str]) -> None:
-    st.po = replace(st.po, extend=_extend("extend", args, st.po.extend))
+    st.po = evolve(st.po, extend=_extend("extend", args, st.po.extend))
 
 
 def apply_extend_aspect_ratio(st: ParseState, args: list[str]) -> None:
-    st.po = replace(st.po, extend_aspect_ratio=_extend("extend_aspect_ratio", args, st.po.extend_aspect_ratio))
+    st.po = evolve(st.po, extend_aspect_ratio=_extend("extend_aspect_ratio", args, st.po.extend_aspect_ratio))
 
 
 def apply_resizing_type(st: ParseState, args: list[str]) -> None:
     _exact_args("resizing_type", args, 1)
     try:
-        st.po = replace(st.po, resizing_type=ResizingType(args[0]))
+        st.po = evolve(st.po, resizing_type=ResizingType(args[0]))
     except ValueError:
         raise _fail("resizing_type", f"unknown resizing type {args[0]!r}") from None
 
@@ -211,16 +212,16 @@ def apply_zoom(st: ParseState, args: list[str]) -> None:
         raise _fail("zoom", "takes 1 or 2 arguments")
     zw = parse_float("zoom", args[0], lo_open=True)
     zh = parse_float("zoom", args[1], lo_open=True) if len(args) == 2 else zw
-    st.po = replace(st.po, zoom_width=zw, zoom_height=zh)
+    st.po = evolve(st.po, zoom_width=zw, zoom_height=zh)
 
 
 def apply_dpr(st: ParseState, args: list[str]) -> None:
     _exact_args("dpr", args, 1)
-    st.po = replace(st.po, dpr=parse_float("dpr", args[0], lo_open=True))
+    st.po = evolve(st.po, dpr=parse_float("dpr", args[0], lo_open=True))
 
 
 def apply_gravity(st: ParseState, args: list[str]) -> None:
-    st.po = replace(st.po, gravity=parse_gravity("gravity", args, previous=st.po.gravity))
+    st.po = evolve(st.po, gravity=parse_gravity("gravity", args, previous=st.po.gravity))
 
 
 def apply_crop(st: ParseState, args: list[str]) -> None:
@@ -232,21 +233,21 @@ def apply_crop(st: ParseState, args: list[str]) -> None:
     gravity = current.gravity
     if len(args) > 2:
         gravity = parse_gravity("crop", args[2:], previous=gravity)
-    st.po = replace(st.po, crop=Crop(width, height, gravity))
+    st.po = evolve(st.po, crop=Crop(width, height, gravity))
 
 
 def _bool_applier(option: str, attr: str) -> Applier:
     def apply(st: ParseState, args: list[str]) -> None:
         _exact_args(option, args, 1)
         changes: dict[str, Any] = {attr: parse_flag(option, args[0])}
-        st.po = replace(st.po, **changes)
+        st.po = evolve(st.po, **changes)
 
     return apply
 
 
 def apply_quality(st: ParseState, args: list[str]) -> None:
     _exact_args("quality", args, 1)
-    st.po = replace(st.po, quality=parse_int("quality", args[0], lo=0, hi=100))
+    st.po = evolve(st.po, quality=parse_int("quality", args[0], lo=0, hi=100))
 
 
 def apply_format_quality(st: ParseState, args: list[str]) -> None:
@@ -259,7 +260,7 @@ def apply_format_quality(st: ParseState, args: list[str]) -> None:
             raise _fail("format_quality", f"unknown format {fmt_name!r}")
         pairs[fmt] = parse_int("format_quality", q, lo=0, hi=100)
     ordered = tuple(sorted(((f, q) for f, q in pairs.items() if q > 0), key=lambda p: p[0].value))
-    st.po = replace(st.po, format_quality=ordered)
+    st.po = evolve(st.po, format_quality=ordered)
 
 
 def apply_format(st: ParseState, args: list[str]) -> None:
@@ -267,12 +268,12 @@ def apply_format(st: ParseState, args: list[str]) -> None:
     fmt = ImageFormat.from_name(args[0])
     if fmt is None:
         raise _fail("format", f"unknown format {args[0]!r}")
-    st.po = replace(st.po, format=fmt)
+    st.po = evolve(st.po, format=fmt)
 
 
 def apply_cachebuster(st: ParseState, args: list[str]) -> None:
     _max_args("cachebuster", args, 1)
-    st.po = replace(st.po, cachebuster=args[0] if args else "")
+    st.po = evolve(st.po, cachebuster=args[0] if args else "")
 
 
 def apply_expires(st: ParseState, args: list[str]) -> None:
@@ -280,7 +281,7 @@ def apply_expires(st: ParseState, args: list[str]) -> None:
     stamp = parse_int("expires", args[0], lo=-(2**62))
     if stamp > 0 and stamp < st.now:
         raise ExpiredURLError("the URL has expired")
-    st.po = replace(st.po, expires=max(stamp, 0))
+    st.po = evolve(st.po, expires=max(stamp, 0))
 
 
 def apply_filename(st: ParseState, args: list[str]) -> None:
@@ -289,7 +290,7 @@ def apply_filename(st: ParseState, args: list[str]) -> None:
     name = args[0]
     if len(args) == 2 and args[1] and parse_flag("filename", args[1]):
         name = _decode_base64url("filename", name)
-    st.po = replace(st.po, filename=name)
+    st.po = evolve(st.po, filename=name)
 
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -352,7 +353,7 @@ def apply_trim(st: ParseState, args: list[str]) -> None:
     color = parse_hex_color("trim", args[1]) if len(args) > 1 and args[1] else None
     equal_hor = parse_flag("trim", args[2]) if len(args) > 2 and args[2] else current.equal_hor
     equal_ver = parse_flag("trim", args[3]) if len(args) > 3 and args[3] else current.equal_ver
-    st.po = replace(st.po, trim=Trim(threshold, color, equal_hor, equal_ver))
+    st.po = evolve(st.po, trim=Trim(threshold, color, equal_hor, equal_ver))
 
 
 def apply_padding(st: ParseState, args: list[str]) -> None:
@@ -362,7 +363,7 @@ def apply_padding(st: ParseState, args: list[str]) -> None:
     right = _dimension("padding", args[1]) if len(args) > 1 and args[1] else top
     bottom = _dimension("padding", args[2]) if len(args) > 2 and args[2] else top
     left = _dimension("padding", args[3]) if len(args) > 3 and args[3] else right
-    st.po = replace(st.po, padding=Padding(top, right, bottom, left))
+    st.po = evolve(st.po, padding=Padding(top, right, bottom, left))
 
 
 def apply_rotate(st: ParseState, args: list[str]) -> None:
@@ -370,14 +371,14 @@ def apply_rotate(st: ParseState, args: list[str]) -> None:
     angle = parse_int("rotate", args[0], lo=-(2**62))
     if angle % 90:
         raise _fail("rotate", "the angle must be a multiple of 90")
-    st.po = replace(st.po, rotate=angle % 360)  # -90 and 270 are the same rotation: one canonical form
+    st.po = evolve(st.po, rotate=angle % 360)  # -90 and 270 are the same rotation: one canonical form
 
 
 def apply_flip(st: ParseState, args: list[str]) -> None:
     _max_args("flip", args, 2)
     horizontal = parse_flag("flip", args[0]) if args[0] else st.po.flip_horizontal
     vertical = parse_flag("flip", args[1]) if len(args) > 1 and args[1] else st.po.flip_vertical
-    st.po = replace(st.po, flip_horizontal=horizontal, flip_vertical=vertical)
+    st.po = evolve(st.po, flip_horizontal=horizontal, flip_vertical=vertical)
 
 
 def apply_background(st: ParseState, args: list[str]) -> None:
@@ -388,23 +389,23 @@ def apply_background(st: ParseState, args: list[str]) -> None:
         color = Color(*(_channel("background", a) for a in args))
     else:
         raise _fail("background", "takes R:G:B or one hex colour")
-    st.po = replace(st.po, background=color)
+    st.po = evolve(st.po, background=color)
 
 
 def apply_blur(st: ParseState, args: list[str]) -> None:
     _exact_args("blur", args, 1)
-    st.po = replace(st.po, blur=parse_float("blur", args[0], lo_open=True))
+    st.po = evolve(st.po, blur=parse_float("blur", args[0], lo_open=True))
 
 
 def apply_sharpen(st: ParseState, args: list[str]) -> None:
     _exact_args("sharpen", args, 1)
-    st.po = replace(st.po, sharpen=parse_float("sharpen", args[0], lo_open=True))
+    st.po = evolve(st.po, sharpen=parse_float("sharpen", args[0], lo_open=True))
 
 
 def apply_pixelate(st: ParseState, args: list[str]) -> None:
     _exact_args("pixelate", args, 1)
     size = parse_int("pixelate", args[0])
-    st.po = replace(st.po, pixelate=size if size > 1 else 0)
+    st.po = evolve(st.po, pixelate=size if size > 1 else 0)
 
 
 _WATERMARK_POSITIONS = {g.value: g for g in GravityType if g not in (GravityType.SMART, GravityType.FOCUS_POINT)}
@@ -425,7 +426,7 @@ def apply_watermark(st: ParseState, args: list[str]) -> None:
     x = _offset("watermark", args[2]) if len(args) > 2 and args[2] else current.x
     y = _offset("watermark", args[3]) if len(args) > 3 and args[3] else current.y
     scale = parse_float("watermark", args[4], lo_open=True) if len(args) > 4 and args[4] else current.scale
-    st.po = replace(st.po, watermark=Watermark(opacity, position, x, y, scale))
+    st.po = evolve(st.po, watermark=Watermark(opacity, position, x, y, scale))
 
 
 # --- output and handling ------------------------------------------------------------------
@@ -433,7 +434,7 @@ def apply_watermark(st: ParseState, args: list[str]) -> None:
 
 def apply_max_bytes(st: ParseState, args: list[str]) -> None:
     _exact_args("max_bytes", args, 1)
-    st.po = replace(st.po, max_bytes=parse_int("max_bytes", args[0]))
+    st.po = evolve(st.po, max_bytes=parse_int("max_bytes", args[0]))
 
 
 def apply_skip_processing(st: ParseState, args: list[str]) -> None:
@@ -444,7 +445,7 @@ def apply_skip_processing(st: ParseState, args: list[str]) -> None:
         if fmt is None:
             raise _fail("skip_processing", f"unknown format {fmt_name!r}")
         formats.add(fmt)
-    st.po = replace(st.po, skip_processing=frozenset(formats))
+    st.po = evolve(st.po, skip_processing=frozenset(formats))
 
 
 # --- security options (only with IMGPROXY_ALLOW_SECURITY_OPTIONS) --------------------------
@@ -463,27 +464,27 @@ def _megapixels(name: str, value: str) -> int:
 
 def apply_max_src_resolution(st: ParseState, args: list[str]) -> None:
     value = _security_gate(st, "max_src_resolution", args)
-    st.po = replace(st.po, max_src_resolution=_megapixels("max_src_resolution", value))
+    st.po = evolve(st.po, max_src_resolution=_megapixels("max_src_resolution", value))
 
 
 def apply_max_src_file_size(st: ParseState, args: list[str]) -> None:
     value = _security_gate(st, "max_src_file_size", args)
-    st.po = replace(st.po, max_src_file_size=parse_int("max_src_file_size", value, lo=-(2**62)))
+    st.po = evolve(st.po, max_src_file_size=parse_int("max_src_file_size", value, lo=-(2**62)))
 
 
 def apply_max_animation_frames(st: ParseState, args: list[str]) -> None:
     value = _security_gate(st, "max_animation_frames", args)
-    st.po = replace(st.po, max_animation_frames=parse_int("max_animation_frames", value, lo=1))
+    st.po = evolve(st.po, max_animation_frames=parse_int("max_animation_frames", value, lo=1))
 
 
 def apply_max_animation_frame_resolution(st: ParseState, args: list[str]) -> None:
     value = _security_gate(st, "max_animation_frame_resolution", args)
-    st.po = replace(st.po, max_animation_frame_resolution=_megapixels("max_animation_frame_resolution", value))
+    st.po = evolve(st.po, max_animation_frame_resolution=_megapixels("max_animation_frame_resolution", value))
 
 
 def apply_max_result_dimension(st: ParseState, args: list[str]) -> None:
     value = _security_gate(st, "max_result_dimension", args)
-    st.po = replace(st.po, max_result_dimension=parse_int("max_result_dimension", value, lo=-(2**62)))
+    st.po = evolve(st.po, max_result_dimension=parse_int("max_result_dimension", value, lo=-(2**62)))
 
 
 def apply_option(st: ParseState, name: str, args: list[str]) -> None:

@@ -8,7 +8,9 @@ the same string. It is the options part of cache keys and ETags.
 from __future__ import annotations
 
 import enum
+import operator
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from imgproxy_py.imagetype import ImageFormat
 
@@ -233,6 +235,27 @@ def _text(value: object) -> str:
 
 
 _DEFAULTS = {f.name: getattr(ProcessingOptions(), f.name) for f in fields(ProcessingOptions)}
+_FIELD_NAMES = tuple(f.name for f in fields(ProcessingOptions))
+_FIELD_SET = frozenset(_FIELD_NAMES)
+_GET_ALL = operator.attrgetter(*_FIELD_NAMES)
+_SETTERS = tuple(getattr(ProcessingOptions, name).__set__ for name in _FIELD_NAMES)
+
+
+def evolve(po: ProcessingOptions, **changes: Any) -> ProcessingOptions:
+    """``dataclasses.replace`` for the options, a few times faster (it runs for every option parsed).
+
+    Copies the slots directly instead of calling ``__init__`` with 40-odd keywords; the
+    options have no ``__post_init__``, so nothing is skipped.
+    """
+    unknown = changes.keys() - _FIELD_SET
+    if unknown:
+        raise TypeError(f"unknown options field(s): {', '.join(sorted(unknown))}")
+    new = object.__new__(ProcessingOptions)
+    for name, setter, value in zip(_FIELD_NAMES, _SETTERS, _GET_ALL(po), strict=True):
+        setter(new, changes.get(name, value))
+    return new
+
+
 _SHORT = {
     "resizing_type": "rt",
     "width": "w",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from imgproxy_py.errors import InvalidOptionError, InvalidURLError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.appliers import ParseState, apply_option, apply_preset
-from imgproxy_py.options.model import ProcessingOptions, ResizingType
+from imgproxy_py.options.model import ProcessingOptions, ResizingType, evolve
 from imgproxy_py.options.presets import parse_presets, split_option, validate_presets
 from imgproxy_py.options.source_url import URLRewriter, decode_source, repair_scheme
 from imgproxy_py.settings import OptionSettings
@@ -81,7 +81,7 @@ class ClientHints:
             changes["dpr"] = self.dpr
         if self.width is not None:  # the hint is in device pixels; width is in CSS pixels
             changes["width"] = max(1, math.floor(self.width / dpr + 0.5))
-        return replace(po, **changes)  # type: ignore[arg-type]
+        return evolve(po, **changes)
 
 
 def _hint_number(value: str | None, kind: type[float] | type[int]) -> float | int | None:
@@ -148,7 +148,7 @@ class Parser:
             fmt = ImageFormat.from_name(ext)
             if fmt is None:
                 raise InvalidURLError(f"unknown output extension {ext!r}")
-            po = replace(po, format=fmt)
+            po = evolve(po, format=fmt)
         return ParsedURL(po, source_url)
 
     def _apply_url_options(self, state: ParseState, segments: list[str]) -> int:

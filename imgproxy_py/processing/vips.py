@@ -150,8 +150,8 @@ def save(img: Any, suffix: str, **options: Any) -> bytes:
     """Encode to ``suffix`` (e.g. ``.jpg``) in memory, abandoning the work if cancelled.
 
     Saving evaluates the whole lazy pipeline, so it is where the time goes; with a cancel
-    token in the context, libvips' progress callback kills the evaluation as soon as the
-    deadline passes or the clients have gone (raising that error instead of a decode error).
+    token in the context, the evaluation is killed as soon as the deadline passes or the
+    clients have gone (raising that error instead of a decode error).
     """
 
     def write(image: Any) -> bytes:
@@ -169,18 +169,18 @@ def pixels(img: Any) -> Any:
 
 def _cancellable(img: Any, evaluate: Callable[[Any], T]) -> T:
     token = current_token.get()
-    if token is not None:
-        if token.should_stop():
-            raise token.error()
-        img = img.copy()  # never hang callbacks on an image other requests may share (intermediates)
-        img.set_progress(True)
-        img.signal_connect("eval", lambda image, _progress: image.set_kill(True) if token.should_stop() else None)
-    try:
+    if token is None:
         return evaluate(img)
-    except pyvips.Error:
-        if token is not None and token.should_stop():
-            raise token.error() from None
-        raise
+    if token.should_stop():
+        raise token.error()
+    img = img.copy()  # the kill flag goes on an image of our own, never one others share (intermediates)
+    with token.watching(lambda: img.set_kill(True)):
+        try:
+            return evaluate(img)
+        except pyvips.Error:
+            if token.should_stop():
+                raise token.error() from None
+            raise
 
 
 def thumbnail(data: bytes, width: int, **options: Any) -> Any:

@@ -255,7 +255,7 @@ class ImageService:
         try:
             return await self._fetch_and_process_in_slot(req, source, limits, deadline)
         except asyncio.CancelledError:
-            token.cancelled = True  # every waiter has gone: stop libvips mid-evaluation
+            token.cancel()  # every waiter has gone (or the deadline passed): stop libvips mid-evaluation
             raise
 
     async def _fetch_and_process_in_slot(

@@ -46,12 +46,13 @@ class LocalSource:
         return candidate
 
     async def fetch(self, url: str, limits: FetchLimits) -> SourceImage:
-        path = self.resolve(url)
+        # Resolving checks every path component (a system call each): in the thread, with the read.
+        def resolve_and_read() -> SourceImage:
+            return _read(self.resolve(url), limits.max_bytes)
+
         try:
             with anyio.fail_after(limits.timeout):
-                return await anyio.to_thread.run_sync(
-                    _read, path, limits.max_bytes, limiter=self._limiter, abandon_on_cancel=True
-                )
+                return await anyio.to_thread.run_sync(resolve_and_read, limiter=self._limiter, abandon_on_cancel=True)
         except TimeoutError:
             raise SourceTimeoutError("local read timed out") from None
 
@@ -72,7 +73,11 @@ def _read(path: str, max_bytes: int) -> SourceImage:
             raise SourceTooBigError("local file exceeds the size limit")
         with os.fdopen(fd, "rb", buffering=0) as f:
             fd = -1
-            data = f.read(max_bytes + 1 if max_bytes else -1)
+            # One byte more than the file has (or than the limit) shows growth past the limit;
+            # asking for the limit itself would allocate all of it up front.
+            data = f.read(min(info.st_size, max_bytes) + 1 if max_bytes else -1)
+            if max_bytes and info.st_size < len(data) <= max_bytes:  # it grew since fstat: read on
+                data += f.read(max_bytes + 1 - len(data)) or b""
     finally:
         if fd >= 0:
             os.close(fd)
