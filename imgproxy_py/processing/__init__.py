@@ -19,6 +19,7 @@ from imgproxy_py.processing.context import PipelineContext, _frame_height
 from imgproxy_py.processing.encode import EncoderSettings, encode_to_fit, resolve_quality
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats, choose_format
 from imgproxy_py.processing.intermediates import IntermediateCache
+from imgproxy_py.processing.jpeg_scans import scan_count_bound
 from imgproxy_py.processing.limits import Limits
 from imgproxy_py.processing.steps.scale_on_load import load_options
 from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
@@ -252,7 +253,7 @@ def _check_header(img: Any, data: bytes, fmt: ImageFormat, max_resolution: int) 
     if max(img.width, img.height) > MAX_SIDE:
         # Decoders buffer whole rows: a 400000×125 image costs gigabytes though it is only 50 MP.
         raise InvalidImageError(f"source side {max(img.width, img.height)} exceeds {MAX_SIDE}")
-    if fmt is ImageFormat.JPEG and data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+    if fmt is ImageFormat.JPEG and scan_count_bound(data) > MAX_JPEG_SCANS:
         # Each progressive scan re-reads the whole image in one libjpeg call nothing can cancel:
         # hundreds of scans are a denial of service, never a real photo (they have about 10).
         raise InvalidImageError("progressive JPEG with too many scans")
