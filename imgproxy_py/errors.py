@@ -79,6 +79,8 @@ class SourceError(ImgproxyError):
     status_code = 404
     public_message = "Source is unreachable"
     category = "download"
+    # The source is down (RFC 5861 stale-if-error may answer), not the image gone or bad.
+    is_outage = False
 
 
 class InvalidSourceURLError(SourceError):
@@ -86,7 +88,7 @@ class InvalidSourceURLError(SourceError):
 
 
 class SourceUnreachableError(SourceError):
-    pass
+    is_outage = True
 
 
 class SourceNotFoundError(SourceError):
@@ -100,12 +102,14 @@ class SourceStatusError(SourceError):
         status = source_status if 400 <= source_status < 500 else 502
         message = "Source image is not found" if source_status == 404 else "Source responded with an error"
         super().__init__(detail or f"source status {source_status}", public_message=message, status_code=status)
+        self.is_outage = source_status >= 500
         self.source_status = source_status
 
 
 class SourceTimeoutError(SourceError):
     status_code = 504
     public_message = "Source download timed out"
+    is_outage = True
 
 
 class SourceTooBigError(SourceError):

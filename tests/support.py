@@ -7,13 +7,17 @@ import email.utils
 import hashlib
 import http.server
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -189,3 +193,47 @@ def env_for(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IMGPROXY_")}
     env.update(overrides)
     return env
+
+
+@contextmanager
+def serving(
+    *args: str, env: dict[str, str], output: IO[str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A real ``imgproxy-py serve`` on a free loopback port, yielded once /health answers.
+
+    Its output goes to ``output`` (a file: a pipe nobody reads would block a chatty server)
+    or, by default, to a pipe the test may read with ``communicate()``. Afterwards the whole
+    process group is killed if it is still running.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgproxy_py", "serve", "--bind", f"127.0.0.1:{port}", *args],
+        stdout=output if output is not None else subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env_for(**env),
+        cwd=REPO,
+        start_new_session=True,  # its own process group: a failed test can kill the workers too
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[str], within: float = 30) -> None:
+    import httpx
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    pytest.fail("server did not start: " + (proc.communicate(timeout=30)[0] or "(output in its log file)"))

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support import REPO, env_for, free_port, size_of
+from tests.support import REPO, env_for, free_port, serving, size_of
 
 KEY = "943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881"
 SALT = "520f986b998545b4785e0defbc4f3c1203f22de2374a3d53cb7a7fe9fea309c5"
@@ -64,36 +63,8 @@ def test_bad_settings_stop_the_server_naming_the_variable(variable: str, value: 
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imgproxy_py", "serve", "--bind", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env_for(IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(REPO / "examples" / "images")),
-        cwd=REPO,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("server did not start: " + (proc.stdout.read() if proc.stdout else ""))
-    try:
-        yield base, proc
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        try:
-            proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+    with serving(env={"IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(REPO / "examples" / "images")}) as running:
+        yield running
 
 
 def test_serve_prints_a_working_example(server: tuple[str, subprocess.Popen[str]]) -> None:

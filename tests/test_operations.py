@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ import httpx
 import pytest
 
 from imgproxy_py.security import compute_signature
-from tests.support import REPO, Origin, env_for, fixture_path, free_port
+from tests.support import Origin, fixture_path, free_port, serving
 
 KEY = "943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881"
 SALT = "520f986b998545b4785e0defbc4f3c1203f22de2374a3d53cb7a7fe9fea309c5"
@@ -31,33 +29,8 @@ def signed(path: str) -> str:
 
 @contextmanager
 def server(*args: str, **env: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imgproxy_py", "serve", "--bind", f"127.0.0.1:{port}", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env_for(**env),
-        cwd=REPO,
-        start_new_session=True,  # its own process group: a failed test can kill the workers too
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("server did not start: " + (proc.communicate()[0] or ""))
-    try:
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
+    with serving(*args, env=env) as running:
+        yield running
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -28,9 +28,6 @@ from imgproxy_py.errors import (
     ImgproxyError,
     RequestTimeoutError,
     SourceError,
-    SourceStatusError,
-    SourceTimeoutError,
-    SourceUnreachableError,
 )
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.observability import Metrics, note, span
@@ -220,7 +217,7 @@ class ImageService:
                 return self._respond(req, outcome.entry, "HIT-COALESCED" if shared else outcome.via)
             raise RuntimeError("could not produce the image")  # pragma: no cover - needs two 304 races
         except SourceError as exc:
-            if stale is not None and _is_outage(exc):
+            if stale is not None and exc.is_outage:
                 log.warning("source down (%s); serving a stale result", exc.detail)
                 return self._respond(req, stale, "STALE")
             raise
@@ -403,10 +400,3 @@ async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Respo
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
     raise ClientClosedError("client disconnected")
-
-
-def _is_outage(exc: SourceError) -> bool:
-    """Errors that mean the source is down (RFC 5861 stale-if-error), not that the image is gone."""
-    if isinstance(exc, SourceStatusError):
-        return exc.source_status >= 500
-    return isinstance(exc, (SourceTimeoutError, SourceUnreachableError))

@@ -33,9 +33,6 @@ from imgproxy_py.errors import (
     InvalidURLError,
     RequestTimeoutError,
     SourceError,
-    SourceStatusError,
-    SourceTimeoutError,
-    SourceUnreachableError,
 )
 from imgproxy_py.options.appliers import ParseState, apply_option
 from imgproxy_py.options.model import ProcessingOptions
@@ -142,7 +139,7 @@ class InfoService:
                 return self._respond(req, outcome.entry, "HIT-COALESCED" if shared else "MISS")
             raise RuntimeError("could not produce the info")  # pragma: no cover - needs two 304 races
         except SourceError as exc:
-            if stale is not None and _is_outage(exc):
+            if stale is not None and exc.is_outage:
                 log.warning("source down (%s); serving a stale info result", exc.detail)
                 return self._respond(req, stale, "STALE")
             raise
@@ -232,10 +229,3 @@ def parse_info_path(path: str, separator: str = ":") -> tuple[ProcessingOptions,
     if ext:
         raise InvalidURLError("an info URL takes no output extension")
     return state.po, source_url
-
-
-def _is_outage(exc: SourceError) -> bool:
-    """Errors that mean the source is down (serve stale), not that the image is gone."""
-    if isinstance(exc, SourceStatusError):
-        return exc.source_status >= 500
-    return isinstance(exc, (SourceTimeoutError, SourceUnreachableError))

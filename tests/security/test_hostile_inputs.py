@@ -10,7 +10,6 @@ still succeed. The same files then go through a real uvicorn process, which must
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from imgproxy_py.processing import ProcessingConfig, process
 from tests.conftest import ClientFactory
 from tests.security import hostile
 from tests.security.rss import peak_rss, process_peak_mb
-from tests.support import IMAGES, REPO, env_for, free_port, load, mean_abs_diff
+from tests.support import IMAGES, REPO, load, mean_abs_diff, serving
 
 TIME_LIMIT = 2.0  # seconds per request
 RSS_LIMIT_MB = 300
@@ -161,40 +160,9 @@ def test_svg_filters_stop_at_the_deadline() -> None:
 
 @pytest.fixture
 def served(root: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")  # a file, not a pipe: a full pipe would block the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imgproxy_py", "serve", "--bind", f"127.0.0.1:{port}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env_for(IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(root), IMGPROXY_LOG_LEVEL="error"),
-        cwd=REPO,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        proc.wait()
-        log.close()
-        pytest.fail("server did not start: " + (tmp_path / "server.log").read_text())
-    try:
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    env = {"IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(root), "IMGPROXY_LOG_LEVEL": "error"}
+    with (tmp_path / "server.log").open("w") as log, serving(env=env, output=log) as running:
+        yield running
 
 
 @pytest.mark.skipif(not CASES, reason=f"test fixtures not found at {IMAGES}")
