@@ -31,3 +31,14 @@ def test_progressive_files_are_counted() -> None:
 @pytest.mark.parametrize("data", [b"", b"\xff\xd8", b"\xff\xd8\xff\xc0\x00", b"\xff\xd8garbage\xff\xda"])
 def test_malformed_headers_fall_back_to_counting(data: bytes) -> None:
     assert scan_count_bound(data) == data.count(b"\xff\xda")
+
+
+def test_libjpeg_ignores_scans_after_a_complete_single_scan_image() -> None:
+    """Why counting can stop at the header: libjpeg ignores what follows a complete single scan."""
+    img = pyvips.Image.black(1000, 1000, bands=3) + 128
+    data = bytes(img.jpegsave_buffer())
+    scan = data[data.index(b"\xff\xda") : -2]
+    padded = data[:-2] + scan * 300 + b"\xff\xd9"
+    assert scan_count_bound(padded) == 1 and padded.count(b"\xff\xda") == 301
+    out = pyvips.Image.new_from_buffer(padded, "", fail_on="truncated")
+    assert out.avg() == pytest.approx(img.avg(), abs=1)  # decoded once, correctly
