@@ -237,3 +237,23 @@ def _wait_healthy(base: str, proc: subprocess.Popen[str], within: float = 30) ->
             time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     pytest.fail("server did not start: " + (proc.communicate(timeout=30)[0] or "(output in its log file)"))
+
+
+def http_scope(raw_path: bytes, headers: list[tuple[bytes, bytes]] | None = None, query: bytes = b"") -> dict[str, Any]:
+    """A GET scope as uvicorn builds it: ``path`` percent-decoded, ``raw_path`` as sent."""
+    from urllib.parse import unquote
+
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": unquote(raw_path.decode("latin-1")),
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), *(headers or [])],
+        "client": ("127.0.0.1", 40000),
+        "server": ("testserver", 80),
+    }

@@ -113,17 +113,18 @@ class ImageService:
         verified before is looked up (the memo holds nothing else), and only a plain 200 is
         answered here; conditional, expiring and stale answers go the full way.
         """
-        if self.cache is None or header(scope, b"if-none-match") is not None:
+        if self.cache is None:
             return None
         try:
             req = self._resolve(scope, parse=False)
         except ImgproxyError:
             return None
-        if req is None or req.po.expires or req.po.raw:
+        if req is None or req.if_none_match is not None or req.po.expires or req.po.raw:
             return None
         entry = self.cache.get_memory(req.key)
         if entry is None or not entry.is_fresh():
             return None
+        note(cache="HIT-L1", result_bytes=len(entry.data))
         return self._prebuilt_headers(req, entry, "HIT-L1"), entry.data
 
     async def handle(self, request: Request) -> Response:
@@ -360,11 +361,11 @@ class ImageService:
             headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, {**base, "X-Cache": via})
             note(result_bytes=len(entry.data))
             return Response(entry.data, status_code=200, headers=headers)
+        note(result_bytes=len(entry.data))
         return PrebuiltResponse(entry.data, self._prebuilt_headers(req, entry, via))
 
     def _prebuilt_headers(self, req: Request_, entry: CacheEntry, via: str) -> list[tuple[bytes, bytes]]:
         """A 200's raw header list, built once per entry and reused for its every hit."""
-        note(cache=via, result_bytes=len(entry.data))
         memo_key = (req.key, entry.etag, entry.stored_at)
         raw = self._headers.get(memo_key)
         if raw is None:

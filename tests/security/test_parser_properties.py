@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -28,7 +27,7 @@ from imgproxy_py.processing import vips
 from imgproxy_py.security import compute_signature, verify_signature
 from imgproxy_py.server.app import create_app
 from imgproxy_py.settings import OptionSettings, SecuritySettings, Settings
-from tests.support import REPO, env_for
+from tests.support import REPO, env_for, http_scope
 
 KEY = bytes.fromhex("943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881")
 SALT = bytes.fromhex("520f986b998545b4785e0defbc4f3c1203f22de2374a3d53cb7a7fe9fea309c5")
@@ -257,20 +256,7 @@ class AsgiDriver:
 
     async def _get(self, target: bytes, headers: list[tuple[bytes, bytes]]) -> Answer:
         raw_path, _, query = target.partition(b"?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": unquote(raw_path.decode("latin-1")),  # as uvicorn: percent-decoded, raw_path kept
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": "",
-            "headers": [(b"host", b"testserver"), *headers],
-            "client": ("127.0.0.1", 40000),
-            "server": ("testserver", 80),
-        }
+        scope = http_scope(raw_path, headers, query)
         done = asyncio.Event()
         sent_body = False
         answer = Answer(status=0)

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from imgproxy_py.server.app import create_app
 from imgproxy_py.server.handlers import ImageService
 from tests.conftest import make_settings
-from tests.support import fixture_path
+from tests.support import fixture_path, http_scope
 
 PHOTO = "2569067123_aca715a2ee_o.jpg"
 HEAVY = f"/_/rs:fit:9000:9000/el:1/q:95/plain/local:///{PHOTO}"  # several seconds of encoding
@@ -28,20 +28,7 @@ async def running_app(**env: str) -> AsyncIterator[tuple[Starlette, ImageService
 
 
 async def call(app: Starlette, path: str, disconnect_after: float | None = None) -> list[dict[str, Any]]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"test")],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-    }
+    scope = http_scope(path.encode())
     sent: list[dict[str, Any]] = []
     first = True
 

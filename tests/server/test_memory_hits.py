@@ -6,7 +6,7 @@ import time
 
 from imgproxy_py.server.hits import ServeMemoryHits
 from tests.conftest import ClientFactory
-from tests.support import fixture_path, size_of
+from tests.support import fixture_path, http_scope, size_of
 
 PHOTO = "2569067123_aca715a2ee_o.jpg"
 
@@ -70,13 +70,13 @@ async def test_only_paths_already_served_are_looked_up(client_factory: ClientFac
         app = client._transport.app  # type: ignore[attr-defined]
         service = app.state.service
         url = f"/_/w:24/plain/local:///{PHOTO}"
-        scope = {"type": "http", "method": "GET", "path": url, "raw_path": url.encode(), "headers": []}
+        scope = http_scope(url.encode())
         assert service.memory_hit(scope) is None  # never parsed: the router decides
         assert (await client.get(url)).status_code == 200
         hit = service.memory_hit(scope)
         assert hit is not None
         headers, body = hit
         assert dict(headers)[b"x-cache"] == b"HIT-L1" and size_of(body)[0] == 24
-        conditional = {**scope, "headers": [(b"if-none-match", b'"x"')]}
+        conditional = http_scope(url.encode(), [(b"if-none-match", b'"x"')])
         assert service.memory_hit(conditional) is None  # a 304 decision takes the full path
         assert any(m.cls is ServeMemoryHits for m in app.user_middleware)
