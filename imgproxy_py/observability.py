@@ -47,6 +47,7 @@ class RequestRecord:
     detail: str = ""  # the internal error message (never sent to the client)
     source_bytes: int = 0
     result_bytes: int = 0
+    analysis: str = ""  # e.g. "faces:detected" / "faces:stored" (the feature store had them)
     spans: dict[str, float] = field(default_factory=dict)
 
 
@@ -121,6 +122,15 @@ class Metrics:
         self.transforms = Counter("transforms_total", "Images processed", namespace=ns, registry=reg)
         self.source_bytes = Counter("source_bytes_total", "Bytes downloaded from sources", namespace=ns, registry=reg)
         self.result_bytes = Counter("result_bytes_total", "Image bytes sent", namespace=ns, registry=reg)
+        self.face_detections = Counter(
+            "face_detections_total", "Images the face detector ran on", namespace=ns, registry=reg
+        )
+        self.face_detection_duration = Histogram(
+            "face_detection_seconds", "Face detection time", namespace=ns, registry=reg, buckets=_LATENCY_BUCKETS
+        )
+        self.feature_store = Counter(
+            "feature_store_total", "Feature store reads by result", ["result"], namespace=ns, registry=reg
+        )
         self.queue_rejections = Counter(
             "queue_rejections_total", "Requests refused because the queue was full", namespace=ns, registry=reg
         )
@@ -287,6 +297,8 @@ class AccessLog:
         if not self.json:
             stamp = self._now()[0]
             extra = f" error={record.error}" if record.error else ""
+            if record.analysis:
+                extra += f" analysis={record.analysis}"
             return (
                 f"{stamp} {logging.getLevelName(level)} access: {record.method} {path} {record.status} "
                 f"{ms}ms {record.cache or '-'} id={record.request_id}{extra}\n"
@@ -307,6 +319,8 @@ class AccessLog:
             fields["source_bytes"] = record.source_bytes
         if record.result_bytes:
             fields["result_bytes"] = record.result_bytes
+        if record.analysis:
+            fields["analysis"] = record.analysis
         if record.spans:
             fields["spans_ms"] = {k: round(v * 1000, 2) for k, v in record.spans.items()}
         if record.error:

@@ -280,6 +280,26 @@ class ProcessingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AnalysisSettings:
+    """Face detection, perceptual auto-quality and ``f:best`` (imgproxy Pro's names where it has them)."""
+
+    face_detection: bool = True  # IMGPROXY_FACE_DETECTION: use the detector when it is installed
+    face_threshold: float = 0.5  # IMGPROXY_FACE_DETECTION_THRESHOLD: minimum confidence, 0..1
+    detection_size: int = 512  # IMGPROXY_FACE_DETECTION_SIZE: longest side of the copy the detector sees
+    keep_faces_whole: bool = True  # IMGPROXY_KEEP_FACES_WHOLE: any gravity's crop moves to keep faces whole
+    autoquality_method: str = "none"  # IMGPROXY_AUTOQUALITY_METHOD: none | dssim
+    autoquality_target: float = 0.02  # IMGPROXY_AUTOQUALITY_TARGET: DSSIM (1/SSIM - 1)
+    autoquality_min: int = 30
+    autoquality_max: int = 90
+    autoquality_allowed_error: float = 0.002
+    autoquality_format_min: Mapping[ImageFormat, int] = field(default_factory=dict)
+    autoquality_format_max: Mapping[ImageFormat, int] = field(default_factory=dict)
+    best_format_by_default: bool = False  # IMGPROXY_BEST_FORMAT_BY_DEFAULT: no format asked → best
+    best_format_max_resolution: float = 0.0  # megapixels; above it the first candidate is taken without trying
+    feature_store: bool = True  # IMGPROXY_FEATURE_STORE: keep per-source analysis in the cache tiers
+
+
+@dataclass(frozen=True, slots=True)
 class CacheSettings:
     memory_size: int = 256 * 1024 * 1024  # bytes; 0: no L1
     redis_url: str = field(default="", repr=False)  # may carry a password
@@ -329,6 +349,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -344,6 +365,7 @@ class Settings:
             cache=_cache(env),
             observability=_observability(env),
             watermark=_watermark(env),
+            analysis=_analysis(env),
         )
 
 
@@ -578,6 +600,32 @@ def _processing(env: _Env) -> ProcessingSettings:
         ),
         sanitize_svg=env.get_bool("IMGPROXY_SANITIZE_SVG", True),
         always_rasterize_svg=env.get_bool("IMGPROXY_ALWAYS_RASTERIZE_SVG", False),
+    )
+
+
+def _analysis(env: _Env) -> AnalysisSettings:
+    method = env.get_str("IMGPROXY_AUTOQUALITY_METHOD", "none")
+    if method not in ("none", "dssim"):
+        raise SettingsError(f"IMGPROXY_AUTOQUALITY_METHOD: supported methods are none and dssim, got {method!r}")
+    aq_min = env.get_int("IMGPROXY_AUTOQUALITY_MIN", 30, min_value=1, max_value=100)
+    aq_max = env.get_int("IMGPROXY_AUTOQUALITY_MAX", 90, min_value=1, max_value=100)
+    if aq_min > aq_max:
+        raise SettingsError("IMGPROXY_AUTOQUALITY_MIN: must not be above IMGPROXY_AUTOQUALITY_MAX")
+    return AnalysisSettings(
+        face_detection=env.get_bool("IMGPROXY_FACE_DETECTION", True),
+        face_threshold=env.get_float("IMGPROXY_FACE_DETECTION_THRESHOLD", 0.5, min_value=0.01, max_value=1),
+        detection_size=env.get_int("IMGPROXY_FACE_DETECTION_SIZE", 512, min_value=64, max_value=1024),
+        keep_faces_whole=env.get_bool("IMGPROXY_KEEP_FACES_WHOLE", True),
+        autoquality_method=method,
+        autoquality_target=env.get_float("IMGPROXY_AUTOQUALITY_TARGET", 0.02, min_value=0.0001, max_value=0.9999),
+        autoquality_min=aq_min,
+        autoquality_max=aq_max,
+        autoquality_allowed_error=env.get_float("IMGPROXY_AUTOQUALITY_ALLOWED_ERROR", 0.002, min_value=0, max_value=1),
+        autoquality_format_min=env.format_quality("IMGPROXY_AUTOQUALITY_FORMAT_MIN", {}),
+        autoquality_format_max=env.format_quality("IMGPROXY_AUTOQUALITY_FORMAT_MAX", {}),
+        best_format_by_default=env.get_bool("IMGPROXY_BEST_FORMAT_BY_DEFAULT", False),
+        best_format_max_resolution=env.get_float("IMGPROXY_BEST_FORMAT_MAX_RESOLUTION", 0, min_value=0),
+        feature_store=env.get_bool("IMGPROXY_FEATURE_STORE", True),
     )
 
 

@@ -18,8 +18,10 @@ from typing import Any
 from imgproxy_py.errors import ExpiredURLError, InvalidOptionError, SecurityOptionError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import (
+    AutoQuality,
     Color,
     Crop,
+    Detections,
     Extend,
     Gravity,
     GravityType,
@@ -107,6 +109,10 @@ def parse_gravity(name: str, args: list[str], *, allow_smart: bool = True, previ
         raise _fail(name, f"unknown gravity {args[0]!r}") from None
     if gtype is GravityType.REPLICATE:
         raise _fail(name, "'re' is a watermark position only")
+    if gtype is GravityType.OBJECT:
+        if not allow_smart:
+            raise _fail(name, "object gravity is not allowed here")
+        return Gravity(gtype, classes=detection_classes(name, args[1:]))
     if gtype is GravityType.SMART:
         if not allow_smart:
             raise _fail(name, "smart gravity is not allowed here")
@@ -124,6 +130,23 @@ def parse_gravity(name: str, args: list[str], *, allow_smart: bool = True, previ
     x = _offset(name, args[1]) if len(args) > 1 else previous.x
     y = _offset(name, args[2]) if len(args) > 2 else previous.y
     return Gravity(gtype, x, y)
+
+
+DETECTION_CLASSES = frozenset({"face"})  # what the bundled detector finds ("all" means every one)
+
+
+def detection_classes(name: str, args: list[str]) -> tuple[str, ...]:
+    """Class names of ``g:obj``, ``bd`` and ``dd``; none or ``all`` means every class (stored as empty)."""
+    classes = set()
+    for arg in args:
+        if arg == "all" or not arg:
+            continue
+        if arg not in DETECTION_CLASSES:
+            raise _fail(name, f"unknown detection class {arg!r} (known: {', '.join(sorted(DETECTION_CLASSES))})")
+        classes.add(arg)
+    if classes == DETECTION_CLASSES:
+        return ()
+    return tuple(sorted(classes))
 
 
 def _offset(name: str, value: str) -> float:
@@ -265,10 +288,13 @@ def apply_format_quality(st: ParseState, args: list[str]) -> None:
 
 def apply_format(st: ParseState, args: list[str]) -> None:
     _exact_args("format", args, 1)
+    if args[0].lower() == "best":
+        st.po = evolve(st.po, format=None, format_best=True)
+        return
     fmt = ImageFormat.from_name(args[0])
     if fmt is None:
         raise _fail("format", f"unknown format {args[0]!r}")
-    st.po = evolve(st.po, format=fmt)
+    st.po = evolve(st.po, format=fmt, format_best=False)
 
 
 def apply_cachebuster(st: ParseState, args: list[str]) -> None:
@@ -429,6 +455,47 @@ def apply_watermark(st: ParseState, args: list[str]) -> None:
     st.po = evolve(st.po, watermark=Watermark(opacity, position, x, y, scale))
 
 
+# --- detections and perceptual quality (imgproxy Pro's syntax) -----------------------------
+
+
+def apply_blur_detections(st: ParseState, args: list[str]) -> None:
+    """``bd:sigma[:class…]``; a zero sigma switches it off."""
+    if not args:
+        raise _fail("blur_detections", "the sigma is missing")
+    sigma = parse_float("blur_detections", args[0])
+    classes = detection_classes("blur_detections", args[1:])
+    st.po = evolve(st.po, blur_detections=Detections(sigma > 0, sigma, classes))
+
+
+def apply_draw_detections(st: ParseState, args: list[str]) -> None:
+    """``dd:draw[:class…]``: outline detected objects (debugging)."""
+    if not args:
+        raise _fail("draw_detections", "the flag is missing")
+    enabled = parse_flag("draw_detections", args[0])
+    classes = detection_classes("draw_detections", args[1:])
+    st.po = evolve(st.po, draw_detections=Detections(enabled, 0.0, classes))
+
+
+AUTOQUALITY_METHODS = frozenset({"none", "dssim"})
+
+
+def apply_autoquality(st: ParseState, args: list[str]) -> None:
+    """``aq:method[:target[:min_q[:max_q[:allowed_error]]]]``; empty parts take the configured values."""
+    _max_args("autoquality", args, 5)
+    method = args[0] if args else ""
+    if method not in AUTOQUALITY_METHODS:
+        raise _fail("autoquality", f"unsupported method {method!r} (supported: dssim, none)")
+    target = parse_float("autoquality", args[1], lo_open=True) if len(args) > 1 and args[1] else 0.0
+    if target >= 1:
+        raise _fail("autoquality", "the DSSIM target must be below 1")
+    min_q = parse_int("autoquality", args[2], lo=1, hi=100) if len(args) > 2 and args[2] else 0
+    max_q = parse_int("autoquality", args[3], lo=1, hi=100) if len(args) > 3 and args[3] else 0
+    if min_q and max_q and min_q > max_q:
+        raise _fail("autoquality", "min quality is above max quality")
+    error = parse_float("autoquality", args[4]) if len(args) > 4 and args[4] else 0.0
+    st.po = evolve(st.po, autoquality=AutoQuality(method, target, min_q, max_q, error))
+
+
 # --- output and handling ------------------------------------------------------------------
 
 
@@ -547,3 +614,6 @@ _register(apply_max_src_file_size, "max_src_file_size", "msfs")
 _register(apply_max_animation_frames, "max_animation_frames", "maf")
 _register(apply_max_animation_frame_resolution, "max_animation_frame_resolution", "mafr")
 _register(apply_max_result_dimension, "max_result_dimension", "mrd")
+_register(apply_blur_detections, "blur_detections", "bd")
+_register(apply_draw_detections, "draw_detections", "dd")
+_register(apply_autoquality, "autoquality", "aq")

@@ -35,6 +35,7 @@ class GravityType(enum.Enum):
     SOUTH_WEST = "sowe"
     SMART = "sm"
     FOCUS_POINT = "fp"
+    OBJECT = "obj"  # detected objects (faces); centre when none (imgproxy Pro's object-oriented crop)
     REPLICATE = "re"  # watermark position only: tile the watermark over the image
 
 
@@ -45,9 +46,11 @@ class Gravity:
     type: GravityType = GravityType.CENTER
     x: float = 0.0
     y: float = 0.0
+    classes: tuple[str, ...] = ()  # ``obj``: the detection classes to keep (empty: all)
 
     def canonical(self) -> str:
-        return f"{self.type.value}:{_num(self.x)}:{_num(self.y)}"
+        text = f"{self.type.value}:{_num(self.x)}:{_num(self.y)}"
+        return f"{text}:{','.join(self.classes)}" if self.classes else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,34 @@ class Watermark:
 
 
 @dataclass(frozen=True, slots=True)
+class Detections:
+    """``blur_detections``/``draw_detections``: on iff enabled; ``sigma`` only blurs; classes empty: all."""
+
+    enabled: bool = False
+    sigma: float = 0.0
+    classes: tuple[str, ...] = ()
+
+    def canonical(self) -> str:
+        return f"{int(self.enabled)}:{_num(self.sigma)}:{','.join(self.classes)}"
+
+
+@dataclass(frozen=True, slots=True)
+class AutoQuality:
+    """``autoquality``: method ``""`` takes IMGPROXY_AUTOQUALITY_*; zeros take the configured bounds."""
+
+    method: str = ""  # "", "none" or "dssim"
+    target: float = 0.0
+    min_quality: int = 0
+    max_quality: int = 0
+    allowed_error: float = 0.0
+
+    def canonical(self) -> str:
+        return (
+            f"{self.method or '-'}:{_num(self.target)}:{self.min_quality}:{self.max_quality}:{_num(self.allowed_error)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessingOptions:
     resizing_type: ResizingType = ResizingType.FIT
     width: int = 0
@@ -193,6 +224,11 @@ class ProcessingOptions:
     max_animation_frames: int | None = None
     max_animation_frame_resolution: int | None = None  # pixels; 0: frames are summed instead
     max_result_dimension: int | None = None  # pixels; ≤0: no limit
+    # Image intelligence (imgproxy Pro's syntax): overlays on detected faces, perceptual quality, best format.
+    blur_detections: Detections = field(default_factory=Detections)
+    draw_detections: Detections = field(default_factory=Detections)
+    autoquality: AutoQuality = field(default_factory=AutoQuality)
+    format_best: bool = False  # ``f:best``: the smallest of the candidate formats (``format`` stays None)
 
     def canonical(self) -> str:
         """A stable text of every non-default field, e.g. ``rt=fill;w=300;h=200;g=sm:0:0``."""
@@ -215,11 +251,13 @@ def _effective(value: object) -> object:
         return Trim()
     if isinstance(value, Watermark) and not value.enabled:
         return Watermark()
+    if isinstance(value, Detections) and not value.enabled:
+        return Detections()
     return value
 
 
 def _text(value: object) -> str:
-    if isinstance(value, (Gravity, Crop, Extend, Color, Trim, Padding, Watermark)):
+    if isinstance(value, (Gravity, Crop, Extend, Color, Trim, Padding, Watermark, Detections, AutoQuality)):
         return value.canonical()
     if isinstance(value, frozenset):
         return ",".join(sorted(fmt.value for fmt in value))
@@ -301,7 +339,13 @@ _SHORT = {
     "max_animation_frames": "maf",
     "max_animation_frame_resolution": "mafr",
     "max_result_dimension": "mrd",
+    "blur_detections": "bd",
+    "draw_detections": "dd",
+    "autoquality": "aq",
+    "format_best": "fbest",
 }
 assert set(_SHORT) == set(_DEFAULTS), "every option field needs a canonical short name"
 _CANONICAL_ORDER = tuple((f.name, _SHORT[f.name], _DEFAULTS[f.name]) for f in fields(ProcessingOptions))
-_SWITCHED = frozenset({"trim", "watermark"})  # options whose parts do nothing while switched off
+_SWITCHED = frozenset(
+    {"trim", "watermark", "blur_detections", "draw_detections"}
+)  # options whose parts do nothing while switched off

@@ -144,11 +144,13 @@ class Parser:
         if self._rewriter.active:
             source_url = self._rewriter.rewrite(source_url)
         po = state.po
-        if ext and not po.raw:  # raw ignores the extension, as imgproxy does
+        if ext and not po.raw and ext.lower() == "best":
+            po = evolve(po, format=None, format_best=True)
+        elif ext and not po.raw:  # raw ignores the extension, as imgproxy does
             fmt = ImageFormat.from_name(ext)
             if fmt is None:
                 raise InvalidURLError(f"unknown output extension {ext!r}")
-            po = evolve(po, format=fmt)
+            po = evolve(po, format=fmt, format_best=False)
         return ParsedURL(po, source_url)
 
     def _apply_url_options(self, state: ParseState, segments: list[str]) -> int:

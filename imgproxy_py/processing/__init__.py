@@ -7,20 +7,25 @@ unsupported data) become BrokenImageError (422); anything else is a bug and prop
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgproxy_py.analysis.detector import Detection
 from imgproxy_py.errors import BrokenImageError, InvalidImageError, UnsupportedFormatError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat, sniff
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.processing import animation, ico, pipeline, svg, vips
 from imgproxy_py.processing.context import PipelineContext, _frame_height
-from imgproxy_py.processing.encode import EncoderSettings, encode_to_fit, resolve_quality
+from imgproxy_py.processing.encode import EncoderSettings, encode, encode_to_fit, resolve_quality
+from imgproxy_py.processing.faces import NO_FACES, FaceOptions, FaceTrack
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats, choose_format
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.jpeg_scans import scan_count_bound
 from imgproxy_py.processing.limits import Limits
+from imgproxy_py.processing.quality import AUTOQUALITY_FORMATS, AutoQualityDefaults, Reference, search, size_bucket
 from imgproxy_py.processing.steps.scale_on_load import load_options
 from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
 from imgproxy_py.settings import OptionSettings, Settings
@@ -61,6 +66,9 @@ class ProcessingConfig:
     max_result_dimension: int = 0
     max_result_resolution: int = 100_000_000  # pixels of a result (all frames); larger is refused, 422
     watermark: WatermarkImage | None = None  # decoded once, at start-up
+    autoquality: AutoQualityDefaults = field(default_factory=AutoQualityDefaults)
+    best_by_default: bool = False  # IMGPROXY_BEST_FORMAT_BY_DEFAULT
+    best_max_resolution: float = 0.0  # megapixels; above it f:best takes its first candidate untried
 
     @property
     def limits(self) -> Limits:
@@ -93,6 +101,17 @@ class ProcessingConfig:
             max_result_dimension=settings.security.max_result_dimension,
             max_result_resolution=settings.security.max_result_resolution,
             watermark=load_watermark(settings.watermark, settings.sources.download_timeout),
+            autoquality=AutoQualityDefaults(
+                method=settings.analysis.autoquality_method,
+                target=settings.analysis.autoquality_target,
+                min_quality=settings.analysis.autoquality_min,
+                max_quality=settings.analysis.autoquality_max,
+                allowed_error=settings.analysis.autoquality_allowed_error,
+                format_min=tuple(sorted(settings.analysis.autoquality_format_min.items(), key=lambda i: i[0].value)),
+                format_max=tuple(sorted(settings.analysis.autoquality_format_max.items(), key=lambda i: i[0].value)),
+            ),
+            best_by_default=settings.analysis.best_format_by_default,
+            best_max_resolution=settings.analysis.best_format_max_resolution,
         )
 
 
@@ -106,6 +125,11 @@ class ProcessResult:
     source_width: int
     source_height: int
     passthrough: bool = False  # skip_processing: ``data`` is the source, byte for byte
+    # What this request learnt about the source, for the feature store (None/empty: nothing new).
+    faces: tuple[Detection, ...] | None = None  # stored frame; only when the detector ran here
+    detect_seconds: float = 0.0
+    qualities: tuple[tuple[str, int], ...] = ()  # ("<size bucket>:<format>", quality) chosen by a search
+    encodes: int = 1
 
 
 def process(
@@ -116,7 +140,10 @@ def process(
     deadline: float = math.inf,
     source_key: str | None = None,
     intermediates: IntermediateCache | None = None,
+    faces: FaceOptions = NO_FACES,
+    quality_hints: Mapping[str, int] | None = None,
 ) -> ProcessResult:
+    """``faces``: the detector and any faces already known; ``quality_hints``: stored auto-quality choices."""
     source_format = sniff(data)
     if source_format is None or source_format not in LOADABLE:
         raise InvalidImageError("source image type is not supported")
@@ -129,7 +156,20 @@ def process(
                 return _svg_passthrough(data, config.sanitize_svg)
             return _passthrough(data, source_format, limits)
         hot = intermediates.admit(source_key) if intermediates and source_key else False
-        return _process(data, source_format, po, config, client, deadline, source_key, intermediates, hot, limits)
+        return _process(
+            data,
+            source_format,
+            po,
+            config,
+            client,
+            deadline,
+            source_key,
+            intermediates,
+            hot,
+            limits,
+            faces,
+            quality_hints or {},
+        )
     except (vips.Error, UnicodeDecodeError) as exc:
         # pyvips decodes libvips' messages and field names as UTF-8; a hostile file can put
         # other bytes there, and then the decode fails instead of the libvips call.
@@ -149,6 +189,8 @@ def _process(
     intermediates: IntermediateCache | None,
     hot: bool,
     limits: Limits,
+    faces: FaceOptions,
+    quality_hints: Mapping[str, int],
 ) -> ProcessResult:
     if source_format is ImageFormat.ICO:
         data = _ico_image(data)
@@ -161,13 +203,18 @@ def _process(
 
     expect_alpha = po.background is None and (img.hasalpha() or po.extend.enabled or po.padding.enabled)
     animated = animation.is_animation(source_format, img, limits)
-    target = choose_format(
-        po.format,
-        client,
-        source_format,
-        animated=animated,
-        expect_alpha=expect_alpha,
-        preferred=config.options.preferred_formats,
+    best = _best_candidates(po, config, client, animated=animated, expect_alpha=expect_alpha)
+    target = (
+        best[0]
+        if best
+        else choose_format(
+            po.format,
+            client,
+            source_format,
+            animated=animated,
+            expect_alpha=expect_alpha,
+            preferred=config.options.preferred_formats,
+        )
     )
     if target not in SAVABLE:
         raise UnsupportedFormatError(f"cannot save {target.value}")
@@ -202,12 +249,19 @@ def _process(
         source_key=source_key,
         intermediates=intermediates,
         hot=hot,
+        faces=FaceTrack(faces, data) if faces.available else None,
     )
     ctx.calc_params()
     pipeline.run(pipeline.MAIN, ctx)
     pipeline.run(pipeline.FINALIZE, ctx)
 
-    return _encode(ctx.img, target, po, config, source_format, source_width, source_height)
+    result = _encode(
+        ctx.img, target, po, config, source_format, source_width, source_height, best=best, hints=quality_hints
+    )
+    track = ctx.faces
+    if track is not None and track.ran_detector and track.raw is not None:
+        result = dataclasses.replace(result, faces=tuple(track.raw), detect_seconds=track.detect_seconds)
+    return result
 
 
 def _encode(
@@ -220,21 +274,98 @@ def _encode(
     source_height: int,
     *,
     frames: bool = False,
+    best: tuple[ImageFormat, ...] = (),
+    hints: Mapping[str, int] | None = None,
 ) -> ProcessResult:
-    if target is ImageFormat.AVIF and (out.width < 16 or out.height < 16):
+    small = out.width < 16 or out.height < 16
+    candidates = [f for f in best if not (f is ImageFormat.AVIF and small)] or [target]
+    if target is ImageFormat.AVIF and small:
         target = ImageFormat.PNG if out.hasalpha() else ImageFormat.JPEG
-    quality = resolve_quality(target, po, config.options)
-    encoded = encode_to_fit(out, target, quality, po.max_bytes, not po.strip_metadata, config.encoder)
+        candidates = [target]
+    if (
+        len(candidates) > 1
+        and config.best_max_resolution
+        and (out.width * out.height > config.best_max_resolution * 1_000_000)
+    ):
+        candidates = candidates[:1]
+    if len(candidates) > 1 or _autoquality_on(po, config, frames):
+        out = out.copy_memory()  # encoded several times: evaluate the pipeline once
+    reference: list[Reference] = []  # built on the first search, shared by every candidate format
+    results = [
+        _encode_one(out, fmt, po, config, frames, len(candidates) > 1, hints or {}, reference) for fmt in candidates
+    ]
+    data, fmt, qualities, encodes = min(results, key=lambda r: len(r[0]))
     height = _frame_height(out) if frames else out.height
     return ProcessResult(
-        data=encoded,
-        format=target,
+        data=data,
+        format=fmt,
         width=out.width,
         height=height,
         source_format=source_format,
         source_width=source_width,
         source_height=source_height,
+        qualities=tuple(q for r in results for q in r[2]),
+        encodes=sum(r[3] for r in results),
     )
+
+
+def _autoquality_on(po: ProcessingOptions, config: ProcessingConfig, frames: bool) -> bool:
+    method = po.autoquality.method or config.autoquality.method
+    return method == "dssim" and not frames
+
+
+def _encode_one(
+    out: Any,
+    fmt: ImageFormat,
+    po: ProcessingOptions,
+    config: ProcessingConfig,
+    frames: bool,
+    best: bool,
+    hints: Mapping[str, int],
+    reference: list[Reference],
+) -> tuple[bytes, ImageFormat, list[tuple[str, int]], int]:
+    """One format: auto-quality when asked (always for ``f:best``, as imgproxy may), else the configured quality."""
+    keep = not po.strip_metadata
+    searchable = fmt in AUTOQUALITY_FORMATS and fmt.supports_quality and not po.quality and not frames
+    if searchable and (best and po.autoquality.method != "none" or _autoquality_on(po, config, frames)):
+        aq = po.autoquality
+        params = config.autoquality.params(fmt, "dssim", aq.target, aq.min_quality, aq.max_quality, aq.allowed_error)
+        key = f"{size_bucket(out.width, out.height)}:{fmt.value}"
+        hinted = hints.get(key)
+        if hinted is not None and params.min_quality <= hinted <= params.max_quality:
+            data = encode(out, fmt, hinted, keep, config.encoder)  # a repeat: the stored choice, one encode
+            choice_q, encodes = hinted, 1
+        else:
+            if not reference:
+                reference.append(Reference(out))
+            ref = reference[0]
+            choice = search(lambda q: encode(out, fmt, q, keep, config.encoder), ref.dssim, params)
+            data, choice_q, encodes = choice.data, choice.quality, choice.encodes
+        if po.max_bytes and len(data) > po.max_bytes:
+            data = encode_to_fit(out, fmt, choice_q, po.max_bytes, keep, config.encoder)
+        return data, fmt, [(key, choice_q)], encodes
+    quality = resolve_quality(fmt, po, config.options)
+    return encode_to_fit(out, fmt, quality, po.max_bytes, keep, config.encoder), fmt, [], 1
+
+
+_BEST_FORMATS = (ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.JXL)
+
+
+def _best_candidates(
+    po: ProcessingOptions, config: ProcessingConfig, client: ClientFormats, *, animated: bool, expect_alpha: bool
+) -> tuple[ImageFormat, ...]:
+    """``f:best``: the preferred formats plus WebP/AVIF when the client takes them (imgproxy's rule)."""
+    if not (po.format_best or (config.best_by_default and po.format is None)) or animated:
+        return ()
+    formats = [f for f in config.options.preferred_formats if f in _BEST_FORMATS]
+    if client.webp:
+        formats.append(ImageFormat.WEBP)
+    if client.avif:
+        formats.append(ImageFormat.AVIF)
+    formats = [f for f in dict.fromkeys(formats) if f in SAVABLE and (f.supports_alpha or not expect_alpha)]
+    if not formats:
+        formats = [ImageFormat.PNG if expect_alpha else ImageFormat.JPEG]
+    return tuple(formats)
 
 
 def _check_header(img: Any, data: bytes, fmt: ImageFormat, max_resolution: int) -> tuple[Any, float]:

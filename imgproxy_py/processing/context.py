@@ -10,6 +10,7 @@ from imgproxy_py.errors import RequestTimeoutError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import Gravity, ProcessingOptions
 from imgproxy_py.processing import geometry
+from imgproxy_py.processing.faces import FaceTrack
 from imgproxy_py.processing.geometry import Scales, Sizes
 from imgproxy_py.processing.intermediates import IntermediateCache
 
@@ -48,6 +49,7 @@ class PipelineContext:
     source_key: str | None = None  # identity + version of the source, for reuse across variants
     intermediates: IntermediateCache | None = None
     hot: bool = False  # the source was seen recently: keep its decoded intermediate
+    faces: FaceTrack | None = None  # None: no face detection for this image (animations, no detector)
 
     @property
     def is_vector(self) -> bool:

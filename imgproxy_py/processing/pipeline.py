@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from imgproxy_py.processing.context import PipelineContext
 from imgproxy_py.processing.steps.colorspace import colorspace_to_processing, colorspace_to_result
 from imgproxy_py.processing.steps.crop import crop, crop_to_result
+from imgproxy_py.processing.steps.detections import overlay_detections
 from imgproxy_py.processing.steps.extend import extend, extend_aspect_ratio
 from imgproxy_py.processing.steps.filters import apply_filters
 from imgproxy_py.processing.steps.fix_size import fix_size
@@ -32,6 +33,7 @@ MAIN: tuple[Step, ...] = (
     rotate_and_flip,
     crop_to_result,
     apply_filters,
+    overlay_detections,
     extend,
     extend_aspect_ratio,
     padding,

@@ -190,6 +190,34 @@ def thumbnail(data: bytes, width: int, **options: Any) -> Any:
     return pyvips.Image.thumbnail_source(source, width, **options)
 
 
+def analysis_copy(data: bytes, max_side: int, *, upright: bool) -> Any:
+    """The source at most ``max_side`` pixels on its longest side, for detectors.
+
+    Shrink-on-load (JPEG DCT scaling, WebP/SVG/HEIF scaled decode) and streaming reduction
+    keep a large source from ever being decoded whole into memory. ``upright=False``
+    keeps the stored orientation, the frame the pipeline works in before rotate_and_flip.
+    """
+    source = pyvips.Source.new_from_memory(data)
+    return pyvips.Image.thumbnail_source(source, max_side, height=max_side, size="down", no_rotate=not upright)
+
+
+def rgb_bytes(img: Any, max_side: int = 0) -> tuple[int, int, bytes]:
+    """Packed 8-bit sRGB pixels (alpha flattened onto white), optionally shrunk; cancellable."""
+    if max_side and max(img.width, img.height) > max_side:
+        img = img.resize(max_side / max(img.width, img.height))
+    if img.interpretation not in ("srgb", "b-w") or img.format != "uchar":
+        img = img.colourspace("srgb")
+    if img.hasalpha():
+        img = img.flatten(background=[255] * (img.bands - 1))
+    if img.bands == 1:
+        img = img.bandjoin([img, img])
+    elif img.bands > 3:
+        img = img.extract_band(0, n=3)
+    img = img.cast("uchar")
+    memory = _cancellable(img, lambda image: image.write_to_memory())
+    return int(img.width), int(img.height), bytes(memory)
+
+
 def with_animation(img: Any, page_height: int, delays: list[int], loop: int) -> Any:
     """A copy of ``img`` (frames stacked vertically) carrying the metadata animated savers read."""
     out = img.copy()
@@ -197,6 +225,13 @@ def with_animation(img: Any, page_height: int, delays: list[int], loop: int) -> 
     out.set_type(pyvips.GValue.gint_type, "n-pages", img.height // page_height)
     out.set_type(pyvips.GValue.array_int_type, "delay", delays)
     out.set_type(pyvips.GValue.gint_type, "loop", loop)
+    return out
+
+
+def with_int_field(img: Any, name: str, value: int) -> Any:
+    """A copy of ``img`` with an integer metadata field set (e.g. ``orientation``)."""
+    out = img.copy()
+    out.set_type(pyvips.GValue.gint_type, name, value)
     return out
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
 from collections.abc import AsyncIterator
 
@@ -17,6 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from imgproxy_py import __version__, allocator
+from imgproxy_py.analysis.registry import default_registry
 from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
@@ -25,10 +27,13 @@ from imgproxy_py.netpolicy import AddressPolicy
 from imgproxy_py.observability import AccessLog, Metrics, configure_logging
 from imgproxy_py.options.parser import Parser
 from imgproxy_py.processing import ProcessingConfig, vips
+from imgproxy_py.processing.faces import FaceOptions
 from imgproxy_py.processing.intermediates import IntermediateCache
+from imgproxy_py.processing.quality import METRIC_VERSION
 from imgproxy_py.s3conn import S3Target
 from imgproxy_py.security import SourcePolicy
 from imgproxy_py.server.coalescing import CrossProcessLock
+from imgproxy_py.server.features import FeatureStore
 from imgproxy_py.server.handlers import ImageService
 from imgproxy_py.server.health import health_endpoint
 from imgproxy_py.server.hits import ServeMemoryHits
@@ -105,6 +110,18 @@ def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLoc
     return cache, lock
 
 
+log = logging.getLogger("imgproxy_py.server")
+
+
+def build_faces(settings: Settings) -> tuple[FaceOptions, str]:
+    """The face detector (loaded now, so start-up says whether smart crop has it) and its status line."""
+    conf = settings.analysis
+    registry = default_registry(conf.face_threshold, enabled=conf.face_detection)
+    detector = registry.get("face") if conf.face_detection else None
+    status = registry.status("face") if conf.face_detection else "off (IMGPROXY_FACE_DETECTION=false)"
+    return FaceOptions(detector, size=conf.detection_size, keep_whole=conf.keep_faces_whole), status
+
+
 def settings_fingerprint(config: ProcessingConfig) -> str:
     """Changes whenever a setting that changes output bytes changes (part of every ETag)."""
     text = f"{__version__}|{vips.version()}|{config!r}"
@@ -135,6 +152,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
     workers = WorkerPool(settings.workers.workers, settings.workers.queue_size)
     sources = build_sources(settings)
     cache, lock = build_cache(settings)
+    faces, face_status = build_faces(settings)
+    if faces.detector is None:
+        log.warning("face detection %s: smart crop uses libvips attention only", face_status)
+    else:
+        log.info("face detection %s", face_status)
+    features = None
+    if cache is not None and settings.analysis.feature_store:
+        detector_version = faces.detector.version if faces.detector is not None else "no-detector"
+        features = FeatureStore(cache, f"{detector_version}|{METRIC_VERSION}", float(settings.cache.ttl))
     # Nothing can read metrics without the listener: then counting them is wasted work per request.
     obs = settings.observability
     metrics = Metrics(obs.prometheus_namespace) if obs.prometheus_bind else None
@@ -151,6 +177,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         cache=cache,
         lock=lock,
         metrics=metrics,
+        faces=faces,
+        features=features,
     )
 
     info = InfoService(
@@ -171,6 +199,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             trimmer.cancel()
+            if features is not None:
+                await features.flush()
             await service.flights.aclose()
             await info.flights.aclose()
             await service.fetches.aclose()
@@ -181,7 +211,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             access_log.flush()
 
     prefix = settings.server.path_prefix
-    health = health_endpoint(cache.remote if cache is not None else (), settings.server.health_check_cache_tiers)
+    health = health_endpoint(
+        cache.remote if cache is not None else (),
+        settings.server.health_check_cache_tiers,
+        extra=(f"face detection: {face_status}" + ("" if faces.detector else " (smart crop: attention only)"),),
+    )
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
     if settings.server.health_check_path:
         routes.append(Route(settings.server.health_check_path, health, methods=["GET", "HEAD"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Coroutine
@@ -19,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from imgproxy_py import keys, processing
+from imgproxy_py.analysis.features import FeatureRecord, source_digest
 from imgproxy_py.cache.base import CacheEntry
 from imgproxy_py.cache.singleflight import SingleFlight
 from imgproxy_py.cache.tiered import TieredCache
@@ -33,10 +35,13 @@ from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import ClientHints, ParsedURL, Parser, split_signature
+from imgproxy_py.processing import ProcessResult
+from imgproxy_py.processing.faces import NO_FACES, FaceOptions
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.security import verify_signature
 from imgproxy_py.server.coalescing import CrossProcessLock
+from imgproxy_py.server.features import FeatureStore
 from imgproxy_py.server.memo import LRU
 from imgproxy_py.server.negotiation import client_formats
 from imgproxy_py.server.responses import (
@@ -101,7 +106,10 @@ class ImageService:
     flights: SingleFlight[Outcome] = field(default_factory=SingleFlight)
     fetches: SingleFlight[SourceImage] = field(default_factory=SingleFlight)
     metrics: Metrics | None = None
+    faces: FaceOptions = NO_FACES  # the face detector (None when not installed) and its settings
+    features: FeatureStore | None = None
     transforms: int = 0  # images processed by this process (observability, tests)
+    detections: int = 0  # images the face detector ran on in this process
     _parsed: LRU[str, ParsedURL] = field(default_factory=lambda: LRU(8192))
     _keys: LRU[tuple[str, str], str] = field(default_factory=lambda: LRU(8192))
     _headers: LRU[tuple[str, str | None, float], list[tuple[bytes, bytes]]] = field(default_factory=lambda: LRU(8192))
@@ -278,6 +286,10 @@ class ImageService:
             ):
                 return NotModified(etag, last_modified)  # without a cache, skip the transform entirely
             metrics = self.metrics
+            source_id, record = await self._read_features(req.po, image.data)
+            faces = self.faces
+            if record is not None and record.faces is not None:
+                faces = dataclasses.replace(faces, known=record.faces)
             if metrics is not None:
                 metrics.images_in_progress.inc()
             try:
@@ -292,6 +304,8 @@ class ImageService:
                         deadline,
                         f"{req.source_url}\x00{version}",
                         self.intermediates,
+                        faces,
+                        record.qualities if record is not None else None,
                     )
             finally:
                 if metrics is not None:
@@ -299,6 +313,7 @@ class ImageService:
             self.transforms += 1
             if metrics is not None:
                 metrics.transforms.inc()
+            self._learnt(result, source_id, record)
         now = time.time()
         fresh_for = float(settings.cache.ttl)
         if req.po.expires:
@@ -312,6 +327,52 @@ class ImageService:
             fresh_until=now + fresh_for,
         )
         return Produced(entry, "MISS")
+
+    def _wants_analysis(self, po: ProcessingOptions) -> bool:
+        config = self.processing
+        return (
+            self.faces.detector is not None
+            or po.autoquality.method == "dssim"
+            or (config.autoquality.method == "dssim" and po.autoquality.method != "none")
+            or po.format_best
+            or config.best_by_default
+        )
+
+    async def _read_features(self, po: ProcessingOptions, data: bytes) -> tuple[str | None, FeatureRecord | None]:
+        """The source's stored analysis (faces, auto-quality choices), when a store is configured."""
+        if self.features is None or not self._wants_analysis(po):
+            return None, None
+        digest = source_digest(data)
+        record = await self.features.get(digest)
+        if self.metrics is not None:
+            self.metrics.feature_store.labels("hit" if record is not None else "miss").inc()
+        return digest, record
+
+    def _learnt(self, result: ProcessResult, digest: str | None, record: FeatureRecord | None) -> None:
+        """Count a detection, note it in the access log, and store what is new (after the response)."""
+        if result.faces is not None:
+            self.detections += 1
+            note(analysis=f"faces:detected:{len(result.faces)}")
+            log.debug("face detection: %d face(s) in %.1f ms", len(result.faces), result.detect_seconds * 1000)
+            if self.metrics is not None:
+                self.metrics.face_detections.inc()
+                self.metrics.face_detection_duration.observe(result.detect_seconds)
+        elif record is not None and record.faces is not None:
+            note(analysis=f"faces:stored:{len(record.faces)}")
+        if self.features is None or digest is None:
+            return
+        known = record.qualities if record is not None else {}
+        new_qualities = {k: q for k, q in result.qualities if known.get(k) != q}
+        if result.faces is None and not new_qualities and record is not None:
+            return
+        learnt = FeatureRecord(
+            version=self.features.version,
+            width=result.source_width,
+            height=result.source_height,
+            faces=result.faces,
+            qualities=new_qualities,
+        )
+        self.features.save_later(digest, learnt, record)
 
     async def _raw(self, req: Request_) -> Response:
         """``raw:1``: the source's bytes as they are, without a worker slot (imgproxy streams them).

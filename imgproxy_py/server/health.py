@@ -29,11 +29,15 @@ async def vips_healthy() -> bool:
         return False
 
 
-def health_endpoint(tiers: Sequence[GuardedTier], require_tiers: bool) -> Callable[[Request], Awaitable[Response]]:
+def health_endpoint(
+    tiers: Sequence[GuardedTier], require_tiers: bool, extra: Sequence[str] = ()
+) -> Callable[[Request], Awaitable[Response]]:
+    """``extra``: fixed status lines (e.g. whether face detection is available); never a failure."""
+
     async def health(request: Request) -> Response:
         if not await vips_healthy():
             return PlainTextResponse("Error: libvips is not working", status_code=500, headers=_HEADERS)
-        lines = ["imgproxy-py is running"]
+        lines = ["imgproxy-py is running", *extra]
         down = []
         for tier in tiers:
             up = await tier.probe()

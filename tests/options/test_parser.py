@@ -261,6 +261,7 @@ def test_registered_names_are_the_documented_names_and_aliases() -> None:
         "enforce_thumbnail", "eth", "max_bytes", "mb", "skip_processing", "skp",
         "max_src_resolution", "msr", "max_src_file_size", "msfs", "max_animation_frames", "maf",
         "max_animation_frame_resolution", "mafr", "max_result_dimension", "mrd", "raw", "preserve_hdr", "ph",
+        "blur_detections", "bd", "draw_detections", "dd", "autoquality", "aq",
     }  # fmt: skip
     # min_width/min_height are our own extra spellings (imgproxy only knows min-width, mw).
     extra = {"min_width", "min_height"}

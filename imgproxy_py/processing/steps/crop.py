@@ -1,24 +1,51 @@
-"""Crops: the ``c:`` crop before scaling, and the crop to the result size after it."""
+"""Crops: the ``c:`` crop before scaling, and the crop to the result size after it.
+
+With a face detector (or faces from the feature store): ``g:sm`` keeps the faces (heaviest
+first, as many as fit), else libvips' attention strategy; ``g:obj`` keeps the faces, else
+the centre; and whatever the gravity, a window that would cut a face it could hold whole
+moves just enough to hold it (IMGPROXY_KEEP_FACES_WHOLE).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from imgproxy_py.analysis.focus import Box, focus_window, keep_whole, padded
 from imgproxy_py.options.model import Gravity, GravityType
 from imgproxy_py.processing.context import PipelineContext
+from imgproxy_py.processing.faces import FaceTrack
 from imgproxy_py.processing.geometry import calc_position, min_non_zero, rotate_gravity
 
+_FACE_GRAVITIES = (GravityType.SMART, GravityType.OBJECT)
 
-def crop_image(img: Any, width: int, height: int, gravity: Gravity, off_scale: float) -> Any:
+
+def crop_image(
+    img: Any, width: int, height: int, gravity: Gravity, off_scale: float, faces: FaceTrack | None = None
+) -> Any:
     if width == 0 and height == 0:
         return img
     width = min_non_zero(width, img.width)
     height = min_non_zero(height, img.height)
     if width >= img.width and height >= img.height:
         return img
-    if gravity.type is GravityType.SMART:
-        return img.copy_memory().smartcrop(width, height, interesting="attention")
-    left, top = calc_position(img.width, img.height, width, height, gravity, off_scale)
+    boxes: list[Box] = []
+    wants_faces = gravity.type in _FACE_GRAVITIES or (faces is not None and faces.options.keep_whole)
+    if faces is not None and faces.options.available and wants_faces:
+        boxes = padded(faces.boxes(img, gravity.classes), img.width, img.height)
+    if gravity.type in _FACE_GRAVITIES:
+        position = focus_window(img.width, img.height, width, height, boxes)
+        if position is None and gravity.type is GravityType.SMART:
+            # No face: libvips' attention strategy. Nothing to follow any more, so no note_crop.
+            return img.copy_memory().smartcrop(width, height, interesting="attention")
+        if position is None:
+            position = calc_position(img.width, img.height, width, height, Gravity(), off_scale)
+        left, top = position
+    else:
+        left, top = calc_position(img.width, img.height, width, height, gravity, off_scale)
+        if boxes:
+            left, top = keep_whole(left, top, img.width, img.height, width, height, boxes)
+    if faces is not None:
+        faces.note_crop(left, top, width, height, img.width, img.height)
     return img.extract_area(left, top, width, height)
 
 
@@ -33,9 +60,11 @@ def crop(ctx: PipelineContext) -> None:
     po = ctx.po
     gravity = rotate_gravity(ctx.crop_gravity, po.rotate, po.flip_horizontal, po.flip_vertical)
     gravity = rotate_gravity(gravity, ctx.angle, ctx.flip)
-    ctx.img = crop_image(ctx.img, width, height, gravity, 1.0)
+    ctx.img = crop_image(ctx.img, width, height, gravity, 1.0, ctx.faces)
 
 
 def crop_to_result(ctx: PipelineContext) -> None:
     sizes = ctx.sizes
-    ctx.img = crop_image(ctx.img, sizes.result_crop_width, sizes.result_crop_height, ctx.po.gravity, ctx.dpr_scale)
+    ctx.img = crop_image(
+        ctx.img, sizes.result_crop_width, sizes.result_crop_height, ctx.po.gravity, ctx.dpr_scale, ctx.faces
+    )

@@ -12,6 +12,9 @@ def rotate_and_flip(ctx: PipelineContext) -> None:
     img = ctx.img
     po = ctx.po
     if ctx.angle or ctx.flip or po.rotate or po.flip_horizontal or po.flip_vertical:
+        if ctx.faces is not None:  # in the same order as the turns below
+            ctx.faces.note_turn(ctx.angle, ctx.flip)
+            ctx.faces.note_turn(po.rotate, po.flip_horizontal, po.flip_vertical)
         img = img.copy_memory()  # rotation needs random access; the image is small by now
         if ctx.angle:
             img = img.rot(f"d{ctx.angle}")

@@ -50,6 +50,8 @@ def trim(ctx: PipelineContext) -> None:
     if options.equal_ver:
         top, height = _equalise(top, height, img.height)
     if width > 0 and height > 0:
+        if ctx.faces is not None:
+            ctx.faces.note_crop(left, top, width, height, img.width, img.height)
         img = img.extract_area(left, top, width, height).copy_memory()
     ctx.img = img
     ctx.data = None  # the source bytes no longer describe this image: no shrink-on-load, no vector
