@@ -163,8 +163,15 @@ def save(img: Any, suffix: str, **options: Any) -> bytes:
 
 
 def pixels(img: Any) -> Any:
-    """Evaluate into memory (for encoders written in Python), cancellable like ``save``."""
+    """Evaluate into memory, cancellable like ``save``: every step that materialises uses this,
+    never ``copy_memory()`` directly, so no evaluation escapes the deadline and the kill flag."""
     return _cancellable(img, lambda image: image.copy_memory())
+
+
+def evaluate(img: Any, compute: Callable[[Any], T]) -> T:
+    """``compute(img)`` for operations that read every pixel of ``img`` (find_trim, smartcrop, …),
+    killed with the request like ``save``. ``compute`` must read ``img`` only through its argument."""
+    return _cancellable(img, compute)
 
 
 def _cancellable(img: Any, evaluate: Callable[[Any], T]) -> T:

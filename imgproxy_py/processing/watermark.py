@@ -79,7 +79,7 @@ def decode(data: bytes) -> Any:
     if not img.hasalpha():
         img = img.bandjoin_const([255])
     # Nothing from the watermark's own metadata may reach the result.
-    img = img.copy_memory()
+    img = vips.pixels(img)
     stripped = img.copy()
     for meta in img.get_fields():
         if meta.startswith(("exif-", "xmp-", "iptc-", "icc-")) or meta in ("orientation", "page-height", "n-pages"):
