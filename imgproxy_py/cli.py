@@ -1,8 +1,9 @@
-"""Command line: ``imgproxy-py serve`` and ``imgproxy-py sign PATH``."""
+"""Command line: ``imgproxy-py serve``, ``imgproxy-py sign PATH`` and ``imgproxy-py health``."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -25,6 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--processes", type=int, help="server processes (IMGPROXY_PROCESSES; default 1)")
     sign = commands.add_parser("sign", help="print PATH signed with IMGPROXY_KEY/IMGPROXY_SALT")
     sign.add_argument("path", help="the path after the signature, e.g. /rs:fit:300:300/plain/local:///a.jpg")
+    commands.add_parser(
+        "health",
+        help="exit 0 if the server configured by IMGPROXY_* answers its health check (the container HEALTHCHECK)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -43,7 +48,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(sign_path(settings.security, args.path))
         return 0
+    if args.command == "health":
+        return _health(settings)
     return _serve(settings)
+
+
+def health_url(settings: Settings) -> str:
+    """Where this configuration's server answers /health: its bind (all interfaces → loopback) and path."""
+    server = settings.server
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(server.host, server.host)
+    if ":" in host:
+        host = f"[{host}]"
+    path = server.health_check_path or f"{server.path_prefix}/health"
+    return f"http://{host}:{server.port}{path}"
+
+
+def _health(settings: Settings, timeout: float = 3.0) -> int:
+    """The container's health check, from the same settings as the server, so it follows the bind and prefix."""
+    # urllib, not httpx: the check runs every few seconds, and importing the standard library is cheaper.
+    import urllib.error
+    import urllib.request
+
+    url = health_url(settings)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            ok = response.status == 200
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"imgproxy-py: {url}: {exc}", file=sys.stderr)
+        return 1
+    return 0 if ok else 1
 
 
 def _serve(settings: Settings) -> int:
@@ -62,6 +95,8 @@ def _serve(settings: Settings) -> int:
     from imgproxy_py.observability import configure_logging, start_metrics_server
 
     configure_logging(settings.observability.log_format, settings.observability.log_level)
+    for warning in settings.warnings:  # after logging is set up: JSON logs stay JSON
+        logging.getLogger("imgproxy_py.settings").warning(warning)
     os.environ["IMGPROXY_PY_SERVER_PROCESS"] = "1"  # worker processes set their logging up the same way
     try:
         # Build once in the parent so bad presets or paths fail here, with a clear message.
