@@ -28,7 +28,7 @@ PATH = "/_/rs:fill:120:80/q:70/plain/local:///flowers.jpeg@webp"
 
 
 def _entries(client: redis.Redis) -> set[bytes]:
-    return {bytes(k) for k in client.keys("*") if b"lock" not in k}
+    return {k for k in client.keys("*") if isinstance(k, bytes) and b"lock" not in k}
 
 
 def _keys(client: redis.Redis, within: float = 10) -> set[bytes]:
