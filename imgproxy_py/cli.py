@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from imgproxy_py import allocator
+from imgproxy_py import __version__, allocator
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.settings import Settings
 
@@ -108,7 +108,7 @@ def _serve(settings: Settings) -> int:
         return 2
     if metrics_bind:
         start_metrics_server(*metrics_bind, registry=None if multiprocess else app.state.metrics.registry)
-    _print_example(settings)
+    _announce(settings)
     common: dict[str, Any] = {
         "host": server.host,
         "port": server.port,
@@ -131,19 +131,31 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
-def _print_example(settings: Settings) -> None:
+def _announce(settings: Settings) -> None:
+    """The start-up banner: a working example URL for a local root. With JSON logs it is a
+    ``startup`` event like every other line, never plain text in the middle of the JSON."""
+    example = _example_url(settings)
+    if settings.observability.log_format == "json":
+        fields = {"event": "startup", "version": __version__, "bind": f"{settings.server.host}:{settings.server.port}"}
+        if example:
+            fields.update(root=settings.sources.local_root or "", example_url=example)
+        logging.getLogger("imgproxy_py.cli").info("startup", extra={"fields": fields})
+    elif example:
+        print(f"\nimgproxy-py: serving {settings.sources.local_root}\n  try: {example}\n", flush=True)
+
+
+def _example_url(settings: Settings) -> str | None:
     root = settings.sources.local_root
     if not root:
-        return
+        return None
     samples = sorted(f for f in os.listdir(root) if f.lower().endswith(_IMAGE_SUFFIXES))
     if not samples:
-        return
+        return None
     from imgproxy_py.security import sign_path
 
     host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
     path = sign_path(settings.security, f"/rs:fill:300:200/g:sm/plain/local:///{samples[0]}@webp")
-    base = f"http://{host}:{settings.server.port}{settings.server.path_prefix}"
-    print(f"\nimgproxy-py: serving {root}\n  try: {base}{path}\n", flush=True)
+    return f"http://{host}:{settings.server.port}{settings.server.path_prefix}{path}"
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ so callers that want to tune it set the environment before importing this module
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import functools
@@ -42,6 +43,7 @@ def init() -> None:
         return
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips chatter is not our log
     _quiet_libvips_info()
+    _route_glib_warnings()
     _decode_text_leniently()
     pyvips.cache_set_max(0)
     pyvips.cache_set_max_mem(0)
@@ -83,6 +85,18 @@ def _lenient_to_string(x: Any) -> Any:
         if isinstance(x, bytes):
             x = x.decode("utf-8", "replace")
     return x
+
+
+def _route_glib_warnings() -> None:
+    """GLib's own warnings (e.g. "value … is out of range for property 'sigma'") go to stderr
+    as raw text by default, breaking JSON logs; send them through logging like libvips' own."""
+    with contextlib.suppress(AttributeError):
+        flags = pyvips.GLogLevelFlags
+        levels = flags.LEVEL_WARNING | flags.LEVEL_CRITICAL | flags.FLAG_FATAL | flags.FLAG_RECURSION
+        for domain in (b"GLib-GObject", b"GLib"):
+            handler = pyvips.glib_lib.g_log_set_handler(domain, levels, pyvips._log_handler_cb, pyvips.ffi.NULL)
+            # before pyvips' own exit handler (atexit is LIFO): no callback into a finalising interpreter
+            atexit.register(pyvips.glib_lib.g_log_remove_handler, domain, handler)
 
 
 def _quiet_libvips_info() -> None:
