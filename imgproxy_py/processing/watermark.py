@@ -68,7 +68,9 @@ def decode(data: bytes) -> Any:
         raise ValueError("unknown or unsupported image format")
     if fmt is ImageFormat.ICO:
         data = ico.largest_image(data)
-    img = vips.open_source(data)
+    # Decoded in full here, failing on truncation: a cut-off file would otherwise load as a
+    # flat grey watermark (libvips fills what is missing) and start-up would accept it.
+    img = vips.open_source(data, **({} if fmt is ImageFormat.SVG else {"fail_on": "truncated"}))
     if img.width * img.height > _MAX_PIXELS:
         raise ValueError(f"{img.width}x{img.height} is too large")
     img = img.autorot()
