@@ -194,7 +194,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route(prefix + "/{path:path}", service.handle, methods=["GET", "HEAD"]),
     ]
     access_log = AccessLog(obs.log_format, obs.log_level)
-    middleware = [Middleware(ObserveRequests, metrics=metrics, access_log=access_log, path_prefix=prefix)]
+    custom_health = frozenset({settings.server.health_check_path} - {""})
+    middleware = [
+        Middleware(
+            ObserveRequests,
+            metrics=metrics,
+            access_log=access_log,
+            path_prefix=prefix,
+            quiet=custom_health,
+            health=custom_health,
+        )
+    ]
     if settings.server.secret:
         health_paths = {f"{prefix}/health", settings.server.health_check_path} - {""}
         middleware.append(Middleware(RequireSecret, secret=settings.server.secret, exempt=frozenset(health_paths)))
