@@ -17,6 +17,12 @@ from urllib.parse import urlsplit
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
 
+# IMGPROXY_MAX_SRC_FILE_SIZE when unset (imgproxy: no cap). 64 MiB is several times a real
+# photo at the default 50 MP resolution limit (a 50 MP JPEG at quality 95 is ~25 MB) and
+# small enough that a few endless sources at once cannot take the process's memory (issue 16).
+# 0 set explicitly still means "no cap".
+DEFAULT_MAX_SRC_FILE_SIZE = 64 * 1024 * 1024
+
 _INT = re.compile(r"[+-]?[0-9]+")  # Go's strconv.Atoi; Python's int() would also take "1_000"
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -171,7 +177,7 @@ class SecuritySettings:
     signature_size: int = 32
     trusted_signatures: frozenset[str] = frozenset()
     max_src_resolution: int = 50_000_000
-    max_src_file_size: int = 0
+    max_src_file_size: int = DEFAULT_MAX_SRC_FILE_SIZE  # bytes; 0: no cap
     max_animation_frames: int = 100
     max_animation_frame_resolution: int = 0  # pixels; 0: frames of an animation count together
     max_result_dimension: int = 0  # pixels; 0: no limit
@@ -384,7 +390,7 @@ def _security(env: _Env) -> SecuritySettings:
         signature_size=env.get_int("IMGPROXY_SIGNATURE_SIZE", 32, min_value=1, max_value=32),
         trusted_signatures=frozenset(env.get_list("IMGPROXY_TRUSTED_SIGNATURES")),
         max_src_resolution=round(env.get_float("IMGPROXY_MAX_SRC_RESOLUTION", 50.0, min_value=0.000001) * 1_000_000),
-        max_src_file_size=env.get_int("IMGPROXY_MAX_SRC_FILE_SIZE", 0, min_value=0),
+        max_src_file_size=env.get_int("IMGPROXY_MAX_SRC_FILE_SIZE", DEFAULT_MAX_SRC_FILE_SIZE, min_value=0),
         max_animation_frames=env.get_int("IMGPROXY_MAX_ANIMATION_FRAMES", 100, min_value=1),
         max_animation_frame_resolution=round(
             env.get_float("IMGPROXY_MAX_ANIMATION_FRAME_RESOLUTION", 0, min_value=0) * 1_000_000

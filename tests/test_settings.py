@@ -38,7 +38,8 @@ def test_defaults() -> None:
     assert s.security.signature_size == 32
     assert s.security.trusted_signatures == frozenset()
     assert s.security.max_src_resolution == 50_000_000
-    assert s.security.max_src_file_size == 0
+    assert s.security.max_src_file_size == 64 * 1024 * 1024  # capped unless set (imgproxy: uncapped)
+    assert Settings.from_env({"IMGPROXY_MAX_SRC_FILE_SIZE": "0"}).security.max_src_file_size == 0
     assert s.security.allow_security_options is False
     # options
     assert s.options.quality == 80
