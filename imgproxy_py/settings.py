@@ -167,6 +167,9 @@ class ServerSettings:
     health_check_path: str = ""
     graceful_stop_timeout: float = 20.0
     health_check_cache_tiers: bool = False  # /health fails while a remote cache tier is down
+    max_clients: int = 2048  # open connections per process (server/connections.py); 0: no cap
+    read_request_timeout: float = 5.0  # seconds to receive a request's head
+    keep_alive_timeout: float = 10.0  # seconds an idle keep-alive connection is kept; 0: none
     secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
 
 
@@ -373,6 +376,9 @@ def _server(env: _Env) -> ServerSettings:
         health_check_path=health,
         graceful_stop_timeout=env.get_float("IMGPROXY_GRACEFUL_STOP_TIMEOUT", 20.0, min_value=0),
         health_check_cache_tiers=env.get_bool("IMGPROXY_HEALTH_CHECK_CACHE_TIERS", False),
+        max_clients=env.get_int("IMGPROXY_MAX_CLIENTS", 2048, min_value=0),
+        read_request_timeout=env.get_float("IMGPROXY_READ_REQUEST_TIMEOUT", 5.0, min_value=0.1),
+        keep_alive_timeout=env.get_float("IMGPROXY_KEEP_ALIVE_TIMEOUT", 10.0, min_value=0),
         secret=env.get_str("IMGPROXY_SECRET", ""),
     )
 

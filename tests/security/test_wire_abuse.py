@@ -7,7 +7,12 @@ modest and every wait is bounded, so the suite stays quick. The heavier one-off 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import resource
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,3 +88,179 @@ def test_an_uncapped_download_that_times_out_gives_its_memory_back(origin: Origi
             assert response.status_code == 504, response.text
         rss = settled_rss_mb(proc.pid, baseline + RSS_SLACK_MB)
         assert rss <= baseline + RSS_SLACK_MB, f"RSS {baseline} MB before, {rss} MB after two endless sources"
+
+
+# --- 2 and 3. request heads, slow and silent connections, descriptors --------------------------
+
+
+@pytest.fixture(autouse=True)
+def enough_descriptors() -> Iterator[None]:
+    """Hundreds of client sockets in this process too (CI machines often start at a soft 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def address(base: str) -> tuple[str, int]:
+    host, port = base.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+_OPEN: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def close_sockets() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def connect(base: str, send: bytes = b"") -> socket.socket:
+    """A raw client socket, closed after the test whatever happens."""
+    sock = socket.create_connection(address(base), timeout=10)
+    _OPEN.append(sock)
+    if send:
+        sock.sendall(send)
+    return sock
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes ``sock`` (EOF or reset) within ``within`` seconds; what it sends first is skipped."""
+    sock.settimeout(within)
+    deadline = time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            if not sock.recv(65536):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+    return False
+
+
+def open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def timed_get(client: httpx.Client, path: str) -> tuple[int, float]:
+    started = time.monotonic()
+    status = client.get(path).status_code
+    return status, time.monotonic() - started
+
+
+PARTIAL = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+
+
+def test_a_giant_header_gets_431_at_once_and_stalls_nobody(tmp_path: Path) -> None:
+    with server(tmp_path) as (base, proc), httpx.Client(base_url=base, timeout=30) as client:
+        sock = connect(base)
+        health: list[tuple[int, float]] = []
+        beside = threading.Thread(target=lambda: health.append(timed_get(client, "/health")))
+        started = time.monotonic()
+        try:
+            sock.sendall(PARTIAL + b"a" * (16 * 1024 * 1024) + b"\r\n\r\n")
+            beside.start()
+            answer = sock.recv(4096)
+        except (ConnectionResetError, BrokenPipeError):
+            answer = b""
+        elapsed = time.monotonic() - started
+        beside.join(30)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+        assert elapsed < 5, f"the 431 took {elapsed:.1f}s"
+        assert health and health[0][0] == 200 and health[0][1] < 2, health
+        # a long but reasonable head still works: a 60 KB header is under the 64 KB bound
+        assert client.get("/health", headers={"X-Long": "b" * 60_000}).status_code == 200
+        assert proc.poll() is None
+
+
+def test_partial_and_silent_connections_are_closed_and_requests_keep_being_served(tmp_path: Path) -> None:
+    """A slowloris: 150 partial heads (one trickling a byte every 0.3 s) and 150 silent connections."""
+    with server(tmp_path, IMGPROXY_READ_REQUEST_TIMEOUT="2") as (base, proc):
+        partial = [connect(base, PARTIAL) for _ in range(150)]
+        silent = [connect(base) for _ in range(150)]
+        trickler = connect(base, PARTIAL)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(5):
+                status, elapsed = timed_get(client, "/health")
+                assert status == 200 and elapsed < 2, (status, elapsed)
+        stop = time.monotonic() + 6
+        closed = False
+        while time.monotonic() < stop and not closed:  # trickling never extends the deadline
+            try:
+                trickler.sendall(b"a")
+            except OSError:
+                closed = True
+            time.sleep(0.3)
+        assert closed, "a trickling head was kept past its 2 s deadline"
+        for sock in partial + silent:
+            assert closed_by_server(sock, within=5), "a partial or silent connection was kept open"
+        assert proc.poll() is None
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(tmp_path: Path) -> None:
+    with server(tmp_path, IMGPROXY_KEEP_ALIVE_TIMEOUT="1") as (base, _):
+        sock = connect(base, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        assert closed_by_server(sock, within=3)  # uvicorn's own timer would wait 5 s
+        assert time.monotonic() - started >= 0.9
+
+
+def test_at_the_connection_cap_idle_connections_make_room_and_descriptors_stay_bounded(tmp_path: Path) -> None:
+    with server(tmp_path, IMGPROXY_MAX_CLIENTS="100") as (base, proc):
+        before = open_descriptors(proc.pid)
+        for i in range(400):
+            connect(base, PARTIAL if i % 2 else b"")
+        time.sleep(0.5)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(5):
+                status, elapsed = timed_get(client, "/health")
+                assert status == 200 and elapsed < 2, (status, elapsed)
+        assert open_descriptors(proc.pid) <= before + 100 + 10
+        assert proc.poll() is None
+
+
+def test_at_the_cap_with_every_connection_busy_a_new_one_is_shed_with_503(origin: Origin, tmp_path: Path) -> None:
+    origin.delay = 2.0
+    env = {"IMGPROXY_MAX_CLIENTS": "2", "IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES": "1"}
+    with server(tmp_path, **env) as (base, _):
+        time.sleep(0.3)  # the start-up probe's connection has gone
+        busy = [
+            connect(base, f"GET /insecure/w:{10 + i}/plain/{origin.url('x.jpg')} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+            for i in range(2)
+        ]
+        time.sleep(0.5)
+        shed = connect(base)
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            answer = shed.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503 "), answer[:80]
+        assert b"retry-after: 1" in answer
+        assert len(busy) == 2
+
+
+def test_the_descriptor_limit_is_raised_to_the_hard_limit(tmp_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 512:
+        pytest.skip("the hard descriptor limit is too low to lower the soft one")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # the server inherits this soft limit
+    try:
+        with server(tmp_path) as (_, proc):
+            limits = Path(f"/proc/{proc.pid}/limits").read_text()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    server_soft, server_hard = line.split()[3:5]
+    assert server_soft == server_hard, line
+
+
+def test_keep_alive_timeout_zero_means_one_request_per_connection(tmp_path: Path) -> None:
+    with server(tmp_path, IMGPROXY_KEEP_ALIVE_TIMEOUT="0") as (base, _):
+        sock = connect(base, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"connection: close" in answer.lower()
+        assert closed_by_server(sock, within=3)
