@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import resource
 import socket
 import subprocess
@@ -23,7 +24,9 @@ import pytest
 
 from imgproxy_py.allocator import jemalloc_path
 from tests.security.rss import process_rss_mb
-from tests.support import Origin, serving
+from tests.support import Origin, free_port, images_dir, serving
+
+PHOTO = "2569067123_aca715a2ee_o.jpg"
 
 RSS_SLACK_MB = 100  # the issue's bound: back within this of the baseline soon after
 
@@ -264,3 +267,55 @@ def test_keep_alive_timeout_zero_means_one_request_per_connection(tmp_path: Path
         answer = sock.recv(4096)
         assert answer.startswith(b"HTTP/1.1 200 ") and b"connection: close" in answer.lower()
         assert closed_by_server(sock, within=3)
+
+
+# --- 5. clients that hang up --------------------------------------------------------------
+
+
+def test_a_flood_of_disconnecting_clients_is_logged_as_499_never_as_a_server_error(
+    origin: Origin, tmp_path: Path
+) -> None:
+    """Clients drop mid-download and mid-transform, many on the same few URLs (coalesced), as others join."""
+    origin.delay = 0.2
+    metrics_port = free_port()
+    env = {
+        "IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES": "1",
+        "IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(images_dir()),
+        "IMGPROXY_PROMETHEUS_BIND": f"127.0.0.1:{metrics_port}",
+    }
+    rng = random.Random(16)
+    with server(tmp_path, **env) as (base, proc):
+
+        def client(i: int) -> None:
+            source = f"local:///{PHOTO}" if i % 2 else origin.url(PHOTO)
+            path = f"/insecure/rs:fit:{600 + i % 4}:0/bl:{1 + i % 3}/plain/{source}@png"
+            sock = socket.create_connection(address(base), timeout=10)
+            try:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: h\r\n\r\n".encode())
+                if i % 10 == 9:  # a few stay for their answer
+                    sock.recv(1)
+                else:
+                    time.sleep(rng.random() * 0.5)
+            finally:
+                sock.close()
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(120)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.01)
+        for thread in threads:
+            thread.join(30)
+        with httpx.Client(timeout=30) as http:
+            assert http.get(f"{base}/health").status_code == 200
+            time.sleep(1.5)  # in-flight work ends and the access log is flushed
+            metrics = http.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert proc.poll() is None
+    log = (tmp_path / "server.log").read_text()
+    lines = [line for line in log.splitlines() if " access: GET /-/" in line]
+    assert any(" 499 " in line for line in lines), log[-2000:]
+    assert not [line for line in lines if " 500 " in line or "unexpected" in line], log[-4000:]
+    assert "Traceback" not in log and "CancelledError" not in log, log[-4000:]
+    assert all(" INFO " in line for line in lines if " 499 " in line)  # not a warning, not an error
+    assert 'status_codes_total{status="499"}' in metrics
+    errors = [line for line in metrics.splitlines() if line.startswith("errors_total{")]
+    assert errors == [], errors
