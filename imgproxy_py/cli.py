@@ -84,6 +84,11 @@ def _serve(settings: Settings) -> int:
     allocator.reexec_with_jemalloc(settings.workers.malloc, sys.argv[1:])
     import uvicorn
 
+    from imgproxy_py.server.connections import ConnectionLimits, GuardedHttpToolsProtocol, raise_nofile_limit
+
+    raise_nofile_limit()  # before the limits below read it; worker processes inherit it
+    GuardedHttpToolsProtocol.limits = ConnectionLimits.from_settings(settings.server)
+
     metrics_bind = settings.observability.prometheus_bind
     server = settings.server
     multiprocess = bool(metrics_bind) and server.processes > 1
@@ -113,7 +118,7 @@ def _serve(settings: Settings) -> int:
         "host": server.host,
         "port": server.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": GuardedHttpToolsProtocol,  # httptools with head, idle and connection limits
         "access_log": False,
         "server_header": False,
         "timeout_graceful_shutdown": server.graceful_stop_timeout,

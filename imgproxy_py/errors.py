@@ -162,9 +162,11 @@ class ShuttingDownError(ImgproxyError):
 
 
 class ClientClosedError(ImgproxyError):
+    """The client went away before the answer (imgproxy's 499): logged, never a server error."""
+
     status_code = 499
     public_message = "Client closed request"
-    category = "streaming"
+    category = "client_closed"
 
 
 class SettingsError(ValueError):

@@ -20,6 +20,12 @@ from urllib.parse import urlsplit
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
 
+# IMGPROXY_MAX_SRC_FILE_SIZE when unset (imgproxy: no cap). 64 MiB is several times a real
+# photo at the default 50 MP resolution limit (a 50 MP JPEG at quality 95 is ~25 MB) and
+# small enough that a few endless sources at once cannot take the process's memory (issue 16).
+# 0 set explicitly still means "no cap".
+DEFAULT_MAX_SRC_FILE_SIZE = 64 * 1024 * 1024
+
 _INT = re.compile(r"[+-]?[0-9]+")  # Go's strconv.Atoi; Python's int() would also take "1_000"
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -167,6 +173,9 @@ class ServerSettings:
     health_check_path: str = ""
     graceful_stop_timeout: float = 20.0
     health_check_cache_tiers: bool = False  # /health fails while a remote cache tier is down
+    max_clients: int = 2048  # open connections per process (server/connections.py); 0: no cap
+    read_request_timeout: float = 5.0  # seconds to receive a request's head
+    keep_alive_timeout: float = 10.0  # seconds an idle keep-alive connection is kept; 0: none
     secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
 
 
@@ -177,7 +186,7 @@ class SecuritySettings:
     signature_size: int = 32
     trusted_signatures: frozenset[str] = frozenset()
     max_src_resolution: int = 50_000_000
-    max_src_file_size: int = 0
+    max_src_file_size: int = DEFAULT_MAX_SRC_FILE_SIZE  # bytes; 0: no cap
     max_animation_frames: int = 100
     max_animation_frame_resolution: int = 0  # pixels; 0: frames of an animation count together
     max_result_dimension: int = 0  # pixels; 0: no limit
@@ -386,6 +395,9 @@ def _server(env: _Env) -> ServerSettings:
         health_check_path=health,
         graceful_stop_timeout=env.get_float("IMGPROXY_GRACEFUL_STOP_TIMEOUT", 20.0, min_value=0),
         health_check_cache_tiers=env.get_bool("IMGPROXY_HEALTH_CHECK_CACHE_TIERS", False),
+        max_clients=env.get_int("IMGPROXY_MAX_CLIENTS", 2048, min_value=0),
+        read_request_timeout=env.get_float("IMGPROXY_READ_REQUEST_TIMEOUT", 5.0, min_value=0.1),
+        keep_alive_timeout=env.get_float("IMGPROXY_KEEP_ALIVE_TIMEOUT", 10.0, min_value=0),
         secret=env.get_str("IMGPROXY_SECRET", ""),
     )
 
@@ -403,7 +415,7 @@ def _security(env: _Env) -> SecuritySettings:
         signature_size=env.get_int("IMGPROXY_SIGNATURE_SIZE", 32, min_value=1, max_value=32),
         trusted_signatures=frozenset(env.get_list("IMGPROXY_TRUSTED_SIGNATURES")),
         max_src_resolution=round(env.get_float("IMGPROXY_MAX_SRC_RESOLUTION", 50.0, min_value=0.000001) * 1_000_000),
-        max_src_file_size=env.get_int("IMGPROXY_MAX_SRC_FILE_SIZE", 0, min_value=0),
+        max_src_file_size=env.get_int("IMGPROXY_MAX_SRC_FILE_SIZE", DEFAULT_MAX_SRC_FILE_SIZE, min_value=0),
         max_animation_frames=env.get_int("IMGPROXY_MAX_ANIMATION_FRAMES", 100, min_value=1),
         max_animation_frame_resolution=round(
             env.get_float("IMGPROXY_MAX_ANIMATION_FRAME_RESOLUTION", 0, min_value=0) * 1_000_000
