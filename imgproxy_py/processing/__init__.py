@@ -289,7 +289,7 @@ def _encode(
     ):
         candidates = candidates[:1]
     if len(candidates) > 1 or _autoquality_on(po, config, frames):
-        out = out.copy_memory()  # encoded several times: evaluate the pipeline once
+        out = vips.pixels(out)  # encoded several times: evaluate the pipeline once
     reference: list[Reference] = []  # built on the first search, shared by every candidate format
     results = [
         _encode_one(out, fmt, po, config, frames, len(candidates) > 1, hints or {}, reference) for fmt in candidates

@@ -106,7 +106,7 @@ class Reference:
         cov = _blur(self.x * y) - self.mu * mu_y
         num = (self.mu * mu_y * 2 + _C1) * (cov * 2 + _C2)
         den = (self.mu * self.mu + mu_y * mu_y + _C1) * (self.var + var_y + _C2)
-        return float(vips.pixels(num / den).avg())
+        return float(vips.evaluate(num / den, lambda image: image.avg()))
 
     def dssim(self, encoded: bytes) -> float:
         similarity = self.ssim(vips.open_source(encoded))

@@ -12,6 +12,7 @@ from typing import Any
 
 from imgproxy_py.analysis.focus import Box, focus_window, keep_whole, padded
 from imgproxy_py.options.model import Gravity, GravityType
+from imgproxy_py.processing import vips
 from imgproxy_py.processing.context import PipelineContext
 from imgproxy_py.processing.faces import FaceTrack
 from imgproxy_py.processing.geometry import calc_position, min_non_zero, rotate_gravity
@@ -36,7 +37,9 @@ def crop_image(
         position = focus_window(img.width, img.height, width, height, boxes)
         if position is None and gravity.type is GravityType.SMART:
             # No face: libvips' attention strategy. Nothing to follow any more, so no note_crop.
-            return img.copy_memory().smartcrop(width, height, interesting="attention")
+            return vips.evaluate(
+                vips.pixels(img), lambda image: image.smartcrop(width, height, interesting="attention")
+            )
         if position is None:
             position = calc_position(img.width, img.height, width, height, Gravity(), off_scale)
         left, top = position

@@ -5,6 +5,7 @@ Blurring hides faces (privacy); drawing outlines them, to see what the detector 
 
 from __future__ import annotations
 
+from imgproxy_py.processing import vips
 from imgproxy_py.processing.context import PipelineContext
 
 _OUTLINE = [255, 0, 255]  # magenta: rare in photos, visible on light and dark
@@ -19,7 +20,7 @@ def overlay_detections(ctx: PipelineContext) -> None:
     if blur.enabled:
         boxes = ctx.faces.boxes(img, blur.classes)
         if boxes:
-            img = img.copy_memory()
+            img = vips.pixels(img)
             for box in boxes:
                 left, top = max(0, int(box.x0)), max(0, int(box.y0))
                 right, bottom = min(img.width, int(box.x1 + 0.999)), min(img.height, int(box.y1 + 0.999))
@@ -33,7 +34,7 @@ def overlay_detections(ctx: PipelineContext) -> None:
         if boxes:
             if img.bands < 3:  # a grey image: outline in colour all the same (a debugging view)
                 img = img.colourspace("srgb")
-            img = img.copy_memory()
+            img = vips.pixels(img)
             ink = _OUTLINE + [255] * (img.bands - 3)
             thickness = max(1, min(img.width, img.height) // 200)
             for box in boxes:

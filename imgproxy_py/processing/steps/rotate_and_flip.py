@@ -5,6 +5,7 @@ The orientation tag is dropped so viewers do not turn the image a second time.
 
 from __future__ import annotations
 
+from imgproxy_py.processing import vips
 from imgproxy_py.processing.context import PipelineContext
 
 
@@ -15,7 +16,7 @@ def rotate_and_flip(ctx: PipelineContext) -> None:
         if ctx.faces is not None:  # in the same order as the turns below
             ctx.faces.note_turn(ctx.angle, ctx.flip)
             ctx.faces.note_turn(po.rotate, po.flip_horizontal, po.flip_vertical)
-        img = img.copy_memory()  # rotation needs random access; the image is small by now
+        img = vips.pixels(img)  # rotation needs random access; the image is small by now
         if ctx.angle:
             img = img.rot(f"d{ctx.angle}")
         if ctx.flip:
