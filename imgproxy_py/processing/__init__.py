@@ -25,7 +25,14 @@ from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormat
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.jpeg_scans import scan_count_bound
 from imgproxy_py.processing.limits import Limits
-from imgproxy_py.processing.quality import AUTOQUALITY_FORMATS, AutoQualityDefaults, Reference, search, size_bucket
+from imgproxy_py.processing.quality import (
+    AUTOQUALITY_FORMATS,
+    AutoQualityDefaults,
+    Reference,
+    measurable,
+    search,
+    size_bucket,
+)
 from imgproxy_py.processing.steps.scale_on_load import load_options
 from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
 from imgproxy_py.settings import OptionSettings, Settings
@@ -326,11 +333,13 @@ def _encode_one(
 ) -> tuple[bytes, ImageFormat, list[tuple[str, int]], int]:
     """One format: auto-quality when asked (always for ``f:best``, as imgproxy may), else the configured quality."""
     keep = not po.strip_metadata
-    searchable = fmt in AUTOQUALITY_FORMATS and fmt.supports_quality and not po.quality and not frames
+    searchable = fmt in AUTOQUALITY_FORMATS and not po.quality and not frames and measurable(out)
     if searchable and (best and po.autoquality.method != "none" or _autoquality_on(po, config, frames)):
         aq = po.autoquality
         params = config.autoquality.params(fmt, "dssim", aq.target, aq.min_quality, aq.max_quality, aq.allowed_error)
-        key = f"{size_bucket(out.width, out.height)}:{fmt.value}"
+        # A stored choice is only valid for the same size bucket, format and search parameters.
+        bucket = size_bucket(out.width, out.height)
+        key = f"{bucket}:{fmt.value}:{params.target:g}:{params.min_quality}-{params.max_quality}"
         hinted = hints.get(key)
         if hinted is not None and params.min_quality <= hinted <= params.max_quality:
             data = encode(out, fmt, hinted, keep, config.encoder)  # a repeat: the stored choice, one encode

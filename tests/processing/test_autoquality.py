@@ -1,0 +1,133 @@
+"""Perceptual auto-quality and the best format, on real photos and graphics.
+
+Checked with the same SSIM the search uses (a separate decode of the result) and with bytes:
+the lowest quality that meets the target, in at most five encodes, and a stored choice
+reused with one encode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.processing import ProcessingConfig, process, vips
+from imgproxy_py.processing.format_choice import ClientFormats
+from imgproxy_py.processing.quality import AutoQualityParams, Reference, search
+from tests.processing.process_helpers import DEFAULT_CONFIG, benchmark, fixture_bytes, options
+from tests.support import load
+
+PHOTO_OPTS = "rs:fit:600:600"
+
+
+def dssim_of(source: bytes, opts: str, result_data: bytes) -> float:
+    """DSSIM of a result against the same resize saved losslessly."""
+    reference = load(process(source, options(f"{opts}/f:png"), DEFAULT_CONFIG).data)
+    return Reference(reference).dssim(result_data)
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "webp", "avif"])
+def test_autoquality_meets_the_target_with_the_lowest_quality(fmt: str) -> None:
+    data = benchmark("jpeg")
+    opts = f"{PHOTO_OPTS}/aq:dssim:0.02:30:95:0.002/f:{fmt}"
+    result = process(data, options(opts), DEFAULT_CONFIG)
+    assert 1 <= result.encodes <= 5
+    ((key, quality),) = result.qualities
+    assert key.split(":")[1] == ImageFormat.from_name(fmt).value  # type: ignore[union-attr]
+    assert dssim_of(data, PHOTO_OPTS, result.data) <= 0.02
+    if quality > 30:  # a lower quality would have missed the target (within the search's resolution)
+        lower = process(data, options(f"{PHOTO_OPTS}/q:{max(30, quality - 8)}/f:{fmt}"), DEFAULT_CONFIG)
+        assert dssim_of(data, PHOTO_OPTS, lower.data) > 0.02 * 0.9
+
+
+def test_a_stricter_target_costs_more_bytes() -> None:
+    data = benchmark("jpeg")
+    loose = process(data, options(f"{PHOTO_OPTS}/aq:dssim:0.04/f:jpg"), DEFAULT_CONFIG)
+    strict = process(data, options(f"{PHOTO_OPTS}/aq:dssim:0.01/f:jpg"), DEFAULT_CONFIG)
+    assert len(strict.data) > len(loose.data)
+    assert dict(strict.qualities).popitem()[1] > dict(loose.qualities).popitem()[1]
+
+
+def test_graphics_get_a_lower_quality_than_photos() -> None:
+    graphic = fixture_bytes("struct-image-04-t.svg")
+    photo = benchmark("jpeg")
+    q_graphic = process(graphic, options("rs:fit:480:480/aq:dssim/f:jpg"), DEFAULT_CONFIG).qualities[0][1]
+    q_photo = process(photo, options("rs:fit:480:480/aq:dssim/f:jpg"), DEFAULT_CONFIG).qualities[0][1]
+    assert q_graphic != q_photo  # the target, not a fixed quality, decides
+
+
+def test_a_stored_choice_is_one_encode() -> None:
+    data = benchmark("jpeg")
+    first = process(data, options(f"{PHOTO_OPTS}/aq:dssim/f:jpg"), DEFAULT_CONFIG)
+    hints = dict(first.qualities)
+    again = process(data, options(f"{PHOTO_OPTS}/aq:dssim/f:jpg"), DEFAULT_CONFIG, quality_hints=hints)
+    assert again.encodes == 1
+    assert len(again.data) == len(first.data)
+
+
+def test_the_configured_method_applies_and_aq_none_switches_it_off() -> None:
+    data = benchmark("jpeg")
+    config = dataclasses.replace(
+        DEFAULT_CONFIG, autoquality=dataclasses.replace(DEFAULT_CONFIG.autoquality, method="dssim")
+    )
+    assert process(data, options(f"{PHOTO_OPTS}/f:jpg"), config).qualities
+    assert not process(data, options(f"{PHOTO_OPTS}/aq:none/f:jpg"), config).qualities
+    assert not process(data, options(f"{PHOTO_OPTS}/q:70/f:jpg"), config).qualities  # an explicit q wins
+
+
+def test_search_is_bounded_and_returns_the_lowest_passing_quality() -> None:
+    calls: list[int] = []
+
+    def encode(q: int) -> bytes:
+        calls.append(q)
+        return bytes([q])
+
+    def measure(blob: bytes) -> float:
+        return 0.5 / blob[0]  # falls with quality; the target 0.01 is met from q50 up
+
+    choice = search(encode, measure, AutoQualityParams(0.01, 10, 100, 0.0))
+    assert len(calls) <= 5
+    assert choice.quality >= 50
+    assert all(q < choice.quality for q in calls if measure(bytes([q])) > 0.01)
+
+
+def test_best_format_is_the_smallest_candidate() -> None:
+    data = benchmark("jpeg")
+    client = ClientFormats(webp=True, avif=True)
+    best = process(data, options("rs:fit:500:500/f:best"), DEFAULT_CONFIG, client)
+    assert best.format in (ImageFormat.JPEG, ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.PNG)
+    for fmt in ("jpg", "webp", "avif"):
+        single = process(data, options(f"rs:fit:500:500/aq:dssim/f:{fmt}"), DEFAULT_CONFIG, client)
+        assert len(best.data) <= len(single.data)
+    assert len({k.split(":")[1] for k, _ in best.qualities}) == 3  # every lossy candidate was searched
+
+
+def test_best_format_keeps_alpha_and_respects_preferred_formats() -> None:
+    alpha = fixture_bytes("embedgravitybird.png")
+    result = process(alpha, options("rs:fit:300:300/f:best"), DEFAULT_CONFIG)
+    assert result.format is ImageFormat.PNG  # JPEG is dropped: it cannot keep the transparency
+    assert load(result.data).hasalpha()
+
+
+def test_best_format_by_default_and_its_resolution_cap() -> None:
+    data = benchmark("jpeg")
+    config = dataclasses.replace(DEFAULT_CONFIG, best_by_default=True)
+    result = process(data, options("rs:fit:300:300"), config, ClientFormats(webp=True))
+    assert {k.split(":")[1] for k, _ in result.qualities} == {"jpeg", "webp"}
+    capped = dataclasses.replace(config, best_max_resolution=0.01)
+    only_first = process(data, options("rs:fit:300:300"), capped, ClientFormats(webp=True))
+    assert only_first.format is ImageFormat.JPEG
+
+
+def test_tiny_images_still_encode() -> None:
+    data = benchmark("jpeg")
+    result = process(data, options("rs:fit:6:6/aq:dssim/f:jpg"), ProcessingConfig())
+    assert load(result.data).width == 6
+
+
+def test_reference_refuses_a_different_size() -> None:
+    img = vips.pixels(load(benchmark("jpeg")).resize(0.05))
+    other = vips.save(img.resize(0.5), ".png")
+    with pytest.raises(ValueError):
+        Reference(img).dssim(other)
