@@ -95,3 +95,11 @@ class FaceTrack:
     def boxes(self, img: Any, labels: Sequence[str] = ()) -> list[Box]:
         """Pixel boxes in ``img`` (the current image), heaviest first."""
         return pixel_boxes(self.current(img), img.width, img.height, labels)
+
+
+def detect_in_source(data: bytes, options: FaceOptions) -> tuple[Detection, ...]:
+    """The faces of a source image in its stored frame (``/info``); none when it cannot be read."""
+    try:
+        return tuple(FaceTrack(options, data).ensure(None))
+    except vips.Error:
+        return ()

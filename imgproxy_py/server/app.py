@@ -189,6 +189,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings_fingerprint=service.settings_fingerprint,
         cache=cache,
         fetches=service.fetches,
+        faces=faces,
+        features=features,
     )
 
     @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ derived from the source's version and Cache-Control from IMGPROXY_TTL.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from imgproxy_py import keys
+from imgproxy_py.analysis.features import FeatureRecord, source_digest
+from imgproxy_py.analysis.focus import turned
 from imgproxy_py.cache.base import CacheEntry
 from imgproxy_py.cache.singleflight import SingleFlight
 from imgproxy_py.cache.tiered import TieredCache
@@ -39,14 +42,17 @@ from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import split_signature
 from imgproxy_py.options.presets import split_option
 from imgproxy_py.options.source_url import URLRewriter, decode_source
+from imgproxy_py.processing.faces import NO_FACES, FaceOptions, detect_in_source
+from imgproxy_py.processing.geometry import orientation_to_angle_flip
 from imgproxy_py.processing.info import info_json
 from imgproxy_py.security import verify_signature
+from imgproxy_py.server.features import FeatureStore
 from imgproxy_py.server.responses import SECURITY_HEADERS, error_response, validator_headers
 from imgproxy_py.server.scope import raw_path
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import FetchLimits, SourceImage
 from imgproxy_py.sources.registry import SourceRegistry
-from imgproxy_py.workers import WorkerPool
+from imgproxy_py.workers import Slot, WorkerPool
 
 log = logging.getLogger("imgproxy_py.request")
 
@@ -86,6 +92,8 @@ class InfoService:
     fetches: SingleFlight[SourceImage] = field(default_factory=SingleFlight)  # share the image service's
     flights: SingleFlight[_NotModified | _Produced] = field(default_factory=SingleFlight)
     _rewriter: URLRewriter | None = None
+    faces: FaceOptions = NO_FACES
+    features: FeatureStore | None = None
 
     async def handle(self, request: Request) -> Response:
         started = time.monotonic()
@@ -167,6 +175,7 @@ class InfoService:
                 ):
                     return _NotModified(etag, last_modified)  # without a cache, skip the computation
                 body = await self.workers.run(slot, info_json, image.data, settings.security.max_src_resolution)
+                body = await self._with_features(slot, image.data, body)
             now = time.time()
             fresh_for = float(settings.cache.ttl)
             if req.po.expires:
@@ -182,6 +191,52 @@ class InfoService:
             if self.cache is not None:
                 await self.cache.set(req.key, entry)
             return _Produced(entry)
+
+    async def _with_features(self, slot: Slot, data: bytes, body: bytes) -> bytes:
+        """Add the faces (and their focal point) to the document, from the feature store or the detector.
+
+        ``faces`` is there whenever the detector is installed (``[]``: none found); boxes are in
+        pixels of the image as displayed (EXIF orientation applied), like ``width``/``height``.
+        """
+        if self.faces.detector is None and self.features is None:
+            return body
+        digest = source_digest(data)
+        record = await self.features.get(digest) if self.features is not None else None
+        faces = record.faces if record is not None else None
+        detected = False
+        if faces is None and self.faces.detector is not None:
+            faces = await self.workers.run(slot, detect_in_source, data, self.faces)
+            detected = True
+        if faces is None:
+            return body
+        info = json.loads(body)
+        width, height = int(info["width"]), int(info["height"])
+        angle, flip = orientation_to_angle_flip(int(info.get("orientation") or 1))
+        upright = turned(faces, angle, flip)
+        info["faces"] = [
+            {
+                "x": round(d.x * width),
+                "y": round(d.y * height),
+                "width": round(d.w * width),
+                "height": round(d.h * height),
+                "confidence": round(d.score, 3),
+            }
+            for d in upright
+        ]
+        stored = FeatureRecord(version="", faces=tuple(upright))
+        focal = stored.focal_point()
+        info["focal_point"] = None if focal is None else {"x": focal[0], "y": focal[1]}
+        if self.features is not None and (detected or record is None or record.blurhash is None):
+            learnt = FeatureRecord(
+                version=self.features.version,
+                faces=tuple(faces),
+                average_color=info.get("average_color"),
+                dominant_colors=tuple(info["dominant_colors"]) if info.get("dominant_colors") else None,
+                blurhash=info.get("blurhash"),
+                phash=info.get("phash"),
+            )
+            self.features.save_later(digest, learnt, record)
+        return json.dumps(info, separators=(",", ":")).encode()
 
     def _validators(self, req: InfoRequest, etag: str | None, last_modified: str | None) -> dict[str, str]:
         return validator_headers(
