@@ -155,7 +155,9 @@ def process(
     if source_format is None or source_format not in LOADABLE:
         raise InvalidImageError("source image type is not supported")
     try:
-        if source_format is ImageFormat.SVG and svg.passes_through(po.format, config.always_rasterize_svg):
+        # f:best rasterises and compares (imgproxy's default, IMGPROXY_BEST_FORMAT_ALLOW_SKIPS=false).
+        rasterize = config.always_rasterize_svg or po.format_best
+        if source_format is ImageFormat.SVG and svg.passes_through(po.format, rasterize):
             return _svg_passthrough(data, config.sanitize_svg)
         limits = config.limits.for_request(po)
         if skips_processing(source_format, po):
@@ -266,7 +268,7 @@ def _process(
         ctx.img, target, po, config, source_format, source_width, source_height, best=best, hints=quality_hints
     )
     track = ctx.faces
-    if track is not None and track.ran_detector and track.raw is not None:
+    if track is not None and track.ran_detector and track.complete and track.raw is not None:
         result = dataclasses.replace(result, faces=tuple(track.raw), detect_seconds=track.detect_seconds)
     return result
 
@@ -412,6 +414,8 @@ def _svg_passthrough(data: bytes, sanitize: bool) -> ProcessResult:
 
 def skips_processing(source_format: ImageFormat, po: ProcessingOptions) -> bool:
     """``skp``: the source format is listed and the output format is the same or not requested."""
+    if po.format_best:  # best is never "the same format" (IMGPROXY_BEST_FORMAT_ALLOW_SKIPS is not supported)
+        return False
     return source_format in po.skip_processing and (po.format is None or po.format is source_format)
 
 

@@ -2,9 +2,11 @@
 
 The detector runs lazily, the first time a step needs faces (a smart or object crop, a
 crop that might cut a face, ``bd``/``dd``), on the worker thread that runs the request
-and under its cancel token. It looks at a copy of the source at most
-``detection_size`` pixels long (shrink-on-load; never a full-size decode). Faces a caller
-already knows (the feature store) skip the detector entirely.
+and under its cancel token. It looks at the image the pipeline already has in memory
+(shrunk on load and resized), brought down to at most ``detection_size`` pixels, so no
+second decode; only when that image is too small to find faces in does it make its own
+copy of the source by shrink-on-load (never a full-size decode). Faces a caller already
+knows (the feature store) skip the detector entirely.
 
 Detections are kept in the stored frame of the source (before EXIF rotation). Each crop
 and turn the pipeline makes is recorded, so ``current()`` gives them in the frame of the
@@ -38,6 +40,7 @@ class FaceOptions:
 
 
 NO_FACES = FaceOptions()
+_MIN_SIDE = 320  # a smaller image in the pipeline is too small to find faces in: analyse the source
 
 _Op = tuple[str, Any]
 
@@ -47,10 +50,10 @@ class FaceTrack:
     options: FaceOptions
     source: bytes | None  # bytes the pipeline decodes (an ICO's inner PNG); None: analyse the current image
     raw: list[Detection] | None = None
-    ran_detector: bool = False  # this request ran the model (the feature store then learns its result)
+    ran_detector: bool = False  # this request ran the model
+    complete: bool = False  # ``raw`` covers the whole source (the feature store may keep it)
     detect_seconds: float = 0.0
     _ops: list[_Op] = field(default_factory=list)
-    _base: int = 0  # ops already reflected in ``raw`` (when it came from the current image)
 
     def note_crop(self, left: int, top: int, width: int, height: int, outer_w: int, outer_h: int) -> None:
         if (left, top, width, height) != (0, 0, outer_w, outer_h):
@@ -61,11 +64,14 @@ class FaceTrack:
             self._ops.append(("turn", (angle, flip_h, flip_v)))
 
     def ensure(self, current_img: Any) -> list[Detection]:
-        """The faces in the stored frame, running the detector the first time."""
+        """The faces in the stored frame, running the detector the first time.
+
+        ``current_img`` must be in memory already (the crop reads it again afterwards).
+        """
         if self.raw is not None:
             return self.raw
         if self.options.known is not None:
-            self.raw = list(self.options.known)
+            self.raw, self.complete = list(self.options.known), True
             return self.raw
         detector = self.options.detector
         if detector is None:
@@ -73,20 +79,40 @@ class FaceTrack:
             return self.raw
         started = time.perf_counter()
         size = self.options.size
-        if self.source is not None:
-            width, height, rgb = vips.rgb_bytes(vips.analysis_copy(self.source, size, upright=False))
-        else:  # no source bytes: the image as it is now (already shrunk), whose frame is the current one
+        usable = current_img is not None and max(current_img.width, current_img.height) >= min(size, _MIN_SIDE)
+        if usable or self.source is None:
             width, height, rgb = vips.rgb_bytes(current_img, size)
-            self._base = len(self._ops)
-        self.raw = detector.detect(width, height, rgb)
+            found = self._to_stored(detector.detect(width, height, rgb))
+            self.complete = not any(kind == "crop" for kind, _ in self._ops)
+        else:
+            width, height, rgb = vips.rgb_bytes(vips.analysis_copy(self.source, size, upright=False))
+            found = detector.detect(width, height, rgb)
+            self.complete = True
+        self.raw = found
         self.ran_detector = True
         self.detect_seconds = time.perf_counter() - started
         return self.raw
 
+    def _to_stored(self, found: list[Detection]) -> list[Detection]:
+        """Detections in the current frame back in the stored frame (the recorded ops undone)."""
+        for kind, arg in reversed(self._ops):
+            if kind == "crop":
+                view: View = arg
+                found = [
+                    Detection(
+                        view.x + d.x * view.w, view.y + d.y * view.h, d.w * view.w, d.h * view.h, d.score, d.label
+                    )
+                    for d in found
+                ]
+            else:
+                angle, flip_h, flip_v = arg
+                found = turned(turned(found, 0, flip_h, flip_v), -angle)
+        return found
+
     def current(self, current_img: Any) -> list[Detection]:
         """The faces in the frame of the image as it is now."""
         faces = self.ensure(current_img)
-        for kind, arg in self._ops[self._base :]:
+        for kind, arg in self._ops:
             if not faces:
                 break
             faces = within(faces, arg) if kind == "crop" else turned(faces, *arg)
@@ -100,6 +126,7 @@ class FaceTrack:
 def detect_in_source(data: bytes, options: FaceOptions) -> tuple[Detection, ...]:
     """The faces of a source image in its stored frame (``/info``); none when it cannot be read."""
     try:
-        return tuple(FaceTrack(options, data).ensure(None))
+        track = FaceTrack(options, data)
+        return tuple(track.ensure(None))
     except vips.Error:
         return ()

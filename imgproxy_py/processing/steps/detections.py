@@ -16,7 +16,7 @@ def overlay_detections(ctx: PipelineContext) -> None:
     blur, draw = po.blur_detections, po.draw_detections
     if (not blur.enabled and not draw.enabled) or ctx.faces is None or not ctx.faces.options.available:
         return
-    img = ctx.img
+    img = vips.pixels(ctx.img)  # read by the detector and again by the overlay
     if blur.enabled:
         boxes = ctx.faces.boxes(img, blur.classes)
         if boxes:
