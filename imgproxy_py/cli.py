@@ -1,4 +1,4 @@
-"""Command line: ``imgproxy-py serve`` and ``imgproxy-py sign PATH``."""
+"""Command line: ``imgproxy-py serve``, ``sign PATH``, ``url [OPTIONS] SOURCE`` and ``doctor``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--processes", type=int, help="server processes (IMGPROXY_PROCESSES; default 1)")
     sign = commands.add_parser("sign", help="print PATH signed with IMGPROXY_KEY/IMGPROXY_SALT")
     sign.add_argument("path", help="the path after the signature, e.g. /rs:fit:300:300/plain/local:///a.jpg")
+    _add_url_command(commands)
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -43,7 +44,69 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(sign_path(settings.security, args.path))
         return 0
+    if args.command == "url":
+        return _print_url(settings, args)
     return _serve(settings)
+
+
+# `imgproxy-py url`: shortcuts for the common options; anything else with -o NAME:ARG:ARG.
+_URL_SHORTCUTS = {
+    "width": int,
+    "height": int,
+    "resizing_type": str,
+    "dpr": float,
+    "gravity": str,
+    "quality": int,
+    "format": str,
+    "blur": float,
+    "sharpen": float,
+    "rotate": int,
+}
+
+
+def _add_url_command(commands: Any) -> None:
+    url = commands.add_parser(
+        "url",
+        help="print an imgproxy URL for SOURCE, signed with IMGPROXY_KEY/IMGPROXY_SALT",
+        description="e.g. imgproxy-py url --width 300 --height 200 --resizing-type fill -o g:sm --ext webp "
+        "local:///a.jpg",
+    )
+    for name, kind in _URL_SHORTCUTS.items():
+        url.add_argument("--" + name.replace("_", "-"), type=kind, help=f"the {name} option")
+    url.add_argument("--preset", action="append", default=[], help="a preset name (repeatable)")
+    url.add_argument("-o", "--option", action="append", default=[], help="any option as NAME:ARG:ARG (repeatable)")
+    url.add_argument("--ext", help="output extension (@ext / .ext)")
+    url.add_argument("--base64", action="store_true", help="base64-encode the source URL instead of plain/")
+    url.add_argument("--base", default="", help="prefix, e.g. http://127.0.0.1:8080 (default: the path only)")
+    url.add_argument("source", help="the source image URL, e.g. local:///a.jpg or https://example.com/a.jpg")
+
+
+def _print_url(settings: Settings, args: argparse.Namespace) -> int:
+    from imgproxy_py.url import URLBuilder
+
+    sec = settings.security
+    builder = URLBuilder(
+        key=sec.keys[0] if sec.signing_enabled else None,
+        salt=sec.salts[0] if sec.signing_enabled else None,
+        signature_size=sec.signature_size,
+        base=args.base.rstrip("/") + settings.server.path_prefix,
+        separator=settings.options.arguments_separator,
+    )
+    try:
+        for name in _URL_SHORTCUTS:
+            value = getattr(args, name)
+            if value is not None:
+                builder = builder.option(name, value)
+        if args.preset:
+            builder = builder.preset(*args.preset)
+        for raw in args.option:
+            name, *values = raw.split(settings.options.arguments_separator)
+            builder = builder.option(name, *values)
+        print(builder.url(args.source, args.ext, encode=args.base64))
+    except ValueError as exc:
+        print(f"imgproxy-py url: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _serve(settings: Settings) -> int:
