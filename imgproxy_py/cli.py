@@ -23,6 +23,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the HTTP server (settings from IMGPROXY_* variables)")
     serve.add_argument("--bind", help="host:port to listen on (IMGPROXY_BIND; default 127.0.0.1:8080)")
     serve.add_argument("--processes", type=int, help="server processes (IMGPROXY_PROCESSES; default 1)")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="development defaults (make serve): IMGPROXY_DEVELOPMENT_ERRORS_MODE=true and, unless IMGPROXY_KEY "
+        "is set, IMGPROXY_PLAYGROUND=true; variables that are set win",
+    )
     sign = commands.add_parser("sign", help="print PATH signed with IMGPROXY_KEY/IMGPROXY_SALT")
     sign.add_argument("path", help="the path after the signature, e.g. /rs:fit:300:300/plain/local:///a.jpg")
     _add_url_command(commands)
@@ -33,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ["IMGPROXY_BIND"] = args.bind
         if args.processes is not None:
             os.environ["IMGPROXY_PROCESSES"] = str(args.processes)
+        if args.dev:
+            os.environ.setdefault("IMGPROXY_DEVELOPMENT_ERRORS_MODE", "true")
+            if not os.environ.get("IMGPROXY_KEY", "").strip():
+                os.environ.setdefault("IMGPROXY_PLAYGROUND", "true")
     try:
         settings = Settings.from_env()
     except SettingsError as exc:

@@ -162,6 +162,8 @@ class ServerSettings:
     graceful_stop_timeout: float = 20.0
     health_check_cache_tiers: bool = False  # /health fails while a remote cache tier is down
     secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
+    development_errors: bool = False  # IMGPROXY_DEVELOPMENT_ERRORS_MODE: error bodies say what was wrong
+    playground: bool = False  # IMGPROXY_PLAYGROUND: the page at / (loopback-only when a key is set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +370,8 @@ def _server(env: _Env) -> ServerSettings:
         graceful_stop_timeout=env.get_float("IMGPROXY_GRACEFUL_STOP_TIMEOUT", 20.0, min_value=0),
         health_check_cache_tiers=env.get_bool("IMGPROXY_HEALTH_CHECK_CACHE_TIERS", False),
         secret=env.get_str("IMGPROXY_SECRET", ""),
+        development_errors=env.get_bool("IMGPROXY_DEVELOPMENT_ERRORS_MODE", False),
+        playground=env.get_bool("IMGPROXY_PLAYGROUND", False),
     )
 
 

@@ -147,7 +147,10 @@ class Parser:
         if ext and not po.raw:  # raw ignores the extension, as imgproxy does
             fmt = ImageFormat.from_name(ext)
             if fmt is None:
-                raise InvalidURLError(f"unknown output extension {ext!r}")
+                raise InvalidURLError(
+                    f"unknown output extension {ext!r}",
+                    hint="expected one of jpg, png, webp, avif, gif, ico, tiff, bmp, svg",
+                )
             po = evolve(po, format=fmt)
         return ParsedURL(po, source_url)
 
@@ -160,7 +163,10 @@ class Parser:
                 break
             name, args = split_option(segment, sep)
             if allowed and name not in allowed:  # names as written: an alias is a different name
-                raise InvalidOptionError(f"processing option {name!r} is not allowed")
+                raise InvalidOptionError(
+                    f"processing option {name!r} is not allowed",
+                    hint=f"IMGPROXY_ALLOWED_PROCESSING_OPTIONS allows only {', '.join(sorted(allowed))}",
+                )
             apply_option(state, name, args)
         else:
             raise InvalidURLError("source URL is missing")
