@@ -32,6 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sign = commands.add_parser("sign", help="print PATH signed with IMGPROXY_KEY/IMGPROXY_SALT")
     sign.add_argument("path", help="the path after the signature, e.g. /rs:fit:300:300/plain/local:///a.jpg")
     _add_url_command(commands)
+    commands.add_parser(
+        "doctor",
+        help="print the effective configuration, formats, cache tiers, allocator and risky settings; "
+        "exit status 1 on a problem",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -56,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "url":
         return _print_url(settings, args)
+    if args.command == "doctor":
+        from imgproxy_py.doctor import diagnose
+
+        report = diagnose(settings)
+        report.write(sys.stdout)
+        return 0 if report.healthy else 1
     return _serve(settings)
 
 
