@@ -192,7 +192,8 @@ def _print_example(settings: Settings) -> None:
     host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
     path = sign_path(settings.security, f"/rs:fill:300:200/g:sm/plain/local:///{samples[0]}@webp")
     base = f"http://{host}:{settings.server.port}{settings.server.path_prefix}"
-    print(f"\nimgproxy-py: serving {root}\n  try: {base}{path}\n", flush=True)
+    playground = f"  playground: {base}/\n" if settings.server.playground else ""
+    print(f"\nimgproxy-py: serving {root}\n  try: {base}{path}\n{playground}", flush=True)
 
 
 if __name__ == "__main__":
