@@ -34,6 +34,7 @@ from imgproxy_py.server.health import health_endpoint
 from imgproxy_py.server.hits import ServeMemoryHits
 from imgproxy_py.server.info import InfoService
 from imgproxy_py.server.middleware import ObserveRequests, RequireSecret
+from imgproxy_py.server.playground import Playground
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import Source
 from imgproxy_py.sources.http import HTTPSource
@@ -186,6 +187,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
     if settings.server.health_check_path:
         routes.append(Route(settings.server.health_check_path, health, methods=["GET", "HEAD"]))
+    if settings.server.playground:  # before the catch-all image route: "/" is the page then
+        routes += Playground(settings, parser.preset_names).routes(prefix)
     routes += [
         Route(f"{prefix}/favicon.ico", _not_found, methods=["GET", "HEAD"]),
         # /info before the catch-all: "/info/<sig>/…" (imgproxy's form) and "/<sig>/info/…".
