@@ -583,8 +583,15 @@ def _processing(env: _Env) -> ProcessingSettings:
 
 def _cache(env: _Env) -> CacheSettings:
     redis_url = env.get_str("IMGPROXY_CACHE_REDIS_URL", "")
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "redis+sentinel://")
+    if redis_url and not redis_url.startswith(schemes):
+        raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected one of " + ", ".join(schemes) + " URLs")
+    if redis_url.startswith(("redis+cluster://", "redis+sentinel://")):
+        hosts = redis_url.partition("://")[2].rpartition("@")[2].partition("/")[0]
+        if not all(re.fullmatch(r"\[?[^\s/@\]]+\]?:[0-9]{1,5}", h.strip()) for h in hosts.split(",")):
+            raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected host:port[,host:port…] after the scheme")
+        if redis_url.startswith("redis+sentinel://") and not redis_url.partition("://")[2].partition("/")[2].strip("/"):
+            raise SettingsError("IMGPROXY_CACHE_REDIS_URL: redis+sentinel:// needs the master's name: …/service[/db]")
     ttl = env.get_int("IMGPROXY_TTL", 31536000, min_value=0)
     endpoint = env.get_str("IMGPROXY_CACHE_S3_ENDPOINT", "")
     access_key = env.raw("IMGPROXY_CACHE_S3_ACCESS_KEY_ID")
