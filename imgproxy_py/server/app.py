@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from imgproxy_py import __version__, allocator, keys
+from imgproxy_py.cache.memcached import MemcachedTier
 from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
@@ -91,6 +92,8 @@ def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLoc
     if conf.redis_url:
         redis_tier = GuardedTier(RedisTier(conf.redis_url, conf.timeout), conf.timeout, conf.retry_after)
         remote.append(redis_tier)
+    if conf.memcached_url:
+        remote.append(GuardedTier(MemcachedTier(conf.memcached_url), conf.timeout, conf.retry_after))
     if conf.s3_bucket:
         remote.append(
             GuardedTier(
