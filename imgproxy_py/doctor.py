@@ -110,6 +110,8 @@ def _plain(value: Any) -> Any:
 def effective_settings(settings: Settings) -> Iterator[str]:
     for group in dataclasses.fields(settings):
         section = getattr(settings, group.name)
+        if not dataclasses.is_dataclass(section):  # e.g. the start-up warnings, reported on their own
+            continue
         for item in dataclasses.fields(section):
             yield f"{group.name}.{item.name} = {mask(item.name, getattr(section, item.name))}"
 
@@ -225,4 +227,6 @@ def diagnose(settings: Settings) -> Report:
     report.sections.append(("Cache tiers", asyncio.run(_ping_tiers(settings, report))))
     report.sections.append(("Allocator", _allocator(settings)))
     _risks(settings, report)
+    for warning in settings.warnings:  # unknown or unsupported IMGPROXY_* names, as `serve` logs them
+        report.warn(warning)
     return report
