@@ -239,3 +239,29 @@ def test_refused_options_show_the_development_error(browser: Any, server: str, s
         assert view.errors and all("404" in e for e in view.errors), view.errors
     finally:
         view.close()
+
+
+def test_faces_are_drawn_when_the_server_reports_them(browser: Any, server: str, shots: Path) -> None:
+    """This server has no face detection yet; an /info answer with faces (as a detector would add
+    them) is drawn as boxes over the source preview."""
+    view = Page(browser, server, shots, viewport={"width": 1280, "height": 900})
+
+    def add_faces(route: Any) -> None:
+        response = route.fetch()
+        info = response.json()
+        info["faces"] = [{"x": 0.25, "y": 0.1, "width": 0.5, "height": 0.4}]
+        route.fulfill(response=response, json=info)
+
+    try:
+        view.page.route("**/info/**", add_faces)
+        view.open("/")
+        view.page.wait_for_selector(".face-box")
+        box = view.page.eval_on_selector(".face-box", "b => [b.style.left, b.style.top, b.style.width, b.style.height]")
+        assert box == ["25%", "10%", "50%", "40%"]
+        assert view.page.text_content("#info-faces") == "faces: 1"
+        view.page.wait_for_function("() => document.getElementById('info-preview').naturalWidth > 0")
+        view.page.locator("#info-title").scroll_into_view_if_needed()
+        view.shot("6-faces")
+        assert view.errors == [], view.errors
+    finally:
+        view.close()

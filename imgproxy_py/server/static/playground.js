@@ -165,6 +165,7 @@
 
   function applySlider() {
     $("after").style.clipPath = `inset(0 0 0 ${$("slider").value}%)`;
+    $("divider").style.left = `${$("slider").value}%`;
   }
 
   // --- /info -------------------------------------------------------------------------------
@@ -176,6 +177,7 @@
     if (!response.ok) {
       $("info-facts").textContent = `/info: ${response.status} ${await response.text()}`;
       $("swatches").replaceChildren();
+      $("info-preview").removeAttribute("src");
       const canvas = $("blurhash");
       canvas.dataset.hash = "";
       canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
@@ -201,7 +203,13 @@
     }
     const canvas = $("blurhash");
     canvas.dataset.hash = info.blurhash || "";
+    // The placeholder keeps the source's aspect ratio, as a page using it would.
+    canvas.height = Math.max(1, Math.round((canvas.width * info.height) / Math.max(1, info.width)));
+    canvas.style.height = `${Math.round((160 * info.height) / Math.max(1, info.width))}px`;
     if (info.blurhash) drawBlurHash(canvas, info.blurhash);
+    const sep = state.caps.separator;
+    const [preview] = await sign([unsignedPath([`rs${sep}fit${sep}160${sep}160`], "plain", "png")]);
+    $("info-preview").src = preview;
     drawFaces(info);
   }
 
