@@ -171,6 +171,19 @@ def test_build_a_face_photo_url_with_smart_crop_and_webp(browser: Any, server: s
         page.wait_for_function("() => document.getElementById('original').naturalWidth > 0")
         view.shot("2-face-webp")
         snippet = page.input_value("#snippet")
+
+        # Two option sets side by side: pin this result as A, blur the current one, slide between them.
+        page.click("#pin")
+        pinned = page.get_attribute("#original", "src") or ""
+        assert pinned.startswith("blob:") and page.input_value("#compare-with") == "pinned"
+        page.fill("#bl", "4")
+        ready = view.wait_result(ready)
+        assert "/bl:4/" in page.input_value("#url-plain")
+        assert page.get_attribute("#original", "src") == pinned  # A stays under the new result
+        assert "rs:fill:300:300:0:0/g:sm" in (page.text_content("#slider-label") or "")
+        view.shot("2b-pinned-vs-blurred")
+        page.select_option("#compare-with", "original")
+        page.wait_for_function("() => !document.getElementById('original').src.startsWith('blob:')")
         assert view.errors == [], view.errors
     finally:
         view.close()
