@@ -130,6 +130,7 @@
     const url = URL.createObjectURL(blob);
     revokeLater(url);
     const result = $("result");
+    delete result.dataset.ready; // until the new image is in
     result.dataset.url = shown;
     await new Promise((resolve) => {
       result.onload = resolve;
