@@ -27,7 +27,7 @@ _BLOCK = 8
 MAX_ENCODES = 5
 
 AUTOQUALITY_FORMATS = frozenset({ImageFormat.JPEG, ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.JXL})
-METRIC_VERSION = "dssim-vips-lum-box8-ms4-v1"
+METRIC_VERSION = "dssim-vips-luma601-box8-ms4-v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +67,14 @@ class Choice:
 
 
 def _luma(img: Any) -> Any:
+    """Rec. 601 luma of the gamma-encoded pixels, as float: one ``recomb``, no colour-space maths."""
     if img.hasalpha():
         img = img.flatten(background=[255] * (img.bands - 1))
-    if img.interpretation != "b-w" or img.bands != 1:
-        img = img.colourspace("b-w")
-        if img.bands > 1:
-            img = img.extract_band(0)
     if img.format == "ushort":  # 16-bit (preserve_hdr): compare on the 8-bit scale of the constants
         img = img / 256
-    return img.cast("float")
+    if img.bands >= 3:
+        return img.extract_band(0, n=3).recomb([[0.299, 0.587, 0.114]])
+    return img.extract_band(0).cast("float")
 
 
 def measurable(img: Any) -> bool:
@@ -111,7 +110,8 @@ class _Scale:
         self.var_c2 = vips.pixels(_mean(self.x * self.x) - mu * mu + _C2)
 
     def ssim(self, y: Any) -> float:
-        y = vips.pixels(y.extract_area(0, 0, *self.area))
+        """``y``: the candidate's luma at this scale, in memory."""
+        y = y.extract_area(0, 0, *self.area)
         mu_y = _mean(y)
         mu_y2 = mu_y * mu_y
         cov = _mean(self.x * y) - self.mu * mu_y
@@ -139,8 +139,10 @@ class Reference:
             self.first_shrink = 1
         if not measurable(x):
             raise ValueError("image too small to measure")
+        x = vips.pixels(x)
         self.scales = [_Scale(x)]
         while len(self.scales) < len(_WEIGHTS) and measurable(x := x.shrink(2, 2)):
+            x = vips.pixels(x)
             self.scales.append(_Scale(x))
         weights = _WEIGHTS[: len(self.scales)]
         self.weights = [w / sum(weights) for w in weights]
@@ -151,10 +153,11 @@ class Reference:
             raise ValueError("candidate size differs from the reference")
         if self.first_shrink > 1:
             y = y.shrink(self.first_shrink, self.first_shrink)
+        y = vips.pixels(y)  # decode the candidate once; every scale is shrunk from memory
         product = 1.0
         for index, (scale, weight) in enumerate(zip(self.scales, self.weights, strict=True)):
             if index:
-                y = y.shrink(2, 2)
+                y = vips.pixels(y.shrink(2, 2))
             product *= max(scale.ssim(y), 1e-6) ** weight
         return product
 
