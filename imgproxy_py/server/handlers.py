@@ -34,7 +34,7 @@ from imgproxy_py.errors import (
 )
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.observability import Metrics, note, span
-from imgproxy_py.options.model import ProcessingOptions
+from imgproxy_py.options.model import GravityType, ProcessingOptions, ResizingType
 from imgproxy_py.options.parser import ClientHints, ParsedURL, Parser, split_signature
 from imgproxy_py.processing import ProcessResult
 from imgproxy_py.processing.faces import NO_FACES, FaceOptions
@@ -332,9 +332,19 @@ class ImageService:
         return Produced(entry, "MISS")
 
     def _wants_analysis(self, po: ProcessingOptions) -> bool:
+        """Whether this request may use stored analysis: faces for a crop or an overlay, or aq/best."""
         config = self.processing
+        may_crop = (
+            po.resizing_type in (ResizingType.FILL, ResizingType.FILL_DOWN, ResizingType.AUTO)
+            or po.crop.width > 0
+            or po.crop.height > 0
+            or po.gravity.type in (GravityType.SMART, GravityType.OBJECT)
+        )
+        faces = self.faces.detector is not None and (
+            may_crop or po.blur_detections.enabled or po.draw_detections.enabled
+        )
         return (
-            self.faces.detector is not None
+            faces
             or po.autoquality.method == "dssim"
             or (config.autoquality.method == "dssim" and po.autoquality.method != "none")
             or po.format_best
