@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -42,8 +45,11 @@ class _Env:
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
+        # Every name asked for, set or not: the names this server knows (see config_warnings).
+        self.read: set[str] = set()
 
     def raw(self, name: str) -> str | None:
+        self.read.add(name)
         value = self._environ.get(name)
         if value is None or value.strip() == "":
             return None
@@ -171,6 +177,8 @@ class ServerSettings:
     read_request_timeout: float = 5.0  # seconds to receive a request's head
     keep_alive_timeout: float = 10.0  # seconds an idle keep-alive connection is kept; 0: none
     secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
+    development_errors: bool = False  # IMGPROXY_DEVELOPMENT_ERRORS_MODE: error bodies say what was wrong
+    playground: bool = False  # IMGPROXY_PLAYGROUND: the page at / (loopback-only when a key is set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +300,7 @@ class ProcessingSettings:
 class CacheSettings:
     memory_size: int = 256 * 1024 * 1024  # bytes; 0: no L1
     redis_url: str = field(default="", repr=False)  # may carry a password
+    memcached_url: str = ""  # memcached://host:port: the L2 instead of Redis
     s3_bucket: str = ""
     s3_prefix: str = "results/"
     # Connection overrides for the results bucket; None: use the S3 source's (IMGPROXY_S3_*, AWS_*).
@@ -307,7 +316,7 @@ class CacheSettings:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.memory_size or self.redis_url or self.s3_bucket)
+        return bool(self.memory_size or self.redis_url or self.memcached_url or self.s3_bucket)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,10 +347,23 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
+    # Start-up warnings (unknown or unsupported IMGPROXY_* names, an open unsigned server);
+    # `imgproxy-py serve` logs them. Not a setting: never part of equality or a cache key.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = _Env(os.environ if environ is None else environ)
+        environ = os.environ if environ is None else environ
+        env = _Env(environ)
+        settings = cls._read(env)
+        strict = env.get_bool("IMGPROXY_STRICT_CONFIG", False)
+        names = config_warnings(environ, frozenset(env.read))
+        if strict and names:
+            raise SettingsError("IMGPROXY_STRICT_CONFIG: " + "; ".join(names))
+        return dataclasses.replace(settings, warnings=(*names, *_exposure_warnings(settings)))
+
+    @classmethod
+    def _read(cls, env: _Env) -> Settings:
         return cls(
             server=_server(env),
             security=_security(env),
@@ -380,6 +402,8 @@ def _server(env: _Env) -> ServerSettings:
         read_request_timeout=env.get_float("IMGPROXY_READ_REQUEST_TIMEOUT", 5.0, min_value=0.1),
         keep_alive_timeout=env.get_float("IMGPROXY_KEEP_ALIVE_TIMEOUT", 10.0, min_value=0),
         secret=env.get_str("IMGPROXY_SECRET", ""),
+        development_errors=env.get_bool("IMGPROXY_DEVELOPMENT_ERRORS_MODE", False),
+        playground=env.get_bool("IMGPROXY_PLAYGROUND", False),
     )
 
 
@@ -488,13 +512,14 @@ def _watermark(env: _Env) -> WatermarkSettings:
     """DATA (base64) wins over PATH, which wins over URL, as in imgproxy; the image is decoded later."""
     opacity = env.get_float("IMGPROXY_WATERMARK_OPACITY", 1.0, min_value=0, max_value=1)
     encoded = env.raw("IMGPROXY_WATERMARK_DATA")
+    path = env.raw("IMGPROXY_WATERMARK_PATH")  # all three read always: each is a known name
+    url = env.raw("IMGPROXY_WATERMARK_URL")
     if encoded is not None:
         try:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise SettingsError("IMGPROXY_WATERMARK_DATA: not valid base64") from None
         return WatermarkSettings(data=data, origin="IMGPROXY_WATERMARK_DATA", opacity=opacity)
-    path = env.raw("IMGPROXY_WATERMARK_PATH")
     if path is not None:
         try:
             with open(path, "rb") as file:
@@ -502,7 +527,6 @@ def _watermark(env: _Env) -> WatermarkSettings:
         except OSError as exc:
             raise SettingsError(f"IMGPROXY_WATERMARK_PATH: cannot read {path!r}: {exc}") from None
         return WatermarkSettings(data=data, origin="IMGPROXY_WATERMARK_PATH", opacity=opacity)
-    url = env.raw("IMGPROXY_WATERMARK_URL")
     if url is not None:
         if not url.startswith(("http://", "https://")):
             raise SettingsError("IMGPROXY_WATERMARK_URL: must be an http:// or https:// URL")
@@ -595,8 +619,28 @@ def _processing(env: _Env) -> ProcessingSettings:
 
 def _cache(env: _Env) -> CacheSettings:
     redis_url = env.get_str("IMGPROXY_CACHE_REDIS_URL", "")
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "redis+sentinel://")
+    if redis_url and not redis_url.startswith(schemes):
+        raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected one of " + ", ".join(schemes) + " URLs")
+    if redis_url.startswith(("redis+cluster://", "redis+sentinel://")):
+        hosts = redis_url.partition("://")[2].rpartition("@")[2].partition("/")[0]
+        if not all(re.fullmatch(r"\[?[^\s/@\]]+\]?:[0-9]{1,5}", h.strip()) for h in hosts.split(",")):
+            raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected host:port[,host:port…] after the scheme")
+        if redis_url.startswith("redis+sentinel://") and not redis_url.partition("://")[2].partition("/")[2].strip("/"):
+            raise SettingsError("IMGPROXY_CACHE_REDIS_URL: redis+sentinel:// needs the master's name: …/service[/db]")
+    memcached_url = env.get_str("IMGPROXY_CACHE_MEMCACHED_URL", "")
+    if memcached_url:
+        parts = urlsplit(memcached_url)
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise SettingsError("IMGPROXY_CACHE_MEMCACHED_URL: invalid port") from None
+        if parts.scheme != "memcached" or not parts.hostname:
+            raise SettingsError("IMGPROXY_CACHE_MEMCACHED_URL: expected memcached://host[:port]")
+        if redis_url:
+            raise SettingsError(
+                "IMGPROXY_CACHE_MEMCACHED_URL, IMGPROXY_CACHE_REDIS_URL: set one of them as the L2, not both"
+            )
     ttl = env.get_int("IMGPROXY_TTL", 31536000, min_value=0)
     endpoint = env.get_str("IMGPROXY_CACHE_S3_ENDPOINT", "")
     access_key = env.raw("IMGPROXY_CACHE_S3_ACCESS_KEY_ID")
@@ -606,6 +650,7 @@ def _cache(env: _Env) -> CacheSettings:
     return CacheSettings(
         memory_size=round(env.get_float("IMGPROXY_CACHE_MEMORY_SIZE", 256, min_value=0) * 1024 * 1024),
         redis_url=redis_url,
+        memcached_url=memcached_url,
         s3_bucket=env.get_str("IMGPROXY_CACHE_S3_BUCKET", ""),
         s3_prefix=env.get_str("IMGPROXY_CACHE_S3_PREFIX", "results/"),
         s3_endpoint=parse_s3_endpoint("IMGPROXY_CACHE_S3_ENDPOINT", endpoint) if endpoint else None,
@@ -653,3 +698,153 @@ def _workers(env: _Env) -> WorkerSettings:
         workers=env.get_int("IMGPROXY_WORKERS", 2 * (os.cpu_count() or 1), min_value=1, max_value=1024),
         queue_size=env.get_int("IMGPROXY_REQUESTS_QUEUE_SIZE", 0, min_value=0),
     )
+
+
+# imgproxy settings this server does not implement (imgproxy's docs, configuration/options).
+# Setting one warns "not supported" instead of being silently ignored. A name that some
+# part of this server reads through _Env is known and never reported, even if listed here.
+UNSUPPORTED = frozenset(
+    {
+        "IMGPROXY_READ_TIMEOUT",
+        "IMGPROXY_READ_REQUEST_TIMEOUT",
+        "IMGPROXY_WRITE_TIMEOUT",
+        "IMGPROXY_WRITE_RESPONSE_TIMEOUT",
+        "IMGPROXY_KEEP_ALIVE_TIMEOUT",
+        "IMGPROXY_CLIENT_KEEP_ALIVE_TIMEOUT",
+        "IMGPROXY_MAX_CLIENTS",
+        "IMGPROXY_CONCURRENCY",
+        "IMGPROXY_NETWORK",
+        "IMGPROXY_SO_REUSEPORT",
+        "IMGPROXY_ALLOW_ORIGIN",
+        "IMGPROXY_SET_CANONICAL_HEADER",
+        "IMGPROXY_CACHE_CONTROL_PASSTHROUGH",
+        "IMGPROXY_ETAG_BUSTER",
+        "IMGPROXY_LAST_MODIFIED_BUSTER",
+        "IMGPROXY_RETURN_ATTACHMENT",
+        "IMGPROXY_BASE64_URL_INCLUDES_FILENAME",
+        "IMGPROXY_SOURCE_URL_QUERY_SEPARATOR",
+        "IMGPROXY_SOURCE_URL_ENCRYPTION_KEY",
+        "IMGPROXY_COOKIE_PASSTHROUGH",
+        "IMGPROXY_COOKIE_BASE_URL",
+        "IMGPROXY_IGNORE_SSL_VERIFICATION",
+        "IMGPROXY_DEVELOPMENT_ERRORS_MODE",
+        "IMGPROXY_ENABLE_DEBUG_HEADERS",
+        "IMGPROXY_MAX_SVG_CHECK_BYTES",
+        "IMGPROXY_SVG_UNLIMITED",
+        "IMGPROXY_SVG_FIX_UNSUPPORTED",
+        "IMGPROXY_FALLBACK_IMAGE_DATA",
+        "IMGPROXY_FALLBACK_IMAGE_PATH",
+        "IMGPROXY_FALLBACK_IMAGE_URL",
+        "IMGPROXY_FALLBACK_IMAGE_HTTP_CODE",
+        "IMGPROXY_FALLBACK_IMAGE_TTL",
+        "IMGPROXY_USE_GCS",
+        "IMGPROXY_GCS_KEY",
+        "IMGPROXY_GCS_ENDPOINT",
+        "IMGPROXY_USE_ABS",
+        "IMGPROXY_ABS_NAME",
+        "IMGPROXY_ABS_KEY",
+        "IMGPROXY_ABS_ENDPOINT",
+        "IMGPROXY_USE_SWIFT",
+        "IMGPROXY_SWIFT_USERNAME",
+        "IMGPROXY_SWIFT_API_KEY",
+        "IMGPROXY_SWIFT_AUTH_URL",
+        "IMGPROXY_S3_ASSUME_ROLE_ARN",
+        "IMGPROXY_S3_ASSUME_ROLE_EXTERNAL_ID",
+        "IMGPROXY_S3_MULTI_REGION",
+        "IMGPROXY_S3_DECRYPTION_CLIENT_ENABLED",
+        "IMGPROXY_NEW_RELIC_KEY",
+        "IMGPROXY_NEW_RELIC_APP_NAME",
+        "IMGPROXY_DATADOG_ENABLE",
+        "IMGPROXY_OPEN_TELEMETRY_ENABLE",
+        "IMGPROXY_OPEN_TELEMETRY_ENDPOINT",
+        "IMGPROXY_CLOUD_WATCH_SERVICE_NAME",
+        "IMGPROXY_CLOUD_WATCH_NAMESPACE",
+        "IMGPROXY_CLOUD_WATCH_REGION",
+        "IMGPROXY_BUGSNAG_KEY",
+        "IMGPROXY_HONEYBADGER_KEY",
+        "IMGPROXY_SENTRY_DSN",
+        "IMGPROXY_AIRBRAKE_PROJECT_ID",
+        "IMGPROXY_AIRBRAKE_PROJECT_KEY",
+        "IMGPROXY_SYSLOG_ENABLE",
+        "IMGPROXY_PPROF_BIND",
+        "IMGPROXY_LOG_MEM_STATS",
+        "IMGPROXY_DOWNLOAD_BUFFER_SIZE",
+        "IMGPROXY_BUFFER_POOL_CALIBRATION_THRESHOLD",
+        "IMGPROXY_JPEG_NO_SUBSAMPLE",
+        "IMGPROXY_JPEG_TRELLIS_QUANT",
+        "IMGPROXY_JPEG_OVERSHOOT_DERINGING",
+        "IMGPROXY_JPEG_OPTIMIZE_SCANS",
+        "IMGPROXY_JPEG_QUANT_TABLE",
+        "IMGPROXY_PNG_QUANTIZE",
+        "IMGPROXY_PNG_QUANTIZATION_COLORS",
+        "IMGPROXY_WEBP_COMPRESSION",
+        "IMGPROXY_WEBP_SMART_SUBSAMPLE",
+        "IMGPROXY_JXL_EFFORT",
+        "IMGPROXY_AVIF_SUBSAMPLE",
+        "IMGPROXY_AUTO_JXL",
+        "IMGPROXY_ENFORCE_JXL",
+        "IMGPROXY_USE_LINEAR_COLORSPACE",
+        "IMGPROXY_DISABLE_SHRINK_ON_LOAD",
+        "IMGPROXY_STRIP_METADATA_DPI",
+        "IMGPROXY_WATERMARK_CACHE_SIZE",
+        "IMGPROXY_UNSHARP_MASKING_MODE",
+        "IMGPROXY_UNSHARP_MASKING_WEIGHT",
+        "IMGPROXY_UNSHARP_MASKING_DIVIDER",
+        "IMGPROXY_SMART_CROP_ADVANCED",
+        "IMGPROXY_SMART_CROP_FACE_DETECTION",
+        "IMGPROXY_OBJECT_DETECTION_CONFIG",
+        "IMGPROXY_GZIP_COMPRESSION",
+        "IMGPROXY_MAX_SRC_RESOLUTION_FOR_ENLARGE",
+        "IMGPROXY_LICENSE_KEY",
+        "IMGPROXY_ENABLE_AUTO_QUALITY",
+        "IMGPROXY_AUTO_QUALITY_METHOD",
+        "IMGPROXY_BEST_FORMAT_COMPLEXITY_THRESHOLD",
+        "IMGPROXY_BEST_FORMAT_MAX_RESOLUTION",
+        "IMGPROXY_BEST_FORMAT_BY_DEFAULT",
+        "IMGPROXY_BEST_FORMAT_ALLOW_SKIPS",
+        "IMGPROXY_STRIP_METADATA_SOURCE",
+        "IMGPROXY_ENABLE_VIDEO_THUMBNAILS",
+        "IMGPROXY_VIDEO_THUMBNAIL_SECOND",
+    }
+)
+_INTERNAL_PREFIX = "IMGPROXY_PY_"  # set by `imgproxy-py serve` for its own worker processes
+
+
+def config_warnings(environ: Mapping[str, str], known: frozenset[str]) -> list[str]:
+    """One message per IMGPROXY_* variable in ``environ`` that nothing reads.
+
+    ``known`` is every name ``_Env`` was asked for, so a setting added anywhere is known
+    without a second list to keep in step. A typo is answered with the nearest known name
+    (difflib's ratio, the standard library's fuzzy matcher: no extra dependency for one call).
+    """
+    messages = []
+    for name in sorted(environ):
+        if not name.startswith("IMGPROXY_") or name.startswith(_INTERNAL_PREFIX) or name in known:
+            continue
+        if name in UNSUPPORTED:
+            messages.append(f"{name} is an imgproxy setting this server does not support; it is ignored")
+            continue
+        close = difflib.get_close_matches(name, sorted(known | UNSUPPORTED), n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        messages.append(f"{name} is not a known setting; it is ignored{hint}")
+    return messages
+
+
+def _exposure_warnings(settings: Settings) -> list[str]:
+    """An unsigned server reachable beyond this machine: anyone can make it transform anything."""
+    if settings.security.signing_enabled or _is_loopback(settings.server.host):
+        return []
+    return [
+        f"listening on {settings.server.host}:{settings.server.port}, beyond loopback, WITHOUT URL SIGNING: "
+        "anyone who can reach it can make it fetch and process any image; set IMGPROXY_KEY and IMGPROXY_SALT "
+        "(openssl rand -hex 32) or bind to 127.0.0.1"
+    ]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: may resolve anywhere

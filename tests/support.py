@@ -213,7 +213,7 @@ def env_for(**overrides: str) -> dict[str, str]:
 
 @contextmanager
 def serving(
-    *args: str, env: dict[str, str], output: IO[str] | None = None
+    *args: str, env: dict[str, str], output: IO[str] | None = None, health: str = "/health"
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A real ``imgproxy-py serve`` on a free loopback port, yielded once /health answers.
 
@@ -233,7 +233,7 @@ def serving(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, proc)
+        _wait_healthy(base, proc, health=health)
         yield base, proc
     finally:
         if proc.poll() is None:
@@ -241,13 +241,13 @@ def serving(
         proc.communicate(timeout=30)
 
 
-def _wait_healthy(base: str, proc: subprocess.Popen[str], within: float = 30) -> None:
+def _wait_healthy(base: str, proc: subprocess.Popen[str], within: float = 30, health: str = "/health") -> None:
     import httpx
 
     deadline = time.monotonic() + within
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{health}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             time.sleep(0.1)

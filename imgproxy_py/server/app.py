@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from imgproxy_py import __version__, allocator
+from imgproxy_py import __version__, allocator, keys
+from imgproxy_py.cache.memcached import MemcachedTier
 from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
@@ -34,6 +35,7 @@ from imgproxy_py.server.health import health_endpoint
 from imgproxy_py.server.hits import ServeMemoryHits
 from imgproxy_py.server.info import InfoService
 from imgproxy_py.server.middleware import ObserveRequests, RequireSecret
+from imgproxy_py.server.playground import Playground
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import Source
 from imgproxy_py.sources.http import HTTPSource
@@ -90,6 +92,8 @@ def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLoc
     if conf.redis_url:
         redis_tier = GuardedTier(RedisTier(conf.redis_url, conf.timeout), conf.timeout, conf.retry_after)
         remote.append(redis_tier)
+    if conf.memcached_url:
+        remote.append(GuardedTier(MemcachedTier(conf.memcached_url), conf.timeout, conf.retry_after))
     if conf.s3_bucket:
         remote.append(
             GuardedTier(
@@ -106,8 +110,9 @@ def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLoc
 
 
 def settings_fingerprint(config: ProcessingConfig) -> str:
-    """Changes whenever a setting that changes output bytes changes (part of every ETag)."""
-    text = f"{__version__}|{vips.version()}|{config!r}"
+    """Changes whenever a setting that changes output bytes changes (part of every ETag and cache key);
+    the same in every process and replica with the same settings (keys.canonical, not ``repr``)."""
+    text = f"{__version__}|{vips.version()}|{keys.canonical(config)}"
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -185,6 +190,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
     if settings.server.health_check_path:
         routes.append(Route(settings.server.health_check_path, health, methods=["GET", "HEAD"]))
+    if settings.server.playground:  # before the catch-all image route: "/" is the page then
+        routes += Playground(settings, parser.preset_names).routes(prefix)
     routes += [
         Route(f"{prefix}/favicon.ico", _not_found, methods=["GET", "HEAD"]),
         # /info before the catch-all: "/info/<sig>/…" (imgproxy's form) and "/<sig>/info/…".
@@ -193,7 +200,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route(prefix + "/{path:path}", service.handle, methods=["GET", "HEAD"]),
     ]
     access_log = AccessLog(obs.log_format, obs.log_level)
-    middleware = [Middleware(ObserveRequests, metrics=metrics, access_log=access_log, path_prefix=prefix)]
+    custom_health = frozenset({settings.server.health_check_path} - {""})
+    middleware = [
+        Middleware(
+            ObserveRequests,
+            metrics=metrics,
+            access_log=access_log,
+            path_prefix=prefix,
+            quiet=custom_health,
+            health=custom_health,
+        )
+    ]
     if settings.server.secret:
         health_paths = {f"{prefix}/health", settings.server.health_check_path} - {""}
         middleware.append(Middleware(RequireSecret, secret=settings.server.secret, exempt=frozenset(health_paths)))

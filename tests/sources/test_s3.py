@@ -249,6 +249,22 @@ async def test_end_to_end_backend_down(client_factory: ClientFactory) -> None:
     assert response.text == "Source is unreachable"
 
 
+async def test_plain_version_id_needs_an_escaped_question_mark(
+    client_factory: ClientFactory, s3_server: S3Server
+) -> None:
+    """An unescaped '?' starts the request's query: the version would be lost and the latest served."""
+    bucket = s3_server.new_bucket(versioned=True)
+    old = s3_server.put(bucket, "photo", fixture_path(JPEG).read_bytes())
+    s3_server.put(bucket, "photo", fixture_path("with-alpha.png").read_bytes())
+    async with client_factory(**s3_server.env()) as client:
+        escaped = await client.get(f"/insecure/plain/s3://{bucket}/photo%3F{old}@png")
+        assert escaped.status_code == 200 and size_of(escaped.content) == (320, 240)  # the old version
+        unescaped = await client.get(f"/insecure/plain/s3://{bucket}/photo?{old}")
+        assert unescaped.status_code == 404 and unescaped.text == "Invalid URL"
+        latest = await client.get(f"/insecure/plain/s3://{bucket}/photo@png")
+        assert latest.status_code == 200 and size_of(latest.content) != (320, 240)
+
+
 async def test_an_object_of_unknown_size_is_cut_at_the_default_cap(
     client_factory: ClientFactory, origin_as_s3: Origin
 ) -> None:
