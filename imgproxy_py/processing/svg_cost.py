@@ -13,7 +13,8 @@ configured as the sanitiser's; nothing is fetched or expanded) and refuses, with
 - expensive filter work over ``MAX_FILTER_PIXELS``: each application of a blur, morphology,
   convolution, turbulence, lighting or displacement primitive counts the area it can cover
   (the filtered shape's own box when it is a sized rect/image/use/circle/ellipse, else the
-  whole canvas at the document's natural size), multiplied by the uses that repeat it.
+  whole canvas), multiplied by the uses that repeat it, at the size it is drawn: the natural
+  size, or the larger one a rasterising request renders it at.
 
 The bounds are far above real drawings (icons and illustrations have hundreds to a few
 thousand elements, and a handful of shadows) and far below what hurts.
@@ -73,8 +74,9 @@ class SvgCost:
     filter_pixels: float  # expensive filter passes × pixels they can cover, at natural size
 
 
-def check_svg_cost(data: bytes) -> SvgCost:
-    """Raise SvgTooComplexError when the document is over a bound; malformed XML is left to the caller."""
+def check_svg_cost(data: bytes, scale: float = 1.0) -> SvgCost:
+    """Raise SvgTooComplexError when the document, drawn at ``scale`` × its natural size, is over a
+    bound; malformed XML is left to the caller (the sanitiser or librsvg says what is wrong)."""
     cost = svg_cost(data)
     if cost is None:
         return SvgCost(0, 0.0)
@@ -83,9 +85,10 @@ def check_svg_cost(data: bytes) -> SvgCost:
             f"SVG draws over {MAX_ELEMENTS} elements once <use> is expanded",
             public_message=f"SVG is too complex (over {MAX_ELEMENTS} elements once <use> references are expanded)",
         )
-    if cost.filter_pixels > MAX_FILTER_PIXELS:
+    filter_pixels = cost.filter_pixels * scale * scale
+    if filter_pixels > MAX_FILTER_PIXELS:
         raise SvgTooComplexError(
-            f"SVG filters would process {cost.filter_pixels:.3g} pixels",
+            f"SVG filters would process {filter_pixels:.3g} pixels",
             public_message="SVG is too complex (too much filter work)",
         )
     return cost

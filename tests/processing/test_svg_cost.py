@@ -95,3 +95,9 @@ def test_passthrough_refuses_even_without_sanitising() -> None:
 def test_info_refuses_before_rendering() -> None:
     with pytest.raises(SvgTooComplexError):
         image_info(use_bomb_svg(), 50_000_000)
+
+
+def test_filter_work_is_bounded_at_the_size_drawn() -> None:
+    check_svg_cost(filter_svg(1000, 1))  # 1 M pixel passes at its natural size
+    with pytest.raises(SvgTooComplexError):
+        check_svg_cost(filter_svg(1000, 1), scale=3)  # rendered at 3000²: 9 M
