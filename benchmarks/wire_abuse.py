@@ -189,9 +189,8 @@ def flood(base: str, log: Path) -> str:
     for thread in threads:
         thread.join()
     time.sleep(3)
-    statuses = Counter(
-        line.split()[6] for line in log.read_text().splitlines() if " access: GET /-/rs:fit:" in line and "@png" in line
-    )
+    lines = log.read_text().splitlines()
+    statuses = Counter(line.split()[6] for line in lines if " access: GET " in line and "Landscape_6.jpg@png" in line)
     tracebacks = log.read_text().count("Traceback")
     return f"200 clients hanging up mid-transform: access-log statuses {dict(statuses)}, tracebacks {tracebacks}"
 
