@@ -32,6 +32,9 @@ from urllib.parse import unquote
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from imgproxy_py.errors import ClientClosedError
+
+CLIENT_CLOSED = ClientClosedError.status_code  # 499: counted by status, logged at info, not an error
 SPANS = ("queue", "downloading_source_image", "processing_image", "streaming_image")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -140,7 +143,7 @@ class Metrics:
         self.requests.inc()
         self._child(self.status_codes, str(record.status)).inc()
         self.duration.observe(duration)
-        if record.error:
+        if record.error and record.status != CLIENT_CLOSED:  # a client hanging up is no error of ours
             self._child(self.errors, record.error).inc()
             if record.error == "queue":
                 self.queue_rejections.inc()
@@ -310,7 +313,13 @@ class AccessLog:
         return self._stamps
 
     def write(self, record: RequestRecord, duration: float, prefix: str = "") -> None:
-        level = logging.ERROR if record.status >= 500 else logging.WARNING if record.status >= 400 else logging.INFO
+        status = record.status
+        if status >= 500:
+            level = logging.ERROR
+        elif status >= 400 and status != CLIENT_CLOSED:
+            level = logging.WARNING
+        else:
+            level = logging.INFO
         if level < self.min_level:
             return
         line = self._format(record, duration, prefix, level)

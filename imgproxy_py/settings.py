@@ -20,6 +20,12 @@ from urllib.parse import urlsplit
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
 
+# IMGPROXY_MAX_SRC_FILE_SIZE when unset (imgproxy: no cap). 64 MiB is several times a real
+# photo at the default 50 MP resolution limit (a 50 MP JPEG at quality 95 is ~25 MB) and
+# small enough that a few endless sources at once cannot take the process's memory (issue 16).
+# 0 set explicitly still means "no cap".
+DEFAULT_MAX_SRC_FILE_SIZE = 64 * 1024 * 1024
+
 _INT = re.compile(r"[+-]?[0-9]+")  # Go's strconv.Atoi; Python's int() would also take "1_000"
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -167,7 +173,12 @@ class ServerSettings:
     health_check_path: str = ""
     graceful_stop_timeout: float = 20.0
     health_check_cache_tiers: bool = False  # /health fails while a remote cache tier is down
+    max_clients: int = 2048  # open connections per process (server/connections.py); 0: no cap
+    read_request_timeout: float = 5.0  # seconds to receive a request's head
+    keep_alive_timeout: float = 10.0  # seconds an idle keep-alive connection is kept; 0: none
     secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
+    development_errors: bool = False  # IMGPROXY_DEVELOPMENT_ERRORS_MODE: error bodies say what was wrong
+    playground: bool = False  # IMGPROXY_PLAYGROUND: the page at / (loopback-only when a key is set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +188,7 @@ class SecuritySettings:
     signature_size: int = 32
     trusted_signatures: frozenset[str] = frozenset()
     max_src_resolution: int = 50_000_000
-    max_src_file_size: int = 0
+    max_src_file_size: int = DEFAULT_MAX_SRC_FILE_SIZE  # bytes; 0: no cap
     max_animation_frames: int = 100
     max_animation_frame_resolution: int = 0  # pixels; 0: frames of an animation count together
     max_result_dimension: int = 0  # pixels; 0: no limit
@@ -289,6 +300,7 @@ class ProcessingSettings:
 class CacheSettings:
     memory_size: int = 256 * 1024 * 1024  # bytes; 0: no L1
     redis_url: str = field(default="", repr=False)  # may carry a password
+    memcached_url: str = ""  # memcached://host:port: the L2 instead of Redis
     s3_bucket: str = ""
     s3_prefix: str = "results/"
     # Connection overrides for the results bucket; None: use the S3 source's (IMGPROXY_S3_*, AWS_*).
@@ -304,7 +316,7 @@ class CacheSettings:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.memory_size or self.redis_url or self.s3_bucket)
+        return bool(self.memory_size or self.redis_url or self.memcached_url or self.s3_bucket)
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +398,12 @@ def _server(env: _Env) -> ServerSettings:
         health_check_path=health,
         graceful_stop_timeout=env.get_float("IMGPROXY_GRACEFUL_STOP_TIMEOUT", 20.0, min_value=0),
         health_check_cache_tiers=env.get_bool("IMGPROXY_HEALTH_CHECK_CACHE_TIERS", False),
+        max_clients=env.get_int("IMGPROXY_MAX_CLIENTS", 2048, min_value=0),
+        read_request_timeout=env.get_float("IMGPROXY_READ_REQUEST_TIMEOUT", 5.0, min_value=0.1),
+        keep_alive_timeout=env.get_float("IMGPROXY_KEEP_ALIVE_TIMEOUT", 10.0, min_value=0),
         secret=env.get_str("IMGPROXY_SECRET", ""),
+        development_errors=env.get_bool("IMGPROXY_DEVELOPMENT_ERRORS_MODE", False),
+        playground=env.get_bool("IMGPROXY_PLAYGROUND", False),
     )
 
 
@@ -403,7 +420,7 @@ def _security(env: _Env) -> SecuritySettings:
         signature_size=env.get_int("IMGPROXY_SIGNATURE_SIZE", 32, min_value=1, max_value=32),
         trusted_signatures=frozenset(env.get_list("IMGPROXY_TRUSTED_SIGNATURES")),
         max_src_resolution=round(env.get_float("IMGPROXY_MAX_SRC_RESOLUTION", 50.0, min_value=0.000001) * 1_000_000),
-        max_src_file_size=env.get_int("IMGPROXY_MAX_SRC_FILE_SIZE", 0, min_value=0),
+        max_src_file_size=env.get_int("IMGPROXY_MAX_SRC_FILE_SIZE", DEFAULT_MAX_SRC_FILE_SIZE, min_value=0),
         max_animation_frames=env.get_int("IMGPROXY_MAX_ANIMATION_FRAMES", 100, min_value=1),
         max_animation_frame_resolution=round(
             env.get_float("IMGPROXY_MAX_ANIMATION_FRAME_RESOLUTION", 0, min_value=0) * 1_000_000
@@ -602,8 +619,28 @@ def _processing(env: _Env) -> ProcessingSettings:
 
 def _cache(env: _Env) -> CacheSettings:
     redis_url = env.get_str("IMGPROXY_CACHE_REDIS_URL", "")
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "redis+sentinel://")
+    if redis_url and not redis_url.startswith(schemes):
+        raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected one of " + ", ".join(schemes) + " URLs")
+    if redis_url.startswith(("redis+cluster://", "redis+sentinel://")):
+        hosts = redis_url.partition("://")[2].rpartition("@")[2].partition("/")[0]
+        if not all(re.fullmatch(r"\[?[^\s/@\]]+\]?:[0-9]{1,5}", h.strip()) for h in hosts.split(",")):
+            raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected host:port[,host:port…] after the scheme")
+        if redis_url.startswith("redis+sentinel://") and not redis_url.partition("://")[2].partition("/")[2].strip("/"):
+            raise SettingsError("IMGPROXY_CACHE_REDIS_URL: redis+sentinel:// needs the master's name: …/service[/db]")
+    memcached_url = env.get_str("IMGPROXY_CACHE_MEMCACHED_URL", "")
+    if memcached_url:
+        parts = urlsplit(memcached_url)
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise SettingsError("IMGPROXY_CACHE_MEMCACHED_URL: invalid port") from None
+        if parts.scheme != "memcached" or not parts.hostname:
+            raise SettingsError("IMGPROXY_CACHE_MEMCACHED_URL: expected memcached://host[:port]")
+        if redis_url:
+            raise SettingsError(
+                "IMGPROXY_CACHE_MEMCACHED_URL, IMGPROXY_CACHE_REDIS_URL: set one of them as the L2, not both"
+            )
     ttl = env.get_int("IMGPROXY_TTL", 31536000, min_value=0)
     endpoint = env.get_str("IMGPROXY_CACHE_S3_ENDPOINT", "")
     access_key = env.raw("IMGPROXY_CACHE_S3_ACCESS_KEY_ID")
@@ -613,6 +650,7 @@ def _cache(env: _Env) -> CacheSettings:
     return CacheSettings(
         memory_size=round(env.get_float("IMGPROXY_CACHE_MEMORY_SIZE", 256, min_value=0) * 1024 * 1024),
         redis_url=redis_url,
+        memcached_url=memcached_url,
         s3_bucket=env.get_str("IMGPROXY_CACHE_S3_BUCKET", ""),
         s3_prefix=env.get_str("IMGPROXY_CACHE_S3_PREFIX", "results/"),
         s3_endpoint=parse_s3_endpoint("IMGPROXY_CACHE_S3_ENDPOINT", endpoint) if endpoint else None,

@@ -147,6 +147,9 @@ def _make_handler(origin: Origin) -> type[http.server.BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if path.startswith("/endless"):  # a body that never ends (no Content-Length), until the client hangs up
+                self._endless()
+                return
             if path.startswith("/truncate/"):
                 data = (origin.root / path[len("/truncate/") :]).read_bytes()
                 self.send_response(200)
@@ -174,6 +177,19 @@ def _make_handler(origin: Origin) -> type[http.server.BaseHTTPRequestHandler]:
                 return
             mtime = email.utils.formatdate(file.stat().st_mtime, usegmt=True)
             self._send(200, data, "image/octet-stream", {"ETag": etag, "Last-Modified": mtime})
+
+        def _endless(self, limit: float = 60.0) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.end_headers()
+            chunk = b"\xff\xd8\xff\xe0" + bytes(256 * 1024 - 4)  # a JPEG's first bytes, then zeros
+            self.close_connection = True
+            stop = time.monotonic() + limit  # a safety net: the server under test hangs up long before
+            try:
+                while time.monotonic() < stop:
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
 
         def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
             self.send_response(code)

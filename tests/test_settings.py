@@ -38,7 +38,9 @@ def test_defaults() -> None:
     assert s.security.signature_size == 32
     assert s.security.trusted_signatures == frozenset()
     assert s.security.max_src_resolution == 50_000_000
-    assert s.security.max_src_file_size == 0
+    assert s.security.max_src_file_size == 64 * 1024 * 1024  # capped unless set (imgproxy: uncapped)
+    assert Settings.from_env({"IMGPROXY_MAX_SRC_FILE_SIZE": "0"}).security.max_src_file_size == 0
+    assert (s.server.max_clients, s.server.read_request_timeout, s.server.keep_alive_timeout) == (2048, 5.0, 10.0)
     assert s.security.allow_security_options is False
     # options
     assert s.options.quality == 80
@@ -78,6 +80,9 @@ def test_typed_values_are_parsed() -> None:
         IMGPROXY_SIGNATURE_SIZE="8",
         IMGPROXY_MAX_SRC_RESOLUTION="16.8",
         IMGPROXY_MAX_SRC_FILE_SIZE="1048576",
+        IMGPROXY_MAX_CLIENTS="100",
+        IMGPROXY_READ_REQUEST_TIMEOUT="2.5",
+        IMGPROXY_KEEP_ALIVE_TIMEOUT="0",
         IMGPROXY_ALLOW_SECURITY_OPTIONS="1",
         IMGPROXY_QUALITY="90",
         IMGPROXY_AUTO_ROTATE="F",
@@ -101,6 +106,7 @@ def test_typed_values_are_parsed() -> None:
     assert s.security.signature_size == 8
     assert s.security.max_src_resolution == 16_800_000
     assert s.security.max_src_file_size == 1048576
+    assert (s.server.max_clients, s.server.read_request_timeout, s.server.keep_alive_timeout) == (100, 2.5, 0.0)
     assert s.security.allow_security_options is True
     assert s.options.quality == 90
     assert s.options.auto_rotate is False

@@ -229,3 +229,8 @@ def health_check() -> bool:
     """A tiny real operation: proves libvips can allocate, compute and encode."""
     img = pyvips.Image.black(8, 8).draw_rect(255, 2, 2, 4, 4, fill=True)
     return len(save(img, ".png")) > 0
+
+
+def operation_available(name: str) -> bool:
+    """Whether this libvips build has the operation (``jpegload_buffer``, ``heifsave_buffer``…)."""
+    return bool(pyvips.type_find("VipsOperation", name) != 0)
