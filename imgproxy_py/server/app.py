@@ -227,7 +227,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if settings.server.health_check_path:
         routes.append(Route(settings.server.health_check_path, health, methods=["GET", "HEAD"]))
     if settings.server.playground:  # before the catch-all image route: "/" is the page then
-        routes += Playground(settings, parser.preset_names).routes(prefix)
+        routes += Playground(settings, parser.preset_names, faces.detector is not None).routes(prefix)
     routes += [
         Route(f"{prefix}/favicon.ico", _not_found, methods=["GET", "HEAD"]),
         # /info before the catch-all: "/info/<sig>/…" (imgproxy's form) and "/<sig>/info/…".

@@ -48,8 +48,9 @@ MAX_PATH = 8192
 
 
 class Playground:
-    def __init__(self, settings: Settings, preset_names: frozenset[str]) -> None:
+    def __init__(self, settings: Settings, preset_names: frozenset[str], face_detection: bool = False) -> None:
         self.settings = settings
+        self.face_detection = face_detection  # the detector is installed and on
         self.preset_names = preset_names
         self.loopback_only = settings.security.signing_enabled
         self._files = {name: (STATIC / name).read_bytes() for name in _FILES}
@@ -102,10 +103,10 @@ class Playground:
             "resizing_types": [t.value for t in ResizingType],
             "gravity": gravities,
             "focus_point": True,
-            # Features other modules may add later: the page shows their controls only when true.
-            "face_gravity": "face" in gravities,
-            "format_best": False,
-            "autoquality": False,
+            # The page shows these controls only when true.
+            "face_gravity": self.face_detection,
+            "format_best": True,
+            "autoquality": True,
             "formats": sorted(f.ext for f in SAVABLE),
             "watermark": s.watermark.configured,
             "presets": sorted(self.preset_names - {"default"}),

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
+from imgproxy_py.analysis.registry import default_registry
 from imgproxy_py.cli import main
 from imgproxy_py.options.parser import split_signature
 from imgproxy_py.security import verify_signature
@@ -51,8 +52,9 @@ async def test_page_assets_and_capabilities() -> None:
         caps = (await client.get("/playground/api/capabilities")).json()
         assert caps["signing"] is False and caps["presets"] == ["thumb"]
         assert "webp" in caps["formats"] and "sm" in caps["gravity"]
-        # Not-yet-existing features are reported absent, so the page hides their controls.
-        assert (caps["face_gravity"], caps["format_best"], caps["autoquality"]) == (False, False, False)
+        # f:best and aq always exist; face gravity only with the detector installed.
+        assert (caps["format_best"], caps["autoquality"]) == (True, True)
+        assert caps["face_gravity"] is (default_registry().get("face") is not None)
         images = (await client.get("/playground/api/images")).json()["images"]
         assert {"name": "flowers.jpeg", "url": "local:///flowers.jpeg"}.items() <= next(
             i for i in images if i["name"] == "flowers.jpeg"
