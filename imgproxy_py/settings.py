@@ -162,6 +162,7 @@ class ServerSettings:
     graceful_stop_timeout: float = 20.0
     health_check_cache_tiers: bool = False  # /health fails while a remote cache tier is down
     secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
+    admin_secret: str = field(default="", repr=False)  # IMGPROXY_ADMIN_SECRET: enables /_admin/* (Bearer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +370,7 @@ def _server(env: _Env) -> ServerSettings:
         graceful_stop_timeout=env.get_float("IMGPROXY_GRACEFUL_STOP_TIMEOUT", 20.0, min_value=0),
         health_check_cache_tiers=env.get_bool("IMGPROXY_HEALTH_CHECK_CACHE_TIERS", False),
         secret=env.get_str("IMGPROXY_SECRET", ""),
+        admin_secret=env.get_str("IMGPROXY_ADMIN_SECRET", ""),
     )
 
 

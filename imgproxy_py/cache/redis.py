@@ -93,8 +93,9 @@ class RedisTarget:
         return cls("sentinel", url, tuple(nodes), username, password, service, int(db or 0))
 
 
-def make_client(url: str, timeout: float) -> Any:
-    """A redis.asyncio client (plain, cluster or Sentinel master) with short timeouts, no retry."""
+def make_client(url: str, timeout: float) -> tuple[Any, list[Any]]:
+    """A redis.asyncio client (plain, cluster or Sentinel master) with short timeouts, no retry,
+    and the further clients to close with it (a Sentinel's connections to the sentinels)."""
     target = RedisTarget.parse(url)
     common: dict[str, Any] = {
         "socket_timeout": timeout,
@@ -102,12 +103,13 @@ def make_client(url: str, timeout: float) -> Any:
         "health_check_interval": 0,
     }
     if target.kind == "cluster":
-        return RedisCluster(
+        cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
             username=target.username,
             password=target.password,
             **common,
         )
+        return cluster, []
     if target.kind == "sentinel":
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(target.nodes),
@@ -117,8 +119,9 @@ def make_client(url: str, timeout: float) -> Any:
             db=target.db,
             **common,
         )
-        return sentinel.master_for(target.service)
-    return aioredis.Redis.from_url(url, retry_on_timeout=False, **common)
+        # The sentinels' own connections: Sentinel.aclose() leaves them open in redis-py 8.1.
+        return sentinel.master_for(target.service), [s.connection_pool for s in sentinel.sentinels]
+    return aioredis.Redis.from_url(url, retry_on_timeout=False, **common), []
 
 
 class RedisTier:
@@ -128,7 +131,7 @@ class RedisTier:
         self._url = url
         self._target = RedisTarget.parse(url)
         self._timeout = timeout
-        self._client = make_client(url, timeout)
+        self._client, self._extra_clients = make_client(url, timeout)
         self._prefix = prefix
         self._set_script = self._client.register_script(_SET_INDEXED)
         self._purge_script = self._client.register_script(_PURGE)
@@ -204,7 +207,7 @@ class RedisTier:
     async def ping(self) -> bool:
         return bool(await self._client.ping())
 
-    async def listen_for_purges(self, on_tag: Callable[[str], None]) -> None:
+    async def listen_for_purges(self, on_tag: Callable[[str], object]) -> None:
         """Call ``on_tag`` for every purge any process publishes; runs until cancelled.
 
         Reconnects after failures. On a cluster a classic PUBLISH reaches every node, so one
@@ -245,11 +248,30 @@ class RedisTier:
                 socket_connect_timeout=self._timeout,
                 health_check_interval=0,
             )
-        return (
-            make_client(self._url, self._timeout)
-            if target.kind == "sentinel"
-            else aioredis.Redis.from_url(self._url, socket_connect_timeout=self._timeout, health_check_interval=0)
-        )
+        if target.kind == "sentinel":
+            return _ClosingAll(*make_client(self._url, self._timeout))
+        return aioredis.Redis.from_url(self._url, socket_connect_timeout=self._timeout, health_check_interval=0)
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await _close_all(self._extra_clients)
+
+
+class _ClosingAll:
+    """A Sentinel master client whose aclose() also closes its sentinel connections."""
+
+    def __init__(self, client: Any, extra: list[Any]) -> None:
+        self._client = client
+        self._extra = extra
+
+    def pubsub(self, **kwargs: Any) -> Any:
+        return self._client.pubsub(**kwargs)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await _close_all(self._extra)
+
+
+async def _close_all(items: list[Any]) -> None:
+    for item in items:
+        await (item.disconnect() if isinstance(item, aioredis.ConnectionPool) else item.aclose())
