@@ -1,8 +1,9 @@
-"""Command line: ``imgproxy-py serve``, ``imgproxy-py sign PATH`` and ``imgproxy-py purge SOURCE``."""
+"""Command line: ``imgproxy-py serve``, ``sign``, ``url``, ``doctor``, ``health`` and ``purge``."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -10,7 +11,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from imgproxy_py import allocator
+from imgproxy_py import __version__, allocator
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.settings import Settings
 
@@ -23,6 +24,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the HTTP server (settings from IMGPROXY_* variables)")
     serve.add_argument("--bind", help="host:port to listen on (IMGPROXY_BIND; default 127.0.0.1:8080)")
     serve.add_argument("--processes", type=int, help="server processes (IMGPROXY_PROCESSES; default 1)")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="development defaults (make serve): IMGPROXY_DEVELOPMENT_ERRORS_MODE=true and, unless IMGPROXY_KEY "
+        "is set, IMGPROXY_PLAYGROUND=true; variables that are set win",
+    )
     sign = commands.add_parser("sign", help="print PATH signed with IMGPROXY_KEY/IMGPROXY_SALT")
     sign.add_argument("path", help="the path after the signature, e.g. /rs:fit:300:300/plain/local:///a.jpg")
     purge = commands.add_parser(
@@ -30,6 +37,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     purge.add_argument("source", nargs="?", help="the source URL as the server fetches it (after IMGPROXY_BASE_URL)")
     purge.add_argument("--tag", help="the source's tag instead (the Surrogate-Key response header)")
+    _add_url_command(commands)
+    commands.add_parser(
+        "doctor",
+        help="print the effective configuration, formats, cache tiers, allocator and risky settings; "
+        "exit status 1 on a problem",
+    )
+    commands.add_parser(
+        "health",
+        help="exit 0 if the server configured by IMGPROXY_* answers its health check (the container HEALTHCHECK)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -37,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ["IMGPROXY_BIND"] = args.bind
         if args.processes is not None:
             os.environ["IMGPROXY_PROCESSES"] = str(args.processes)
+        if args.dev:
+            os.environ.setdefault("IMGPROXY_DEVELOPMENT_ERRORS_MODE", "true")
+            if not os.environ.get("IMGPROXY_KEY", "").strip():
+                os.environ.setdefault("IMGPROXY_PLAYGROUND", "true")
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -50,13 +71,115 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "purge":
         return _purge(settings, args.source, args.tag)
+    if args.command == "health":
+        return _health(settings)
+
+    if args.command == "url":
+        return _print_url(settings, args)
+    if args.command == "doctor":
+        from imgproxy_py.doctor import diagnose
+
+        report = diagnose(settings)
+        report.write(sys.stdout)
+        return 0 if report.healthy else 1
     return _serve(settings)
+
+
+def health_url(settings: Settings) -> str:
+    """Where this configuration's server answers /health: its bind (all interfaces → loopback) and path."""
+    server = settings.server
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(server.host, server.host)
+    if ":" in host:
+        host = f"[{host}]"
+    path = server.health_check_path or f"{server.path_prefix}/health"
+    return f"http://{host}:{server.port}{path}"
+
+
+def _health(settings: Settings, timeout: float = 3.0) -> int:
+    """The container's health check, from the same settings as the server, so it follows the bind and prefix."""
+    # urllib, not httpx: the check runs every few seconds, and importing the standard library is cheaper.
+    import urllib.error
+    import urllib.request
+
+    url = health_url(settings)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            ok = response.status == 200
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"imgproxy-py: {url}: {exc}", file=sys.stderr)
+        return 1
+    return 0 if ok else 1
+
+
+# `imgproxy-py url`: shortcuts for the common options; anything else with -o NAME:ARG:ARG.
+_URL_SHORTCUTS = {
+    "width": int,
+    "height": int,
+    "resizing_type": str,
+    "dpr": float,
+    "gravity": str,
+    "quality": int,
+    "format": str,
+    "blur": float,
+    "sharpen": float,
+    "rotate": int,
+}
+
+
+def _add_url_command(commands: Any) -> None:
+    url = commands.add_parser(
+        "url",
+        help="print an imgproxy URL for SOURCE, signed with IMGPROXY_KEY/IMGPROXY_SALT",
+        description="e.g. imgproxy-py url --width 300 --height 200 --resizing-type fill -o g:sm --ext webp "
+        "local:///a.jpg",
+    )
+    for name, kind in _URL_SHORTCUTS.items():
+        url.add_argument("--" + name.replace("_", "-"), type=kind, help=f"the {name} option")
+    url.add_argument("--preset", action="append", default=[], help="a preset name (repeatable)")
+    url.add_argument("-o", "--option", action="append", default=[], help="any option as NAME:ARG:ARG (repeatable)")
+    url.add_argument("--ext", help="output extension (@ext / .ext)")
+    url.add_argument("--base64", action="store_true", help="base64-encode the source URL instead of plain/")
+    url.add_argument("--base", default="", help="prefix, e.g. http://127.0.0.1:8080 (default: the path only)")
+    url.add_argument("source", help="the source image URL, e.g. local:///a.jpg or https://example.com/a.jpg")
+
+
+def _print_url(settings: Settings, args: argparse.Namespace) -> int:
+    from imgproxy_py.url import URLBuilder
+
+    sec = settings.security
+    builder = URLBuilder(
+        key=sec.keys[0] if sec.signing_enabled else None,
+        salt=sec.salts[0] if sec.signing_enabled else None,
+        signature_size=sec.signature_size,
+        base=args.base.rstrip("/") + settings.server.path_prefix,
+        separator=settings.options.arguments_separator,
+    )
+    try:
+        for name in _URL_SHORTCUTS:
+            value = getattr(args, name)
+            if value is not None:
+                builder = builder.option(name, value)
+        if args.preset:
+            builder = builder.preset(*args.preset)
+        for raw in args.option:
+            name, *values = raw.split(settings.options.arguments_separator)
+            builder = builder.option(name, *values)
+        print(builder.url(args.source, args.ext, encode=args.base64))
+    except ValueError as exc:
+        print(f"imgproxy-py url: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _serve(settings: Settings) -> int:
     # Before anything allocates much: restart under jemalloc when it is installed (allocator.py).
     allocator.reexec_with_jemalloc(settings.workers.malloc, sys.argv[1:])
     import uvicorn
+
+    from imgproxy_py.server.connections import ConnectionLimits, GuardedHttpToolsProtocol, raise_nofile_limit
+
+    raise_nofile_limit()  # before the limits below read it; worker processes inherit it
+    GuardedHttpToolsProtocol.limits = ConnectionLimits.from_settings(settings.server)
 
     metrics_bind = settings.observability.prometheus_bind
     server = settings.server
@@ -69,6 +192,8 @@ def _serve(settings: Settings) -> int:
     from imgproxy_py.observability import configure_logging, start_metrics_server
 
     configure_logging(settings.observability.log_format, settings.observability.log_level)
+    for warning in settings.warnings:  # after logging is set up: JSON logs stay JSON
+        logging.getLogger("imgproxy_py.settings").warning(warning)
     os.environ["IMGPROXY_PY_SERVER_PROCESS"] = "1"  # worker processes set their logging up the same way
     try:
         # Build once in the parent so bad presets or paths fail here, with a clear message.
@@ -80,12 +205,12 @@ def _serve(settings: Settings) -> int:
         return 2
     if metrics_bind:
         start_metrics_server(*metrics_bind, registry=None if multiprocess else app.state.metrics.registry)
-    _print_example(settings)
+    _announce(settings)
     common: dict[str, Any] = {
         "host": server.host,
         "port": server.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": GuardedHttpToolsProtocol,  # httptools with head, idle and connection limits
         "access_log": False,
         "server_header": False,
         "timeout_graceful_shutdown": server.graceful_stop_timeout,
@@ -136,19 +261,35 @@ def _purge(settings: Settings, source: str | None, tag: str | None) -> int:
     return 1 if any(v is None for v in counts.values()) else 0
 
 
-def _print_example(settings: Settings) -> None:
+def _announce(settings: Settings) -> None:
+    """The start-up banner: a working example URL for a local root. With JSON logs it is a
+    ``startup`` event like every other line, never plain text in the middle of the JSON."""
+    example = _example_url(settings)
+    if settings.observability.log_format == "json":
+        fields = {"event": "startup", "version": __version__, "bind": f"{settings.server.host}:{settings.server.port}"}
+        if example:
+            fields.update(root=settings.sources.local_root or "", example_url=example)
+        logging.getLogger("imgproxy_py.cli").info("startup", extra={"fields": fields})
+    elif example:
+        origin = "/".join(example.split("/", 3)[:3])
+        playground = ""
+        if settings.server.playground:
+            playground = f"  playground: {origin}{settings.server.path_prefix}/\n"
+        print(f"\nimgproxy-py: serving {settings.sources.local_root}\n  try: {example}\n{playground}", flush=True)
+
+
+def _example_url(settings: Settings) -> str | None:
     root = settings.sources.local_root
     if not root:
-        return
+        return None
     samples = sorted(f for f in os.listdir(root) if f.lower().endswith(_IMAGE_SUFFIXES))
     if not samples:
-        return
+        return None
     from imgproxy_py.security import sign_path
 
     host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host
     path = sign_path(settings.security, f"/rs:fill:300:200/g:sm/plain/local:///{samples[0]}@webp")
-    base = f"http://{host}:{settings.server.port}{settings.server.path_prefix}"
-    print(f"\nimgproxy-py: serving {root}\n  try: {base}{path}\n", flush=True)
+    return f"http://{host}:{settings.server.port}{settings.server.path_prefix}{path}"
 
 
 if __name__ == "__main__":

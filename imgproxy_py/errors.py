@@ -2,7 +2,10 @@
 
 Every error carries the HTTP status it maps to, a short public message (the only
 text a client ever sees) and a metrics category (imgproxy's ``errors_total{type}``).
-The ``detail`` passed to the constructor is for logs only and never reaches a client.
+The ``detail`` passed to the constructor is for logs; a client sees it (with the ``hint``:
+what was expected, the nearest option name, which setting enables something) only in
+development mode (IMGPROXY_DEVELOPMENT_ERRORS_MODE), see ``developer_message``. Neither may
+hold a secret: both are written to the logs too.
 
     ImgproxyError
     ├── InvalidURLError            404 "Invalid URL"            path_parsing
@@ -25,6 +28,7 @@ The ``detail`` passed to the constructor is for logs only and never reaches a cl
     │   └── UnsupportedFormatError     cannot save in the requested format
     ├── TooManyRequestsError       429 "Too many requests"      queue
     ├── RequestTimeoutError        503 "Timeout"                timeout
+    ├── ShuttingDownError          503 "Server is shutting down" shutdown (graceful stop expired)
     └── ClientClosedError          499                          (client went away)
 """
 
@@ -38,13 +42,30 @@ class ImgproxyError(Exception):
     public_message: str = "Internal error"
     category: str = "unexpected"
 
-    def __init__(self, detail: str = "", *, public_message: str | None = None, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        public_message: str | None = None,
+        status_code: int | None = None,
+        hint: str = "",
+    ) -> None:
         super().__init__(detail or self.public_message)
         self.detail = detail or self.public_message
+        self.hint = hint
         if public_message is not None:
             self.public_message = public_message
         if status_code is not None:
             self.status_code = status_code
+
+    def developer_message(self) -> str:
+        """The development-mode body: the public message, then what exactly was wrong and what to do."""
+        lines = [self.public_message]
+        if self.detail != self.public_message:
+            lines.append(self.detail)
+        if self.hint:
+            lines.append(self.hint)
+        return "\n".join(lines)
 
 
 class InvalidURLError(ImgproxyError):
@@ -152,10 +173,20 @@ class RequestTimeoutError(ImgproxyError):
     category = "timeout"
 
 
+class ShuttingDownError(ImgproxyError):
+    """Still running when IMGPROXY_GRACEFUL_STOP_TIMEOUT expired: retryable, unlike a 500."""
+
+    status_code = 503
+    public_message = "Server is shutting down"
+    category = "shutdown"
+
+
 class ClientClosedError(ImgproxyError):
+    """The client went away before the answer (imgproxy's 499): logged, never a server error."""
+
     status_code = 499
     public_message = "Client closed request"
-    category = "streaming"
+    category = "client_closed"
 
 
 class SettingsError(ValueError):

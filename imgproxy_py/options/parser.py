@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from imgproxy_py.errors import InvalidOptionError, InvalidURLError
@@ -14,6 +15,7 @@ from imgproxy_py.options.source_url import URLRewriter, decode_source, repair_sc
 from imgproxy_py.settings import OptionSettings
 
 _RESIZING_TYPES = {t.value for t in ResizingType}
+_SHORT_NAME = re.compile(r"[A-Za-z0-9]{1,10}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,13 @@ class Parser:
         if ext and not po.raw:  # raw ignores the extension, as imgproxy does
             fmt = ImageFormat.from_name(ext)
             if fmt is None:
-                raise InvalidURLError(f"unknown output extension {ext!r}")
+                # Echo only what looks like an extension: after an unescaped '@' in a plain URL
+                # this is the rest of the source URL, which may carry credentials.
+                shown = repr(ext) if _SHORT_NAME.fullmatch(ext) else "after '@'"
+                raise InvalidURLError(
+                    f"unknown output extension {shown} (an '@' in a plain source URL must be written %40)",
+                    hint="expected one of jpg, png, webp, avif, gif, ico, tiff, bmp, svg",
+                )
             po = evolve(po, format=fmt)
         return ParsedURL(po, source_url)
 
@@ -160,7 +168,10 @@ class Parser:
                 break
             name, args = split_option(segment, sep)
             if allowed and name not in allowed:  # names as written: an alias is a different name
-                raise InvalidOptionError(f"processing option {name!r} is not allowed")
+                raise InvalidOptionError(
+                    f"processing option {name!r} is not allowed",
+                    hint=f"IMGPROXY_ALLOWED_PROCESSING_OPTIONS allows only {', '.join(sorted(allowed))}",
+                )
             apply_option(state, name, args)
         else:
             raise InvalidURLError("source URL is missing")

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from imgproxy_py import __version__, allocator
+from imgproxy_py import __version__, allocator, keys
 from imgproxy_py.cache.memcached import MemcachedTier
 from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
@@ -36,6 +36,7 @@ from imgproxy_py.server.health import health_endpoint
 from imgproxy_py.server.hits import ServeMemoryHits
 from imgproxy_py.server.info import InfoService
 from imgproxy_py.server.middleware import ObserveRequests, RequireSecret
+from imgproxy_py.server.playground import Playground
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import Source
 from imgproxy_py.sources.http import HTTPSource
@@ -110,8 +111,9 @@ def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLoc
 
 
 def settings_fingerprint(config: ProcessingConfig) -> str:
-    """Changes whenever a setting that changes output bytes changes (part of every ETag)."""
-    text = f"{__version__}|{vips.version()}|{config!r}"
+    """Changes whenever a setting that changes output bytes changes (part of every ETag and cache key);
+    the same in every process and replica with the same settings (keys.canonical, not ``repr``)."""
+    text = f"{__version__}|{vips.version()}|{keys.canonical(config)}"
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -208,6 +210,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     admin_path = f"{prefix}/_admin/purge"
     if settings.server.admin_secret:  # off unless a secret is set
         routes.append(Route(admin_path, purge_endpoint(cache, settings.server.admin_secret), methods=["POST"]))
+    if settings.server.playground:  # before the catch-all image route: "/" is the page then
+        routes += Playground(settings, parser.preset_names).routes(prefix)
     routes += [
         Route(f"{prefix}/favicon.ico", _not_found, methods=["GET", "HEAD"]),
         # /info before the catch-all: "/info/<sig>/…" (imgproxy's form) and "/<sig>/info/…".
@@ -216,7 +220,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route(prefix + "/{path:path}", service.handle, methods=["GET", "HEAD"]),
     ]
     access_log = AccessLog(obs.log_format, obs.log_level)
-    middleware = [Middleware(ObserveRequests, metrics=metrics, access_log=access_log, path_prefix=prefix)]
+    custom_health = frozenset({settings.server.health_check_path} - {""})
+    middleware = [
+        Middleware(
+            ObserveRequests,
+            metrics=metrics,
+            access_log=access_log,
+            path_prefix=prefix,
+            quiet=custom_health,
+            health=custom_health,
+        )
+    ]
     if settings.server.secret:
         health_paths = {f"{prefix}/health", settings.server.health_check_path} - {""}
         if settings.server.admin_secret:
