@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
 
 from imgproxy_py.settings import Settings
-from tests.support import REPO
+from tests.support import REPO, free_port, images_dir, size_of
 
 DEPLOY = REPO / "deploy"
 K8S_VERSION = "1.37.0"
@@ -161,3 +165,53 @@ def test_dockerfile_passes_hadolint() -> None:
         timeout=60,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_dockerfile_install_steps_replay_in_a_clean_venv(tmp_path: Path) -> None:
+    """No container engine runs here: replay the image's Python install in a fresh venv (no
+    site packages of ours) on the same Python minor version, then serve a real image from it,
+    so a dependency that needs a system package the Dockerfile lacks fails here."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    base = re.search(r"^FROM python:(\d+\.\d+)", dockerfile, re.M)
+    assert base is not None, "the image is expected to build on an official python base"
+    if base.group(1) != f"{sys.version_info.major}.{sys.version_info.minor}":
+        pytest.skip(f"the image uses Python {base.group(1)}, this interpreter is another minor version")
+    pip_steps = re.findall(r"pip install ([^&\n]+)", dockerfile)
+    assert [step.strip() for step in pip_steps] == ["--no-cache-dir ."]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # The same install, from the same project files (the pip cache may serve the wheels).
+    install = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", str(REPO)], capture_output=True, text=True, timeout=600
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMGPROXY_", "VIRTUAL_ENV", "PYTHON"))}
+    env.update(IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(images_dir()), IMGPROXY_BIND=f"127.0.0.1:{port}", IMGPROXY_MALLOC="glibc")
+    server = subprocess.Popen(
+        [str(venv / "bin" / "imgproxy-py"), "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,  # not the repo: nothing may be imported from the source tree
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        response = None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                response = httpx.get(
+                    f"http://127.0.0.1:{port}/_/rs:fit:80:80/plain/local:///2569067123_aca715a2ee_o.jpg@webp",
+                    timeout=10,
+                )
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert response is not None and response.status_code == 200, "the replayed install did not serve"
+        assert response.headers["content-type"] == "image/webp"
+        assert max(size_of(response.content)) == 80
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
