@@ -187,7 +187,9 @@ def test_dockerfile_install_steps_replay_in_a_clean_venv(tmp_path: Path) -> None
     assert install.returncode == 0, install.stderr[-3000:]
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMGPROXY_", "VIRTUAL_ENV", "PYTHON"))}
-    env.update(IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(images_dir()), IMGPROXY_BIND=f"127.0.0.1:{port}", IMGPROXY_MALLOC="glibc")
+    env.update(
+        IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(images_dir()), IMGPROXY_BIND=f"127.0.0.1:{port}", IMGPROXY_MALLOC="glibc"
+    )
     server = subprocess.Popen(
         [str(venv / "bin" / "imgproxy-py"), "serve"],
         stdout=subprocess.DEVNULL,
