@@ -4,11 +4,16 @@ processes sharing Redis, each with its own L1), by the CLI and by the admin endp
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from imgproxy_py import keys
 from imgproxy_py.cache.base import CacheEntry
@@ -16,7 +21,7 @@ from imgproxy_py.cache.s3 import S3Tier
 from tests.cache.redis_server import RedisServer
 from tests.conftest import ClientFactory
 from tests.s3_server import S3Server
-from tests.support import REPO, Origin, env_for, serving
+from tests.support import REPO, Origin, env_for, free_port, serving
 
 PHOTO = "2569067123_aca715a2ee_o.jpg"
 ADMIN = "purge-secret-for-tests"
@@ -130,3 +135,65 @@ async def test_s3_tier_purges_every_variant_of_one_source(s3_server: S3Server) -
         assert await tier.purge(a) == 0
     finally:
         await tier.aclose()
+
+
+def test_a_cdn_purges_by_the_surrogate_key(origin: Origin) -> None:
+    """Varnish with deploy/varnish/default.vcl in front of a real server: a PURGE carrying the
+    response's Surrogate-Key drops every variant of that source from the CDN, and only those."""
+    varnishd = shutil.which("varnishd") or ("/usr/sbin/varnishd" if Path("/usr/sbin/varnishd").exists() else None)
+    if varnishd is None:
+        pytest.skip("varnishd is not installed (CI installs it: apt-get install varnish)")
+    env = {"IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES": "true", "IMGPROXY_WORKERS": "2"}
+    with serving(env=env) as (base, _), tempfile.TemporaryDirectory() as workdir:
+        os.chmod(workdir, 0o755)  # varnishd reads the VCL as its own user
+        port = base.rsplit(":", 1)[1]
+        vcl = (REPO / "deploy" / "varnish" / "default.vcl").read_text()
+        vcl = vcl.replace('.host = "imgproxy";', '.host = "127.0.0.1";')
+        vcl = vcl.replace('.port = "8080";', f'.port = "{port}";')
+        vcl_file = Path(workdir) / "default.vcl"
+        vcl_file.write_text(vcl)
+        vcl_file.chmod(0o644)
+        cdn_port = free_port()
+        cdn = f"http://127.0.0.1:{cdn_port}"
+        proc = subprocess.Popen(
+            [
+                varnishd,
+                "-F",
+                "-n",
+                f"{workdir}/n",
+                "-a",
+                f"127.0.0.1:{cdn_port}",
+                "-f",
+                str(vcl_file),
+                "-s",
+                "malloc,16m",
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{cdn}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "varnish did not come up"
+                time.sleep(0.2)
+            photo = [f"/_/rs:fit:{w}:{w}/plain/{origin.url(PHOTO)}" for w in (30, 40)]
+            other = f"/_/rs:fit:30:30/plain/{origin.url('320x240.jpg')}"
+            for path in [*photo, other]:
+                assert httpx.get(cdn + path, timeout=20).headers["x-cdn"] == "MISS"
+                again = httpx.get(cdn + path, timeout=20)
+                assert again.headers["x-cdn"] == "HIT"
+            first = httpx.get(cdn + photo[0], timeout=20)
+            tag = first.headers["surrogate-key"]
+            assert tag == keys.source_tag(origin.url(PHOTO))
+            purge = httpx.request("PURGE", cdn + "/", headers={"Surrogate-Key": tag}, timeout=10)
+            assert purge.status_code == 200
+            assert [httpx.get(cdn + p, timeout=20).headers["x-cdn"] for p in photo] == ["MISS", "MISS"]
+            assert httpx.get(cdn + other, timeout=20).headers["x-cdn"] == "HIT"
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
