@@ -197,3 +197,14 @@ def test_a_cdn_purges_by_the_surrogate_key(origin: Origin) -> None:
         finally:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_purge_command_refuses_unclear_input(capsys: pytest.CaptureFixture[str]) -> None:
+    from imgproxy_py.cli import _purge
+    from imgproxy_py.settings import Settings
+
+    assert _purge(Settings(), None, None) == 2
+    assert _purge(Settings(), "http://a/b.jpg", "0" * 16) == 2
+    assert _purge(Settings(), None, "../etc") == 2
+    assert _purge(Settings(), "http://a/b.jpg", None) == 2  # only the in-process L1: nothing shared to purge
+    assert "no shared cache tier" in capsys.readouterr().err
