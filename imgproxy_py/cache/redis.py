@@ -93,9 +93,8 @@ class RedisTarget:
         return cls("sentinel", url, tuple(nodes), username, password, service, int(db or 0))
 
 
-def make_client(url: str, timeout: float) -> tuple[Any, list[Any]]:
-    """A redis.asyncio client (plain, cluster or Sentinel master) with short timeouts, no retry,
-    and the further clients to close with it (a Sentinel's connections to the sentinels)."""
+def make_client(url: str, timeout: float) -> Any:
+    """A redis.asyncio client (plain, cluster or Sentinel master) with short timeouts, no retry."""
     target = RedisTarget.parse(url)
     common: dict[str, Any] = {
         "socket_timeout": timeout,
@@ -103,13 +102,12 @@ def make_client(url: str, timeout: float) -> tuple[Any, list[Any]]:
         "health_check_interval": 0,
     }
     if target.kind == "cluster":
-        cluster = RedisCluster(
+        return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
             username=target.username,
             password=target.password,
             **common,
         )
-        return cluster, []
     if target.kind == "sentinel":
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(target.nodes),
@@ -119,9 +117,17 @@ def make_client(url: str, timeout: float) -> tuple[Any, list[Any]]:
             db=target.db,
             **common,
         )
-        # The sentinels' own connections: Sentinel.aclose() leaves them open in redis-py 8.1.
-        return sentinel.master_for(target.service), [s.connection_pool for s in sentinel.sentinels]
-    return aioredis.Redis.from_url(url, retry_on_timeout=False, **common), []
+        return sentinel.master_for(target.service)
+    return aioredis.Redis.from_url(url, retry_on_timeout=False, **common)
+
+
+async def close_client(client: Any) -> None:
+    """Close ``client`` and, for a Sentinel master, the Sentinel's own connections to the
+    sentinels, which redis-py leaves to whoever made the Sentinel (they leaked a socket per tier)."""
+    await client.aclose()
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    if manager is not None:
+        await manager.aclose()
 
 
 class RedisTier:
@@ -131,7 +137,7 @@ class RedisTier:
         self._url = url
         self._target = RedisTarget.parse(url)
         self._timeout = timeout
-        self._client, self._extra_clients = make_client(url, timeout)
+        self._client = make_client(url, timeout)
         self._prefix = prefix
         self._set_script = self._client.register_script(_SET_INDEXED)
         self._purge_script = self._client.register_script(_PURGE)
@@ -210,7 +216,7 @@ class RedisTier:
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):
-                    await client.aclose()
+                    await close_client(client)
 
     def _subscriber_client(self, attempt: int) -> Any:
         target = self._target
@@ -224,30 +230,11 @@ class RedisTier:
                 socket_connect_timeout=self._timeout,
                 health_check_interval=0,
             )
-        if target.kind == "sentinel":
-            return _ClosingAll(*make_client(self._url, self._timeout))
-        return aioredis.Redis.from_url(self._url, socket_connect_timeout=self._timeout, health_check_interval=0)
+        return (
+            make_client(self._url, self._timeout)
+            if target.kind == "sentinel"
+            else aioredis.Redis.from_url(self._url, socket_connect_timeout=self._timeout, health_check_interval=0)
+        )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
-        await _close_all(self._extra_clients)
-
-
-class _ClosingAll:
-    """A Sentinel master client whose aclose() also closes its sentinel connections."""
-
-    def __init__(self, client: Any, extra: list[Any]) -> None:
-        self._client = client
-        self._extra = extra
-
-    def pubsub(self, **kwargs: Any) -> Any:
-        return self._client.pubsub(**kwargs)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-        await _close_all(self._extra)
-
-
-async def _close_all(items: list[Any]) -> None:
-    for item in items:
-        await (item.disconnect() if isinstance(item, aioredis.ConnectionPool) else item.aclose())
+        await close_client(self._client)
