@@ -187,3 +187,33 @@ def test_without_the_detector_nothing_changes() -> None:
     assert result.faces is None
     plain = run_faces(data, "rs:fill:300:200", use_detector=False)
     assert float((load(result.data).cast("float") - load(plain.data).cast("float")).abs().max()) == 0
+
+
+def test_faces_are_followed_through_a_crop_option() -> None:
+    """``c:`` first (the top-left 400 px), then a smart fill: the face in the cropped frame is kept."""
+    data, labels = face_photo("astronaut.png")
+    cropped = vips.save(load(data).extract_area(0, 0, 400, 400), ".png")
+    # Keeping faces whole, the detector runs at the c: crop, on the whole source: its faces are
+    # offered to the feature store, in the source's frame.
+    whole = run_faces(data, "c:400:400:nowe/rs:fill:100:300/g:sm")
+    assert (whole.width, whole.height) == (100, 300)
+    assert face_share(cropped, whole, labels) >= 0.99
+    assert whole.faces is not None
+    (face,) = whole.faces
+    assert abs(face.x * 512 - labels[0].x0) < 6 and abs(face.y * 512 - labels[0].y0) < 6
+    # Otherwise it first runs after the c: crop, on the pipeline's image (400 px, big enough to
+    # use), which shows part of the source: nothing is offered to the store.
+    partial = run_faces(data, "c:400:400:nowe/rs:fill:200:400/g:sm", keep_whole=False)
+    assert face_share(cropped, partial, labels) >= 0.99
+    assert partial.faces is None
+
+
+def test_stored_faces_skip_the_detector() -> None:
+    """Faces from the feature store are used as they are: the detector does not run."""
+    data, labels = face_photo("astronaut.png")
+    first = run_faces(data, "rs:fill:400:100/g:sm")
+    assert first.faces is not None
+    known = FaceOptions(None, known=first.faces)
+    again = process(data, options("rs:fill:100:400/g:sm"), DEFAULT_CONFIG, faces=known)
+    assert again.faces is None  # nothing new learnt, no detection
+    assert face_share(data, again, labels) >= 0.99
