@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
 from imgproxy_py.errors import ClientClosedError
 
@@ -52,6 +52,7 @@ class RequestRecord:
     source_bytes: int = 0
     result_bytes: int = 0
     spans: dict[str, float] = field(default_factory=dict)
+    experiment: str = ""  # "name=arm" when an experiment applied (imgproxy_py.experiments)
 
 
 current_record: ContextVar[RequestRecord | None] = ContextVar("imgproxy_request_record", default=None)
@@ -129,7 +130,57 @@ class Metrics:
             "queue_rejections_total", "Requests refused because the queue was full", namespace=ns, registry=reg
         )
 
+        # Per experiment arm (labels experiment, arm). Means and their confidence intervals need
+        # a count, a sum and a sum of squares: Summaries (count and sum, cheaper than Histograms)
+        # plus *_squared_total counters; `imgproxy-py experiments report` reads exactly these.
+        arm = ["experiment", "arm"]
+        self.arm_share = Gauge(
+            "experiment_arm_share", "Configured traffic share of an arm (percent)", arm, namespace=ns, registry=reg,
+            multiprocess_mode="max",
+        )  # fmt: skip
+        self.arm_requests = Counter("experiment_requests_total", "Requests by arm", arm, namespace=ns, registry=reg)
+        self.arm_errors = Counter("experiment_errors_total", "Errors by arm", arm, namespace=ns, registry=reg)
+        self.arm_cache_hits = Counter(
+            "experiment_cache_hits_total", "Result cache hits by arm", arm, namespace=ns, registry=reg
+        )
+        self.arm_bytes = Summary("experiment_result_bytes", "Image bytes sent by arm", arm, namespace=ns, registry=reg)
+        self.arm_bytes_sq = Counter(
+            "experiment_result_bytes_squared", "Sum of squared image bytes sent by arm", arm, namespace=ns, registry=reg
+        )
+        self.arm_processing = Summary(
+            "experiment_processing_seconds", "Image processing time by arm", arm, namespace=ns, registry=reg
+        )
+        self.arm_processing_sq = Counter(
+            "experiment_processing_seconds_squared",
+            "Sum of squared image processing times by arm",
+            arm,
+            namespace=ns,
+            registry=reg,
+        )
+
         self._children: dict[tuple[str, str], Any] = {}
+        self._arms: dict[str, _ArmMetrics] = {}
+
+    def _arm(self, label: str) -> _ArmMetrics:
+        """One arm's labelled children, looked up once per arm."""
+        children = self._arms.get(label)
+        if children is None:
+            name, _, arm = label.partition("=")
+            children = self._arms[label] = _ArmMetrics(
+                *(
+                    m.labels(name, arm)
+                    for m in (
+                        self.arm_requests,
+                        self.arm_errors,
+                        self.arm_cache_hits,
+                        self.arm_bytes,
+                        self.arm_bytes_sq,
+                        self.arm_processing,
+                        self.arm_processing_sq,
+                    )
+                )  # fmt: skip
+            )
+        return children
 
     def _child(self, metric: Any, label: str) -> Any:
         """Labelled children, looked up once: ``labels()`` costs more than the increment."""
@@ -159,6 +210,35 @@ class Metrics:
             self.source_bytes.inc(record.source_bytes)
         if record.result_bytes:
             self.result_bytes.inc(record.result_bytes)
+        if record.experiment:
+            self._observe_arm(record)
+
+    def _observe_arm(self, record: RequestRecord) -> None:
+        arm = self._arm(record.experiment)
+        arm.requests.inc()
+        if record.error and record.status != CLIENT_CLOSED:
+            arm.errors.inc()
+        if record.cache.startswith("HIT-L"):
+            arm.cache_hits.inc()
+        size = record.result_bytes
+        if size:
+            arm.bytes.observe(size)
+            arm.bytes_sq.inc(size * size)
+        processing = record.spans.get("processing_image")
+        if processing is not None:
+            arm.processing.observe(processing)
+            arm.processing_sq.inc(processing * processing)
+
+
+@dataclass(slots=True)
+class _ArmMetrics:
+    requests: Any
+    errors: Any
+    cache_hits: Any
+    bytes: Any
+    bytes_sq: Any
+    processing: Any
+    processing_sq: Any
 
 
 # --- logging -----------------------------------------------------------------------------
@@ -340,6 +420,8 @@ class AccessLog:
         if not self.json:
             stamp = self._now()[0]
             extra = f" error={record.error}" if record.error else ""
+            if record.experiment:
+                extra += f" experiment={record.experiment}"
             return (
                 f"{stamp} {logging.getLevelName(level)} access: {record.method} {path} {record.status} "
                 f"{ms}ms {record.cache or '-'} id={record.request_id}{extra}\n"
@@ -362,6 +444,8 @@ class AccessLog:
             fields["result_bytes"] = record.result_bytes
         if record.spans:
             fields["spans_ms"] = {k: round(v * 1000, 2) for k, v in record.spans.items()}
+        if record.experiment:
+            fields["experiment"] = record.experiment
         if record.error:
             fields["error"] = record.error
             fields["detail"] = redact_text(record.detail)[:300]

@@ -336,6 +336,15 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ExperimentSettings:
+    """IMGPROXY_EXPERIMENTS as read: the definitions' text, parsed and validated by imgproxy_py.experiments."""
+
+    text: str = ""  # inline JSON, or the file's content
+    syntax: str = "json"  # json | yaml (a .yaml/.yml file)
+    origin: str = ""  # where it came from, for error messages ("IMGPROXY_EXPERIMENTS" or the file path)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
@@ -347,6 +356,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
+    experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     # Start-up warnings (unknown or unsupported IMGPROXY_* names, an open unsigned server);
     # `imgproxy-py serve` logs them. Not a setting: never part of equality or a cache key.
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
@@ -375,6 +385,7 @@ class Settings:
             cache=_cache(env),
             observability=_observability(env),
             watermark=_watermark(env),
+            experiments=_experiments(env),
         )
 
 
@@ -483,6 +494,23 @@ def _preset_file(env: _Env) -> tuple[str, ...]:
             return tuple(file.read().splitlines())
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"IMGPROXY_PRESETS_PATH: cannot read {path!r}: {exc}") from None
+
+
+def _experiments(env: _Env) -> ExperimentSettings:
+    """IMGPROXY_EXPERIMENTS: inline JSON (starts with ``{``), else the path of a JSON or YAML file,
+    read here so a missing file stops start-up; the definitions are validated by the experiments package."""
+    value = env.raw("IMGPROXY_EXPERIMENTS")
+    if value is None:
+        return ExperimentSettings()
+    if value.startswith("{"):
+        return ExperimentSettings(value, "json", "IMGPROXY_EXPERIMENTS")
+    try:
+        with open(value, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"IMGPROXY_EXPERIMENTS: cannot read {value!r}: {exc}") from None
+    syntax = "yaml" if value.lower().endswith((".yaml", ".yml")) else "json"
+    return ExperimentSettings(text, syntax, f"IMGPROXY_EXPERIMENTS ({value})")
 
 
 def _url_replacements(env: _Env) -> tuple[tuple[str, str], ...]:

@@ -22,6 +22,7 @@ from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
+from imgproxy_py.experiments import Experiments, load_experiments
 from imgproxy_py.netpolicy import AddressPolicy
 from imgproxy_py.observability import AccessLog, Metrics, configure_logging
 from imgproxy_py.options.parser import Parser
@@ -136,6 +137,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     allocator.tune_glibc()  # before the worker threads exist
     vips.init()
     parser = Parser(settings.options)  # validates presets: a bad one stops start-up
+    definitions = load_experiments(settings.experiments, parser.check_options)  # a bad one stops start-up too
+    experiments = Experiments(definitions) if definitions is not None and definitions.experiments else None
     config = ProcessingConfig.from_settings(settings)
     workers = WorkerPool(settings.workers.workers, settings.workers.queue_size)
     sources = build_sources(settings)
@@ -156,6 +159,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         cache=cache,
         lock=lock,
         metrics=metrics,
+        experiments=experiments,
     )
 
     info = InfoService(
@@ -171,6 +175,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if metrics is not None:
             metrics.workers.set(settings.workers.workers)  # only in a process that serves
+            for (name, arm), share in (experiments.shares() if experiments else {}).items():
+                metrics.arm_share.labels(name, arm).set(share)
         trimmer = asyncio.ensure_future(_trim_memory(settings.workers.free_memory_interval))
         try:
             yield
