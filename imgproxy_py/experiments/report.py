@@ -105,6 +105,20 @@ def sample_ratio_mismatch(arms: Mapping[str, ArmData]) -> float | None:
 # --- inputs ---------------------------------------------------------------------------------
 
 
+_METRIC_FIELDS = {
+    "experiment_requests_total": "requests",
+    "experiment_errors_total": "errors",
+    "experiment_cache_hits_total": "cache_hits",
+    "experiment_arm_share": "share",
+    "experiment_results_total": "bytes.n",
+    "experiment_result_bytes_total": "bytes.total",
+    "experiment_result_bytes_squared_total": "bytes.squares",
+    "experiment_processed_total": "processing.n",
+    "experiment_processing_seconds_total": "processing.total",
+    "experiment_processing_seconds_squared_total": "processing.squares",
+}
+
+
 def from_metrics(text: str, namespace: str = "") -> Data:
     """The server's Prometheus exposition text (``/metrics``)."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -119,27 +133,11 @@ def from_metrics(text: str, namespace: str = "") -> Data:
                 continue
             arm = data.setdefault(labels["experiment"], {}).setdefault(labels["arm"], ArmData())
             value = sample.value
-            match name:
-                case "experiment_requests_total":
-                    arm.requests = value
-                case "experiment_errors_total":
-                    arm.errors = value
-                case "experiment_cache_hits_total":
-                    arm.cache_hits = value
-                case "experiment_arm_share":
-                    arm.share = value
-                case "experiment_result_bytes_count":
-                    arm.bytes.n = value
-                case "experiment_result_bytes_sum":
-                    arm.bytes.total = value
-                case "experiment_result_bytes_squared_total":
-                    arm.bytes.squares = value
-                case "experiment_processing_seconds_count":
-                    arm.processing.n = value
-                case "experiment_processing_seconds_sum":
-                    arm.processing.total = value
-                case "experiment_processing_seconds_squared_total":
-                    arm.processing.squares = value
+            where = _METRIC_FIELDS.get(name)
+            if where is None:
+                continue
+            target, _, attr = where.partition(".")
+            setattr(getattr(arm, target) if attr else arm, attr or target, value)
     return data
 
 

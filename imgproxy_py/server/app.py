@@ -190,6 +190,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await sources.aclose()
             workers.close()
             access_log.flush()
+            if metrics is not None:
+                metrics.flush_arms()
 
     prefix = settings.server.path_prefix
     health = health_endpoint(cache.remote if cache is not None else (), settings.server.health_check_cache_tiers)
