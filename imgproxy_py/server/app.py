@@ -23,6 +23,7 @@ from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
 from imgproxy_py.experiments import Experiments, load_experiments
+from imgproxy_py.monitoring import ModelMetrics, ModelRegistry
 from imgproxy_py.netpolicy import AddressPolicy
 from imgproxy_py.observability import AccessLog, Metrics, configure_logging
 from imgproxy_py.options.parser import Parser
@@ -146,6 +147,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Nothing can read metrics without the listener: then counting them is wasted work per request.
     obs = settings.observability
     metrics = Metrics(obs.prometheus_namespace) if obs.prometheus_bind else None
+    # Models (face detection, auto-quality) get their monitor from here: latency, breaker, drift, shadows.
+    models = ModelRegistry(ModelMetrics(metrics.registry, obs.prometheus_namespace) if metrics is not None else None)
     service = ImageService(
         settings=settings,
         parser=parser,
@@ -194,7 +197,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 metrics.flush_arms()
 
     prefix = settings.server.path_prefix
-    health = health_endpoint(cache.remote if cache is not None else (), settings.server.health_check_cache_tiers)
+    health = health_endpoint(
+        cache.remote if cache is not None else (), settings.server.health_check_cache_tiers, models.status_lines
+    )
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
     if settings.server.health_check_path:
         routes.append(Route(settings.server.health_check_path, health, methods=["GET", "HEAD"]))
@@ -228,4 +233,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.service = service
     app.state.info = info
     app.state.metrics = metrics
+    app.state.models = models
     return app
