@@ -287,6 +287,8 @@ def _announce(settings: Settings) -> None:
         fields = {"event": "startup", "version": __version__, "bind": f"{settings.server.host}:{settings.server.port}"}
         if example:
             fields.update(root=settings.sources.local_root or "", example_url=example)
+            if settings.server.playground:
+                fields["playground_url"] = "/".join(example.split("/", 3)[:3]) + settings.server.path_prefix + "/"
         logging.getLogger("imgproxy_py.cli").info("startup", extra={"fields": fields})
     elif example:
         origin = "/".join(example.split("/", 3)[:3])

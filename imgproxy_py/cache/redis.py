@@ -121,6 +121,15 @@ def make_client(url: str, timeout: float) -> Any:
     return aioredis.Redis.from_url(url, retry_on_timeout=False, **common)
 
 
+async def close_client(client: Any) -> None:
+    """Close ``client`` and, for a Sentinel master, the Sentinel's own connections to the
+    sentinels, which redis-py leaves to whoever made the Sentinel (they leaked a socket per tier)."""
+    await client.aclose()
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    if manager is not None:
+        await manager.aclose()
+
+
 class RedisTier:
     name = "L2"
 
@@ -231,7 +240,7 @@ class RedisTier:
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):
-                    await client.aclose()
+                    await close_client(client)
 
     def _subscriber_client(self, attempt: int) -> Any:
         target = self._target
@@ -252,4 +261,4 @@ class RedisTier:
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await close_client(self._client)

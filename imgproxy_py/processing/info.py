@@ -30,6 +30,7 @@ from imgproxy_py.errors import BrokenImageError, InvalidImageError
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.processing import vips
 from imgproxy_py.processing.steps.scale_on_load import load_options
+from imgproxy_py.processing.svg_cost import check_svg_cost
 
 INFO_LOADABLE = frozenset(
     {
@@ -81,6 +82,8 @@ def image_info(data: bytes, max_src_resolution: int) -> dict[str, Any]:
 
 
 def _image_info(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> dict[str, Any]:
+    if fmt is ImageFormat.SVG:
+        check_svg_cost(data)  # the colour summary renders it: refuse <use> and filter bombs first
     header = vips.open_source(data, **load_options(fmt))
     width, height = header.width, header.height  # the first page: one frame of an animation
     if not fmt.is_vector and (width * height == 0 or width * height > max_src_resolution):
