@@ -88,6 +88,8 @@ def mask(name: str, value: Any) -> str:
     if _SECRET_FIELD.search(name) and not name.startswith(("max_", "allow_")):
         return "***" if value else "(not set)"
     if isinstance(value, str):
+        if "\n" in value:  # a file's content (IMGPROXY_EXPERIMENTS): its size, not the document
+            return f"<{len(value)} characters>"
         return _USERINFO.sub("***@", value) or "(empty)"
     return repr(_plain(value))
 
