@@ -169,3 +169,28 @@ def test_invalid_experiments_stop_start_up() -> None:
     )
     assert proc.returncode == 2
     assert "invalid configuration: IMGPROXY_EXPERIMENTS: invalid experiments: experiments.0.arms" in proc.stderr
+
+
+def test_per_arm_metrics_add_up_across_processes(origin: Origin) -> None:
+    fixture_path("320x240.jpg")
+    metrics_port = free_port()
+    env = {
+        "IMGPROXY_PROMETHEUS_BIND": f"127.0.0.1:{metrics_port}",
+        "IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES": "true",
+        "IMGPROXY_EXPERIMENTS": str(EXAMPLE),
+        "IMGPROXY_WORKERS": "1",
+    }
+    counts: Counter[str] = Counter()
+    with serving("--processes", "2", env=env) as (base, _proc), httpx.Client(timeout=30) as client:
+        for i in range(24):
+            source = origin.url("320x240.jpg") + f"%3Fv={i}"
+            response = client.get(f"{base}/_/w:40/plain/{source}@png", headers={"Connection": "close"})
+            assert response.status_code == 200
+            counts[response.headers["x-experiment"]] += 1
+        time.sleep(0.6)  # each process adds its tallies to the shared counters every 0.2 s
+        (quality,) = _report("--metrics", f"http://127.0.0.1:{metrics_port}/metrics")
+    rows = {row["arm"]: row for row in quality["arms"]}  # type: ignore[attr-defined]
+    for arm in ("control", "treatment"):
+        assert rows[arm]["requests"] == counts[f"quality={arm}"]
+        assert rows[arm]["processing_seconds"]["n"] == counts[f"quality={arm}"]
+        assert rows[arm]["share"] == 50
