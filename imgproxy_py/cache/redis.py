@@ -171,30 +171,6 @@ class RedisTier:
         """Delete every entry of one source (its index names them); returns how many."""
         return int(await self._purge_script(keys=[self._index(tag)]))
 
-    async def index_add(self, key: str, ttl: float) -> None:
-        """Record ``key`` in its source's index without storing a value here (for tiers that
-        cannot list their keys, e.g. memcached): a purge then knows what to delete there."""
-        tag, dot, _ = key.partition(".")
-        if dot and ttl > 0:
-            ms = max(1, int(ttl * 1000))
-            index = self._index(tag)
-            await self._client.sadd(index, key)
-            if int(await self._client.pttl(index)) < ms:
-                await self._client.pexpire(index, ms)
-
-    async def indexed(self, tag: str) -> list[str]:
-        """Every key recorded for ``tag`` (tier-independent names: ``tag.digest``)."""
-        names = await self._client.smembers(self._index(tag))
-        result = []
-        for raw in names:
-            name = raw.decode() if isinstance(raw, bytes) else str(raw)
-            # the result-key form (prefix r:{tag}rest) or a plain key recorded by index_add
-            if name.startswith(f"{self._prefix}r:{{{tag}}}"):
-                result.append(f"{tag}.{name[len(self._prefix) + 4 + len(tag) :]}")
-            else:
-                result.append(name)
-        return result
-
     async def publish_purge(self, tag: str) -> None:
         await self._client.execute_command("PUBLISH", self.channel, tag)
 
@@ -213,7 +189,7 @@ class RedisTier:
     async def ping(self) -> bool:
         return bool(await self._client.ping())
 
-    async def listen_for_purges(self, on_tag: Callable[[str], None]) -> None:
+    async def listen_for_purges(self, on_tag: Callable[[str], object]) -> None:
         """Call ``on_tag`` for every purge any process publishes; runs until cancelled.
 
         Reconnects after failures. On a cluster a classic PUBLISH reaches every node, so one
