@@ -194,3 +194,23 @@ def test_per_arm_metrics_add_up_across_processes(origin: Origin) -> None:
         assert rows[arm]["requests"] == counts[f"quality={arm}"]
         assert rows[arm]["processing_seconds"]["n"] == counts[f"quality={arm}"]
         assert rows[arm]["share"] == 50
+
+
+async def test_scopes_by_preset_and_source_prefix_in_the_app(client_factory: ClientFactory) -> None:
+    fixture_path("320x240.jpg")
+    arms = [{"name": "a", "options": "q:60", "share": 50}, {"name": "b", "options": "q:90", "share": 50}]
+    definitions = {
+        "experiments": [
+            {"name": "thumbs", "scope": {"preset": "thumb"}, "arms": arms},
+            {"name": "landscapes", "scope": {"source_prefixes": ["local:///Landscape_"]}, "arms": arms},
+        ]
+    }
+    env = {"IMGPROXY_PRESETS": "thumb=rs:fit:40:40", "IMGPROXY_EXPERIMENTS": json.dumps(definitions)}
+    async with client_factory(**env) as client:
+        thumb = await client.get("/_/pr:thumb/plain/local:///320x240.jpg@jpg")
+        plain = await client.get("/_/rs:fit:40:40/plain/local:///320x240.jpg@jpg")
+        landscape = await client.get("/_/rs:fit:40:40/plain/local:///Landscape_1.jpg@jpg")
+    assert thumb.headers["x-experiment"].startswith("thumbs=")
+    assert "x-experiment" not in plain.headers
+    assert landscape.headers["x-experiment"].startswith("landscapes=")
+    assert len(thumb.content) != len(plain.content)  # q:60 or q:90 instead of the default 80
