@@ -8,6 +8,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 from scipy import stats
@@ -28,7 +29,7 @@ def signed(path: str) -> str:
     return "/" + compute_signature(bytes.fromhex(KEY), bytes.fromhex(SALT), path) + path
 
 
-def _report(*args: str) -> list[dict[str, object]]:
+def _report(*args: str) -> list[dict[str, Any]]:
     out = subprocess.run(
         [sys.executable, "-m", "imgproxy_py", "experiments", "report", "--json", *args],
         capture_output=True,
@@ -38,8 +39,20 @@ def _report(*args: str) -> list[dict[str, object]]:
         env=env_for(IMGPROXY_EXPERIMENTS=str(EXAMPLE)),
         timeout=60,
     ).stdout
-    result: list[dict[str, object]] = json.loads(out)
+    result: list[dict[str, Any]] = json.loads(out)
     return result
+
+
+def _settled_report(metrics_url: str, requests: int, within: float = 15) -> list[dict[str, Any]]:
+    """The report once the arms' counters have caught up with ``requests`` (flushed every 0.2 s;
+    a loaded machine may take longer), polled rather than slept for."""
+    deadline = time.monotonic() + within
+    while True:
+        report = _report("--metrics", metrics_url)
+        seen = sum(row["requests"] for exp in report for row in exp["arms"])
+        if seen >= requests or time.monotonic() > deadline:
+            return report
+        time.sleep(0.2)
 
 
 def test_two_arm_run_headers_metrics_and_report(origin: Origin, tmp_path: Path) -> None:
@@ -78,9 +91,8 @@ def test_two_arm_run_headers_metrics_and_report(origin: Origin, tmp_path: Path) 
                 sizes[source] = len(first.content)
             # the arm's options are not part of the signed path: a tampered signature still fails
             assert client.get(base + "/AAAA" + path[path.index("/", 1) :]).status_code == 403
-        time.sleep(0.5)  # access lines are flushed within 0.2 s
-        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-        from_metrics = _report("--metrics", metrics_url)
+        # access lines and arm tallies are flushed within 0.2 s
+        from_metrics = _settled_report(f"http://127.0.0.1:{metrics_port}/metrics", 2 * len(sources))
 
     for source, label in arms.items():
         expected = assignments.assign(source, ())
@@ -102,7 +114,7 @@ def test_two_arm_run_headers_metrics_and_report(origin: Origin, tmp_path: Path) 
     for report in (from_metrics, from_log):
         (quality,) = report
         assert quality["experiment"] == "quality" and quality["control"] == "control"
-        rows = {row["arm"]: row for row in quality["arms"]}  # type: ignore[attr-defined]
+        rows = {row["arm"]: row for row in quality["arms"]}
         for arm in ("control", "treatment"):
             n = counts[f"quality={arm}"]
             assert rows[arm]["requests"] == 2 * n and rows[arm]["cache_hits"] == n
@@ -187,9 +199,9 @@ def test_per_arm_metrics_add_up_across_processes(origin: Origin) -> None:
             response = client.get(f"{base}/_/w:40/plain/{source}@png", headers={"Connection": "close"})
             assert response.status_code == 200
             counts[response.headers["x-experiment"]] += 1
-        time.sleep(0.6)  # each process adds its tallies to the shared counters every 0.2 s
-        (quality,) = _report("--metrics", f"http://127.0.0.1:{metrics_port}/metrics")
-    rows = {row["arm"]: row for row in quality["arms"]}  # type: ignore[attr-defined]
+        # each process adds its tallies to the shared counters every 0.2 s
+        (quality,) = _settled_report(f"http://127.0.0.1:{metrics_port}/metrics", sum(counts.values()))
+    rows = {row["arm"]: row for row in quality["arms"]}
     for arm in ("control", "treatment"):
         assert rows[arm]["requests"] == counts[f"quality={arm}"]
         assert rows[arm]["processing_seconds"]["n"] == counts[f"quality={arm}"]
