@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgproxy_py.errors import BrokenImageError, InvalidImageError, UnsupportedFormatError
+from imgproxy_py.errors import BrokenImageError, InvalidImageError, SourceResolutionError, UnsupportedFormatError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat, sniff
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.processing import animation, ico, pipeline, svg, vips
@@ -248,8 +248,10 @@ def _check_header(img: Any, data: bytes, fmt: ImageFormat, max_resolution: int) 
             scale = math.sqrt(max_resolution / pixels)
             return vips.open_source(data, **load_options(fmt), scale=scale), scale
         return img, 1.0
-    if pixels == 0 or pixels > max_resolution:
-        raise InvalidImageError(f"source resolution {img.width}x{img.height} exceeds the limit")
+    if pixels == 0:
+        raise InvalidImageError("source image is empty")
+    if pixels > max_resolution:
+        raise SourceResolutionError(f"source resolution {img.width}x{img.height} exceeds the limit")
     if max(img.width, img.height) > MAX_SIDE:
         # Decoders buffer whole rows: a 400000×125 image costs gigabytes though it is only 50 MP.
         raise InvalidImageError(f"source side {max(img.width, img.height)} exceeds {MAX_SIDE}")

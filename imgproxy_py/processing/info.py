@@ -26,7 +26,7 @@ import json
 import math
 from typing import Any
 
-from imgproxy_py.errors import BrokenImageError, InvalidImageError
+from imgproxy_py.errors import BrokenImageError, InvalidImageError, SourceResolutionError
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.processing import vips
 from imgproxy_py.processing.steps.scale_on_load import load_options
@@ -84,7 +84,7 @@ def _image_info(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> dict[
     header = vips.open_source(data, **load_options(fmt))
     width, height = header.width, header.height  # the first page: one frame of an animation
     if not fmt.is_vector and (width * height == 0 or width * height > max_src_resolution):
-        raise InvalidImageError(f"source resolution {width}x{height} exceeds the limit")
+        raise SourceResolutionError(f"source resolution {width}x{height} exceeds the limit")
     orientation = _int_field(header, "orientation", 1)
     if not 1 <= orientation <= 8:
         orientation = 1

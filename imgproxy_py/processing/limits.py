@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgproxy_py.errors import InvalidImageError
+from imgproxy_py.errors import SourceResolutionError
 from imgproxy_py.options.model import ProcessingOptions
 
 
@@ -40,6 +40,6 @@ class Limits:
         frames = max(frames, 1)
         if frames > 1 and self.max_animation_frame_resolution > 0:
             if width * height > self.max_animation_frame_resolution:
-                raise InvalidImageError(f"source frame resolution {width}x{height} exceeds the limit")
+                raise SourceResolutionError(f"source frame resolution {width}x{height} exceeds the limit")
         elif width * height * frames > self.max_src_resolution:
-            raise InvalidImageError(f"source resolution {width}x{height}x{frames} exceeds the limit")
+            raise SourceResolutionError(f"source resolution {width}x{height}x{frames} exceeds the limit")
