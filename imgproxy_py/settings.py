@@ -198,6 +198,8 @@ class OptionSettings:
     auto_avif: bool = False
     enforce_webp: bool = False
     enforce_avif: bool = False
+    auto_jxl: bool = False  # IMGPROXY_AUTO_JXL: image/jxl in Accept picks JPEG XL (never without it)
+    enforce_jxl: bool = False
     preferred_formats: tuple[ImageFormat, ...] = (ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF)
     client_hints: bool = False  # IMGPROXY_ENABLE_CLIENT_HINTS: DPR / Width headers set dpr and width
     preserve_hdr: bool = False  # IMGPROXY_PRESERVE_HDR: the ``ph`` option's default
@@ -215,7 +217,9 @@ class OptionSettings:
 
     @property
     def negotiates_format(self) -> bool:
-        return self.auto_webp or self.auto_avif or self.enforce_webp or self.enforce_avif
+        return any(
+            (self.auto_webp, self.auto_avif, self.auto_jxl, self.enforce_webp, self.enforce_avif, self.enforce_jxl)
+        )
 
     @property
     def vary(self) -> str | None:
@@ -274,6 +278,9 @@ class ProcessingSettings:
     png_interlaced: bool = False
     webp_effort: int = 4
     avif_speed: int = 8
+    jxl_effort: int = 4  # IMGPROXY_JXL_EFFORT, libjxl's 1 (fastest) … 9
+    video_thumbnails: bool = False  # IMGPROXY_ENABLE_VIDEO_THUMBNAILS: stills from MP4/MOV/WebM/MKV sources
+    max_video_duration: float = 3600.0  # IMGPROXY_MAX_VIDEO_DURATION: seconds; longer clips are refused
     intermediate_cache_size: int = 64 * 1024 * 1024  # bytes per process; 0 switches reuse off
     sanitize_svg: bool = True  # SVG passed through as SVG loses script and external references
     always_rasterize_svg: bool = False  # SVG without a requested format is rasterised, not passed through
@@ -409,6 +416,8 @@ def _options(env: _Env) -> OptionSettings:
         auto_avif=env.get_bool("IMGPROXY_AUTO_AVIF", env.get_bool("IMGPROXY_ENABLE_AVIF_DETECTION", False)),
         enforce_webp=env.get_bool("IMGPROXY_ENFORCE_WEBP", False),
         enforce_avif=env.get_bool("IMGPROXY_ENFORCE_AVIF", False),
+        auto_jxl=env.get_bool("IMGPROXY_AUTO_JXL", False),
+        enforce_jxl=env.get_bool("IMGPROXY_ENFORCE_JXL", False),
         preferred_formats=env.formats("IMGPROXY_PREFERRED_FORMATS", defaults.preferred_formats),
         client_hints=env.get_bool("IMGPROXY_ENABLE_CLIENT_HINTS", False),
         preserve_hdr=env.get_bool("IMGPROXY_PRESERVE_HDR", False),
@@ -573,6 +582,9 @@ def _processing(env: _Env) -> ProcessingSettings:
         png_interlaced=env.get_bool("IMGPROXY_PNG_INTERLACED", False),
         webp_effort=env.get_int("IMGPROXY_WEBP_EFFORT", 4, min_value=0, max_value=6),
         avif_speed=env.get_int("IMGPROXY_AVIF_SPEED", 8, min_value=0, max_value=9),
+        jxl_effort=env.get_int("IMGPROXY_JXL_EFFORT", 4, min_value=1, max_value=9),
+        video_thumbnails=env.get_bool("IMGPROXY_ENABLE_VIDEO_THUMBNAILS", False),
+        max_video_duration=env.get_float("IMGPROXY_MAX_VIDEO_DURATION", 3600, min_value=0, max_value=1e9),
         intermediate_cache_size=round(
             env.get_float("IMGPROXY_INTERMEDIATE_CACHE_SIZE", 64, min_value=0, max_value=1 << 20) * 1024 * 1024
         ),

@@ -501,6 +501,12 @@ def apply_max_result_dimension(st: ParseState, args: list[str]) -> None:
     st.po = evolve(st.po, max_result_dimension=parse_int("max_result_dimension", value, lo=-(2**62)))
 
 
+def apply_video_thumbnail_second(st: ParseState, args: list[str]) -> None:
+    """``vts:<seconds>`` (imgproxy Pro's option): the time of the still taken from a video source."""
+    _exact_args("video_thumbnail_second", args, 1)
+    st.po = evolve(st.po, video_thumbnail_second=parse_float("video_thumbnail_second", args[0]))
+
+
 def apply_option(st: ParseState, name: str, args: list[str]) -> None:
     applier = APPLIERS.get(name)
     if applier is None:
@@ -561,3 +567,4 @@ _register(apply_max_src_file_size, "max_src_file_size", "msfs")
 _register(apply_max_animation_frames, "max_animation_frames", "maf")
 _register(apply_max_animation_frame_resolution, "max_animation_frame_resolution", "mafr")
 _register(apply_max_result_dimension, "max_result_dimension", "mrd")
+_register(apply_video_thumbnail_second, "video_thumbnail_second", "vts")

@@ -28,7 +28,7 @@ from typing import Any
 
 from imgproxy_py.errors import BrokenImageError, InvalidImageError, SourceResolutionError
 from imgproxy_py.imagetype import ImageFormat, sniff
-from imgproxy_py.processing import vips
+from imgproxy_py.processing import codecs, external, vips
 from imgproxy_py.processing.steps.scale_on_load import load_options
 
 INFO_LOADABLE = frozenset(
@@ -41,6 +41,8 @@ INFO_LOADABLE = frozenset(
         ImageFormat.GIF,
         ImageFormat.TIFF,
         ImageFormat.SVG,
+        ImageFormat.BMP,
+        ImageFormat.JXL,
     }
 )
 THUMBNAIL_SIZE = 256
@@ -81,7 +83,9 @@ def image_info(data: bytes, max_src_resolution: int) -> dict[str, Any]:
 
 
 def _image_info(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> dict[str, Any]:
-    header = vips.open_source(data, **load_options(fmt))
+    # BMP, HEVC HEIC, JPEG XL: limits from the probed header, then decoded outside libvips.
+    decoded = codecs.decodes(data, fmt)
+    header = external.load(data, fmt, max_src_resolution) if decoded else vips.open_source(data, **load_options(fmt))
     width, height = header.width, header.height  # the first page: one frame of an animation
     if not fmt.is_vector and (width * height == 0 or width * height > max_src_resolution):
         raise SourceResolutionError(f"source resolution {width}x{height} exceeds the limit")
@@ -113,7 +117,7 @@ def _image_info(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> dict[
         "bands": header.bands,
         "metadata": {name: vips.has_field(header, field) for name, field in _METADATA.items()},
     }
-    info.update(colour_summary(_small_srgb(data, fmt)))
+    info.update(colour_summary(_small_srgb(data, fmt, header if decoded else None)))
     return info
 
 
@@ -121,10 +125,16 @@ def _int_field(img: Any, name: str, default: int) -> int:
     return int(img.get(name)) if vips.has_field(img, name) else default
 
 
-def _small_srgb(data: bytes, fmt: ImageFormat) -> Any:
-    """An upright ≤256 px 8-bit sRGB (+ alpha) version, decoded into memory once."""
-    loader = "" if fmt is ImageFormat.SVG else "fail_on=truncated"
-    img = vips.thumbnail(data, THUMBNAIL_SIZE, height=THUMBNAIL_SIZE, size="down", option_string=loader)
+def _small_srgb(data: bytes, fmt: ImageFormat, decoded: Any = None) -> Any:
+    """An upright ≤256 px 8-bit sRGB (+ alpha) version, decoded into memory once.
+
+    ``decoded``: the source already decoded (and upright) by a codec outside libvips.
+    """
+    if decoded is not None:
+        img = vips.thumbnail_image(decoded, THUMBNAIL_SIZE, height=THUMBNAIL_SIZE, size="down")
+    else:
+        loader = "" if fmt is ImageFormat.SVG else "fail_on=truncated"
+        img = vips.thumbnail(data, THUMBNAIL_SIZE, height=THUMBNAIL_SIZE, size="down", option_string=loader)
     if img.interpretation not in ("srgb", "b-w"):
         img = img.colourspace("srgb")  # 16-bit, LAB, …; CMYK was imported by thumbnail
     elif vips.has_field(img, "icc-profile-data"):
