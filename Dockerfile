@@ -3,13 +3,14 @@ FROM python:3.11-slim-bookworm
 
 # jemalloc: glibc malloc fragments badly under long-running multithreaded libvips work
 # (libvips developer checklist, "Linux memory allocator"); jemalloc keeps RSS flat and
-# returns memory to the OS. background_thread purges dirty pages without a request.
+# returns memory to the OS. No LD_PRELOAD here: `imgproxy-py serve` restarts itself under
+# jemalloc wherever Debian puts it (amd64 and arm64 alike) unless IMGPROXY_MALLOC=glibc,
+# and sets MALLOC_CONF (background_thread purges dirty pages without a request).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libjemalloc2 \
  && rm -rf /var/lib/apt/lists/*
-ENV LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
-    MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000,narenas:4 \
-    PYTHONUNBUFFERED=1 \
+# VIPS_CONCURRENCY=1: one libvips thread per image; the parallelism is IMGPROXY_WORKERS images at once.
+ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     VIPS_CONCURRENCY=1 \
     IMGPROXY_BIND=:8080
@@ -22,5 +23,7 @@ COPY config ./config
 
 USER imgproxy
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/health').status == 200 else 1)"
+# Reads the same IMGPROXY_* settings as the server: follows IMGPROXY_BIND, IMGPROXY_PATH_PREFIX
+# and IMGPROXY_HEALTH_CHECK_PATH (a fixed 127.0.0.1:8080/health did not).
+HEALTHCHECK --interval=10s --timeout=5s CMD ["imgproxy-py", "health"]
 CMD ["imgproxy-py", "serve"]

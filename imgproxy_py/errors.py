@@ -26,6 +26,7 @@ The ``detail`` passed to the constructor is for logs only and never reaches a cl
     │   └── UnsupportedFormatError     cannot save in the requested format
     ├── TooManyRequestsError       429 "Too many requests"      queue
     ├── RequestTimeoutError        503 "Timeout"                timeout
+    ├── ShuttingDownError          503 "Server is shutting down" shutdown (graceful stop expired)
     └── ClientClosedError          499                          (client went away)
 """
 
@@ -159,10 +160,20 @@ class RequestTimeoutError(ImgproxyError):
     category = "timeout"
 
 
+class ShuttingDownError(ImgproxyError):
+    """Still running when IMGPROXY_GRACEFUL_STOP_TIMEOUT expired: retryable, unlike a 500."""
+
+    status_code = 503
+    public_message = "Server is shutting down"
+    category = "shutdown"
+
+
 class ClientClosedError(ImgproxyError):
+    """The client went away before the answer (imgproxy's 499): logged, never a server error."""
+
     status_code = 499
     public_message = "Client closed request"
-    category = "streaming"
+    category = "client_closed"
 
 
 class SettingsError(ValueError):

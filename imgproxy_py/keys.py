@@ -7,9 +7,36 @@ version and the settings that affect processing; the digest covers exactly those
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import hashlib
+from collections.abc import Mapping
 
 from imgproxy_py.options.model import ProcessingOptions
+
+
+def canonical(value: object) -> str:
+    """Text that is the same in every process for equal values: part of keys shared across processes.
+
+    ``repr`` is not: a set's order follows the per-process string hash seed (PYTHONHASHSEED),
+    so two processes with the same settings computed different keys and ETags. Here sets and
+    mappings are sorted, dataclasses list their compared fields in order (``compare=False``
+    fields, e.g. decoded pixels, are not settings), enums give their value.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        parts = (f"{f.name}={canonical(getattr(value, f.name))}" for f in dataclasses.fields(value) if f.compare)
+        return f"{type(value).__name__}({','.join(parts)})"
+    if isinstance(value, enum.Enum):
+        return canonical(value.value)
+    if isinstance(value, (set, frozenset)):
+        return "{" + ",".join(sorted(canonical(item) for item in value)) + "}"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(sorted(f"{canonical(k)}:{canonical(v)}" for k, v in value.items())) + "}"
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(canonical(item) for item in value) + "]"
+    if value is None or isinstance(value, (str, int, float, bool, bytes)):
+        return repr(value)  # these reprs do not depend on the process
+    raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
 def source_version(etag: str | None, last_modified: str | None, data: bytes) -> str:

@@ -28,9 +28,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from imgproxy_py.errors import ClientClosedError
+
+CLIENT_CLOSED = ClientClosedError.status_code  # 499: counted by status, logged at info, not an error
 SPANS = ("queue", "downloading_source_image", "processing_image", "streaming_image")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -139,7 +143,7 @@ class Metrics:
         self.requests.inc()
         self._child(self.status_codes, str(record.status)).inc()
         self.duration.observe(duration)
-        if record.error:
+        if record.error and record.status != CLIENT_CLOSED:  # a client hanging up is no error of ours
             self._child(self.errors, record.error).inc()
             if record.error == "queue":
                 self.queue_rejections.inc()
@@ -160,12 +164,15 @@ class Metrics:
 # --- logging -----------------------------------------------------------------------------
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# userinfo in a source URL's authority, with the @ literal or percent-encoded (plain URLs need %40)
-_USERINFO = re.compile(r"(:(?://|%2F%2F))[^/]*?(?:@|%40)", re.IGNORECASE)
+# Patterns run on the percent-decoded text (see _decoded): an encoding cannot hide a secret.
+# userinfo in a URL's authority: "scheme://user:pass@" (also "scheme:/", as CDNs mangle it)
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/{1,2})[^/?#@\s]*@")
+# token-like query parameters; the value runs to the next parameter (it may hold '/' or '@')
 _QUERY_SECRETS = re.compile(
-    r"((?:[?&]|%3F|%26)(?:[^=&/]*(?:token|sig|key|secret|passw|auth|cred)[^=&/]*)(?:=|%3D))[^&/%]*", re.IGNORECASE
+    r"([?&;][^=&?#;/]*(?:token|sig|key|secret|passw|auth|cred)[^=&?#;/]*=)[^&#;\s]*", re.IGNORECASE
 )
 _BASE64_SOURCE = re.compile(r"[A-Za-z0-9_-]{8,}={0,2}")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def valid_request_id(value: str | None) -> str | None:
@@ -180,24 +187,53 @@ def redact_path(raw_path: str, prefix: str = "") -> str:
     """
     path = raw_path[len(prefix) :] if prefix and raw_path.startswith(prefix) else raw_path
     _, sep, rest = path.lstrip("/").partition("/")
-    masked = f"/-/{rest}" if sep else path
-    masked = _USERINFO.sub(r"\1***@", masked)
-    masked = _QUERY_SECRETS.sub(r"\1***", masked)
-    return "/".join(_redact_base64(segment) for segment in masked.split("/"))
+    return _redact_base64(redact_text(f"/-/{rest}" if sep else path))
 
 
-def _redact_base64(segment: str) -> str:
-    """A base64-encoded source URL hides its credentials from the patterns above: decode to check."""
-    if ":" in segment or not _BASE64_SOURCE.fullmatch(segment.split(".", 1)[0]):
-        return segment
-    text = segment.split(".", 1)[0].rstrip("=")
-    try:
-        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8", "replace")
-    except ValueError:
-        return segment
-    if _USERINFO.search(decoded) or _QUERY_SECRETS.search(decoded):
-        return "<source with credentials>"
-    return segment
+def redact_text(text: str) -> str:
+    """``text`` (a path, an error detail) as is, or percent-decoded with URL credentials masked.
+
+    The patterns run on the decoded form, which is what makes them hold for any encoding
+    (``%3D``, ``%253D``, ``%40``…); control characters are escaped so a line stays one line.
+    """
+    decoded = _decoded(text)
+    masked = _QUERY_SECRETS.sub(r"\1***", _USERINFO.sub(r"\1***@", decoded))
+    return _UNPRINTABLE.sub(lambda m: f"%{ord(m.group()):02X}", masked if masked != decoded else text)
+
+
+def _decoded(text: str, rounds: int = 4) -> str:
+    """Percent-decoded until stable (a double-encoded URL is decoded twice), at most ``rounds`` times."""
+    for _ in range(rounds):
+        decoded = unquote(text, errors="replace")
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _redact_base64(path: str) -> str:
+    """A base64-encoded source URL hides its credentials from the patterns above: decode to check.
+
+    The base64 may be split by '/' anywhere (as imgproxy allows), so every tail of the path
+    after the options is tried joined; one that decodes to a URL with credentials is replaced.
+    """
+    segments = path.split("/")
+    first = next((i for i, segment in enumerate(segments) if i >= 2 and ":" not in segment), None)
+    if first is None or segments[first] == "plain":
+        return path
+    for start in range(first, len(segments)):
+        joined = "".join(segments[start:]).split(".", 1)[0].split("@", 1)[0]
+        if not _BASE64_SOURCE.fullmatch(joined):
+            continue
+        text = joined.rstrip("=")
+        try:
+            decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8", "replace")
+        except ValueError:
+            continue
+        plain = _decoded(decoded)
+        if _USERINFO.search(plain) or _QUERY_SECRETS.search(plain):
+            return "/".join([*segments[:start], "<source with credentials>"])
+    return path
 
 
 class JSONFormatter(logging.Formatter):
@@ -216,13 +252,24 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(payload, separators=(",", ":"), default=str)
 
 
+class PrettyFormatter(logging.Formatter):
+    """``time LEVEL logger: message``, one line per record: a multi-line message (libvips
+    warnings, tracebacks) has its line breaks escaped, so a record never spans lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).rstrip("\n").replace("\r", "\\r").replace("\n", "\\n")
+
+
 def configure_logging(fmt: str, level: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     if fmt == "json":
         handler.setFormatter(JSONFormatter())
         logging.Formatter.converter = time.gmtime
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(PrettyFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -266,7 +313,13 @@ class AccessLog:
         return self._stamps
 
     def write(self, record: RequestRecord, duration: float, prefix: str = "") -> None:
-        level = logging.ERROR if record.status >= 500 else logging.WARNING if record.status >= 400 else logging.INFO
+        status = record.status
+        if status >= 500:
+            level = logging.ERROR
+        elif status >= 400 and status != CLIENT_CLOSED:
+            level = logging.WARNING
+        else:
+            level = logging.INFO
         if level < self.min_level:
             return
         line = self._format(record, duration, prefix, level)
@@ -311,7 +364,7 @@ class AccessLog:
             fields["spans_ms"] = {k: round(v * 1000, 2) for k, v in record.spans.items()}
         if record.error:
             fields["error"] = record.error
-            fields["detail"] = record.detail[:300]
+            fields["detail"] = redact_text(record.detail)[:300]
         fields["pid"] = self._pid
         return json.dumps(fields, separators=(",", ":")) + "\n"
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +19,12 @@ from urllib.parse import urlsplit
 
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
+
+# IMGPROXY_MAX_SRC_FILE_SIZE when unset (imgproxy: no cap). 64 MiB is several times a real
+# photo at the default 50 MP resolution limit (a 50 MP JPEG at quality 95 is ~25 MB) and
+# small enough that a few endless sources at once cannot take the process's memory (issue 16).
+# 0 set explicitly still means "no cap".
+DEFAULT_MAX_SRC_FILE_SIZE = 64 * 1024 * 1024
 
 _INT = re.compile(r"[+-]?[0-9]+")  # Go's strconv.Atoi; Python's int() would also take "1_000"
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
@@ -36,8 +45,11 @@ class _Env:
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
+        # Every name asked for, set or not: the names this server knows (see config_warnings).
+        self.read: set[str] = set()
 
     def raw(self, name: str) -> str | None:
+        self.read.add(name)
         value = self._environ.get(name)
         if value is None or value.strip() == "":
             return None
@@ -161,6 +173,9 @@ class ServerSettings:
     health_check_path: str = ""
     graceful_stop_timeout: float = 20.0
     health_check_cache_tiers: bool = False  # /health fails while a remote cache tier is down
+    max_clients: int = 2048  # open connections per process (server/connections.py); 0: no cap
+    read_request_timeout: float = 5.0  # seconds to receive a request's head
+    keep_alive_timeout: float = 10.0  # seconds an idle keep-alive connection is kept; 0: none
     secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
 
 
@@ -171,7 +186,7 @@ class SecuritySettings:
     signature_size: int = 32
     trusted_signatures: frozenset[str] = frozenset()
     max_src_resolution: int = 50_000_000
-    max_src_file_size: int = 0
+    max_src_file_size: int = DEFAULT_MAX_SRC_FILE_SIZE  # bytes; 0: no cap
     max_animation_frames: int = 100
     max_animation_frame_resolution: int = 0  # pixels; 0: frames of an animation count together
     max_result_dimension: int = 0  # pixels; 0: no limit
@@ -336,10 +351,23 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
+    # Start-up warnings (unknown or unsupported IMGPROXY_* names, an open unsigned server);
+    # `imgproxy-py serve` logs them. Not a setting: never part of equality or a cache key.
+    warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = _Env(os.environ if environ is None else environ)
+        environ = os.environ if environ is None else environ
+        env = _Env(environ)
+        settings = cls._read(env)
+        strict = env.get_bool("IMGPROXY_STRICT_CONFIG", False)
+        names = config_warnings(environ, frozenset(env.read))
+        if strict and names:
+            raise SettingsError("IMGPROXY_STRICT_CONFIG: " + "; ".join(names))
+        return dataclasses.replace(settings, warnings=(*names, *_exposure_warnings(settings)))
+
+    @classmethod
+    def _read(cls, env: _Env) -> Settings:
         return cls(
             server=_server(env),
             security=_security(env),
@@ -374,6 +402,9 @@ def _server(env: _Env) -> ServerSettings:
         health_check_path=health,
         graceful_stop_timeout=env.get_float("IMGPROXY_GRACEFUL_STOP_TIMEOUT", 20.0, min_value=0),
         health_check_cache_tiers=env.get_bool("IMGPROXY_HEALTH_CHECK_CACHE_TIERS", False),
+        max_clients=env.get_int("IMGPROXY_MAX_CLIENTS", 2048, min_value=0),
+        read_request_timeout=env.get_float("IMGPROXY_READ_REQUEST_TIMEOUT", 5.0, min_value=0.1),
+        keep_alive_timeout=env.get_float("IMGPROXY_KEEP_ALIVE_TIMEOUT", 10.0, min_value=0),
         secret=env.get_str("IMGPROXY_SECRET", ""),
     )
 
@@ -391,7 +422,7 @@ def _security(env: _Env) -> SecuritySettings:
         signature_size=env.get_int("IMGPROXY_SIGNATURE_SIZE", 32, min_value=1, max_value=32),
         trusted_signatures=frozenset(env.get_list("IMGPROXY_TRUSTED_SIGNATURES")),
         max_src_resolution=round(env.get_float("IMGPROXY_MAX_SRC_RESOLUTION", 50.0, min_value=0.000001) * 1_000_000),
-        max_src_file_size=env.get_int("IMGPROXY_MAX_SRC_FILE_SIZE", 0, min_value=0),
+        max_src_file_size=env.get_int("IMGPROXY_MAX_SRC_FILE_SIZE", DEFAULT_MAX_SRC_FILE_SIZE, min_value=0),
         max_animation_frames=env.get_int("IMGPROXY_MAX_ANIMATION_FRAMES", 100, min_value=1),
         max_animation_frame_resolution=round(
             env.get_float("IMGPROXY_MAX_ANIMATION_FRAME_RESOLUTION", 0, min_value=0) * 1_000_000
@@ -485,13 +516,14 @@ def _watermark(env: _Env) -> WatermarkSettings:
     """DATA (base64) wins over PATH, which wins over URL, as in imgproxy; the image is decoded later."""
     opacity = env.get_float("IMGPROXY_WATERMARK_OPACITY", 1.0, min_value=0, max_value=1)
     encoded = env.raw("IMGPROXY_WATERMARK_DATA")
+    path = env.raw("IMGPROXY_WATERMARK_PATH")  # all three read always: each is a known name
+    url = env.raw("IMGPROXY_WATERMARK_URL")
     if encoded is not None:
         try:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise SettingsError("IMGPROXY_WATERMARK_DATA: not valid base64") from None
         return WatermarkSettings(data=data, origin="IMGPROXY_WATERMARK_DATA", opacity=opacity)
-    path = env.raw("IMGPROXY_WATERMARK_PATH")
     if path is not None:
         try:
             with open(path, "rb") as file:
@@ -499,7 +531,6 @@ def _watermark(env: _Env) -> WatermarkSettings:
         except OSError as exc:
             raise SettingsError(f"IMGPROXY_WATERMARK_PATH: cannot read {path!r}: {exc}") from None
         return WatermarkSettings(data=data, origin="IMGPROXY_WATERMARK_PATH", opacity=opacity)
-    url = env.raw("IMGPROXY_WATERMARK_URL")
     if url is not None:
         if not url.startswith(("http://", "https://")):
             raise SettingsError("IMGPROXY_WATERMARK_URL: must be an http:// or https:// URL")
@@ -653,3 +684,153 @@ def _workers(env: _Env) -> WorkerSettings:
         workers=env.get_int("IMGPROXY_WORKERS", 2 * (os.cpu_count() or 1), min_value=1, max_value=1024),
         queue_size=env.get_int("IMGPROXY_REQUESTS_QUEUE_SIZE", 0, min_value=0),
     )
+
+
+# imgproxy settings this server does not implement (imgproxy's docs, configuration/options).
+# Setting one warns "not supported" instead of being silently ignored. A name that some
+# part of this server reads through _Env is known and never reported, even if listed here.
+UNSUPPORTED = frozenset(
+    {
+        "IMGPROXY_READ_TIMEOUT",
+        "IMGPROXY_READ_REQUEST_TIMEOUT",
+        "IMGPROXY_WRITE_TIMEOUT",
+        "IMGPROXY_WRITE_RESPONSE_TIMEOUT",
+        "IMGPROXY_KEEP_ALIVE_TIMEOUT",
+        "IMGPROXY_CLIENT_KEEP_ALIVE_TIMEOUT",
+        "IMGPROXY_MAX_CLIENTS",
+        "IMGPROXY_CONCURRENCY",
+        "IMGPROXY_NETWORK",
+        "IMGPROXY_SO_REUSEPORT",
+        "IMGPROXY_ALLOW_ORIGIN",
+        "IMGPROXY_SET_CANONICAL_HEADER",
+        "IMGPROXY_CACHE_CONTROL_PASSTHROUGH",
+        "IMGPROXY_ETAG_BUSTER",
+        "IMGPROXY_LAST_MODIFIED_BUSTER",
+        "IMGPROXY_RETURN_ATTACHMENT",
+        "IMGPROXY_BASE64_URL_INCLUDES_FILENAME",
+        "IMGPROXY_SOURCE_URL_QUERY_SEPARATOR",
+        "IMGPROXY_SOURCE_URL_ENCRYPTION_KEY",
+        "IMGPROXY_COOKIE_PASSTHROUGH",
+        "IMGPROXY_COOKIE_BASE_URL",
+        "IMGPROXY_IGNORE_SSL_VERIFICATION",
+        "IMGPROXY_DEVELOPMENT_ERRORS_MODE",
+        "IMGPROXY_ENABLE_DEBUG_HEADERS",
+        "IMGPROXY_MAX_SVG_CHECK_BYTES",
+        "IMGPROXY_SVG_UNLIMITED",
+        "IMGPROXY_SVG_FIX_UNSUPPORTED",
+        "IMGPROXY_FALLBACK_IMAGE_DATA",
+        "IMGPROXY_FALLBACK_IMAGE_PATH",
+        "IMGPROXY_FALLBACK_IMAGE_URL",
+        "IMGPROXY_FALLBACK_IMAGE_HTTP_CODE",
+        "IMGPROXY_FALLBACK_IMAGE_TTL",
+        "IMGPROXY_USE_GCS",
+        "IMGPROXY_GCS_KEY",
+        "IMGPROXY_GCS_ENDPOINT",
+        "IMGPROXY_USE_ABS",
+        "IMGPROXY_ABS_NAME",
+        "IMGPROXY_ABS_KEY",
+        "IMGPROXY_ABS_ENDPOINT",
+        "IMGPROXY_USE_SWIFT",
+        "IMGPROXY_SWIFT_USERNAME",
+        "IMGPROXY_SWIFT_API_KEY",
+        "IMGPROXY_SWIFT_AUTH_URL",
+        "IMGPROXY_S3_ASSUME_ROLE_ARN",
+        "IMGPROXY_S3_ASSUME_ROLE_EXTERNAL_ID",
+        "IMGPROXY_S3_MULTI_REGION",
+        "IMGPROXY_S3_DECRYPTION_CLIENT_ENABLED",
+        "IMGPROXY_NEW_RELIC_KEY",
+        "IMGPROXY_NEW_RELIC_APP_NAME",
+        "IMGPROXY_DATADOG_ENABLE",
+        "IMGPROXY_OPEN_TELEMETRY_ENABLE",
+        "IMGPROXY_OPEN_TELEMETRY_ENDPOINT",
+        "IMGPROXY_CLOUD_WATCH_SERVICE_NAME",
+        "IMGPROXY_CLOUD_WATCH_NAMESPACE",
+        "IMGPROXY_CLOUD_WATCH_REGION",
+        "IMGPROXY_BUGSNAG_KEY",
+        "IMGPROXY_HONEYBADGER_KEY",
+        "IMGPROXY_SENTRY_DSN",
+        "IMGPROXY_AIRBRAKE_PROJECT_ID",
+        "IMGPROXY_AIRBRAKE_PROJECT_KEY",
+        "IMGPROXY_SYSLOG_ENABLE",
+        "IMGPROXY_PPROF_BIND",
+        "IMGPROXY_LOG_MEM_STATS",
+        "IMGPROXY_DOWNLOAD_BUFFER_SIZE",
+        "IMGPROXY_BUFFER_POOL_CALIBRATION_THRESHOLD",
+        "IMGPROXY_JPEG_NO_SUBSAMPLE",
+        "IMGPROXY_JPEG_TRELLIS_QUANT",
+        "IMGPROXY_JPEG_OVERSHOOT_DERINGING",
+        "IMGPROXY_JPEG_OPTIMIZE_SCANS",
+        "IMGPROXY_JPEG_QUANT_TABLE",
+        "IMGPROXY_PNG_QUANTIZE",
+        "IMGPROXY_PNG_QUANTIZATION_COLORS",
+        "IMGPROXY_WEBP_COMPRESSION",
+        "IMGPROXY_WEBP_SMART_SUBSAMPLE",
+        "IMGPROXY_JXL_EFFORT",
+        "IMGPROXY_AVIF_SUBSAMPLE",
+        "IMGPROXY_AUTO_JXL",
+        "IMGPROXY_ENFORCE_JXL",
+        "IMGPROXY_USE_LINEAR_COLORSPACE",
+        "IMGPROXY_DISABLE_SHRINK_ON_LOAD",
+        "IMGPROXY_STRIP_METADATA_DPI",
+        "IMGPROXY_WATERMARK_CACHE_SIZE",
+        "IMGPROXY_UNSHARP_MASKING_MODE",
+        "IMGPROXY_UNSHARP_MASKING_WEIGHT",
+        "IMGPROXY_UNSHARP_MASKING_DIVIDER",
+        "IMGPROXY_SMART_CROP_ADVANCED",
+        "IMGPROXY_SMART_CROP_FACE_DETECTION",
+        "IMGPROXY_OBJECT_DETECTION_CONFIG",
+        "IMGPROXY_GZIP_COMPRESSION",
+        "IMGPROXY_MAX_SRC_RESOLUTION_FOR_ENLARGE",
+        "IMGPROXY_LICENSE_KEY",
+        "IMGPROXY_ENABLE_AUTO_QUALITY",
+        "IMGPROXY_AUTO_QUALITY_METHOD",
+        "IMGPROXY_BEST_FORMAT_COMPLEXITY_THRESHOLD",
+        "IMGPROXY_BEST_FORMAT_MAX_RESOLUTION",
+        "IMGPROXY_BEST_FORMAT_BY_DEFAULT",
+        "IMGPROXY_BEST_FORMAT_ALLOW_SKIPS",
+        "IMGPROXY_STRIP_METADATA_SOURCE",
+        "IMGPROXY_ENABLE_VIDEO_THUMBNAILS",
+        "IMGPROXY_VIDEO_THUMBNAIL_SECOND",
+    }
+)
+_INTERNAL_PREFIX = "IMGPROXY_PY_"  # set by `imgproxy-py serve` for its own worker processes
+
+
+def config_warnings(environ: Mapping[str, str], known: frozenset[str]) -> list[str]:
+    """One message per IMGPROXY_* variable in ``environ`` that nothing reads.
+
+    ``known`` is every name ``_Env`` was asked for, so a setting added anywhere is known
+    without a second list to keep in step. A typo is answered with the nearest known name
+    (difflib's ratio, the standard library's fuzzy matcher: no extra dependency for one call).
+    """
+    messages = []
+    for name in sorted(environ):
+        if not name.startswith("IMGPROXY_") or name.startswith(_INTERNAL_PREFIX) or name in known:
+            continue
+        if name in UNSUPPORTED:
+            messages.append(f"{name} is an imgproxy setting this server does not support; it is ignored")
+            continue
+        close = difflib.get_close_matches(name, sorted(known | UNSUPPORTED), n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        messages.append(f"{name} is not a known setting; it is ignored{hint}")
+    return messages
+
+
+def _exposure_warnings(settings: Settings) -> list[str]:
+    """An unsigned server reachable beyond this machine: anyone can make it transform anything."""
+    if settings.security.signing_enabled or _is_loopback(settings.server.host):
+        return []
+    return [
+        f"listening on {settings.server.host}:{settings.server.port}, beyond loopback, WITHOUT URL SIGNING: "
+        "anyone who can reach it can make it fetch and process any image; set IMGPROXY_KEY and IMGPROXY_SALT "
+        "(openssl rand -hex 32) or bind to 127.0.0.1"
+    ]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: may resolve anywhere

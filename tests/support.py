@@ -130,6 +130,9 @@ def _make_handler(origin: Origin) -> type[http.server.BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if path.startswith("/endless"):  # a body that never ends (no Content-Length), until the client hangs up
+                self._endless()
+                return
             if path.startswith("/truncate/"):
                 data = (origin.root / path[len("/truncate/") :]).read_bytes()
                 self.send_response(200)
@@ -157,6 +160,19 @@ def _make_handler(origin: Origin) -> type[http.server.BaseHTTPRequestHandler]:
                 return
             mtime = email.utils.formatdate(file.stat().st_mtime, usegmt=True)
             self._send(200, data, "image/octet-stream", {"ETag": etag, "Last-Modified": mtime})
+
+        def _endless(self, limit: float = 60.0) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.end_headers()
+            chunk = b"\xff\xd8\xff\xe0" + bytes(256 * 1024 - 4)  # a JPEG's first bytes, then zeros
+            self.close_connection = True
+            stop = time.monotonic() + limit  # a safety net: the server under test hangs up long before
+            try:
+                while time.monotonic() < stop:
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
 
         def _send(self, code: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
             self.send_response(code)
@@ -197,7 +213,7 @@ def env_for(**overrides: str) -> dict[str, str]:
 
 @contextmanager
 def serving(
-    *args: str, env: dict[str, str], output: IO[str] | None = None
+    *args: str, env: dict[str, str], output: IO[str] | None = None, health: str = "/health"
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A real ``imgproxy-py serve`` on a free loopback port, yielded once /health answers.
 
@@ -217,7 +233,7 @@ def serving(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, proc)
+        _wait_healthy(base, proc, health=health)
         yield base, proc
     finally:
         if proc.poll() is None:
@@ -225,13 +241,13 @@ def serving(
         proc.communicate(timeout=30)
 
 
-def _wait_healthy(base: str, proc: subprocess.Popen[str], within: float = 30) -> None:
+def _wait_healthy(base: str, proc: subprocess.Popen[str], within: float = 30, health: str = "/health") -> None:
     import httpx
 
     deadline = time.monotonic() + within
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{health}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             time.sleep(0.1)

@@ -124,6 +124,37 @@ def test_sigterm_finishes_in_flight_requests_and_exits_zero(origin: Origin) -> N
     assert proc.returncode == 0
 
 
+def test_requests_cut_by_the_graceful_stop_timeout_get_503_with_retry_after(origin: Origin, tmp_path: Path) -> None:
+    origin.delay = 6  # longer than the graceful stop allows
+    env = {
+        "IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES": "true",
+        "IMGPROXY_GRACEFUL_STOP_TIMEOUT": "1",
+        "IMGPROXY_DOWNLOAD_TIMEOUT": "20",
+        "IMGPROXY_TIMEOUT": "30",
+        "IMGPROXY_LOG_FORMAT": "json",
+    }
+    results: dict[str, Any] = {}
+    log = tmp_path / "out.log"
+    with log.open("w") as output, serving(env=env, output=output) as (base, proc):
+
+        def slow_request() -> None:
+            results["response"] = httpx.get(f"{base}/_/w:50/plain/{origin.url(PHOTO)}", timeout=30)
+
+        thread = threading.Thread(target=slow_request)
+        thread.start()
+        time.sleep(0.5)  # in flight, waiting on the slow source
+        proc.send_signal(signal.SIGTERM)
+        thread.join(timeout=30)
+        proc.wait(timeout=30)
+    response = results["response"]
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.text == "Server is shutting down"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    (access,) = [r for r in records if r.get("msg") == "request"]
+    assert access["status"] == 503 and access["error"] == "shutdown"
+    assert proc.returncode == 0
+
+
 @pytest.mark.parametrize(
     ("path", "hidden"),
     [
@@ -161,6 +192,7 @@ def test_metrics_of_a_single_process_are_kept_in_memory(tmp_path: Path) -> None:
         proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert metrics["workers"] == 3
+    assert metrics["requests_total"] == 3  # the health probes that waited for start-up are not requests
     assert metrics["transforms_total"] == 1
     assert metrics['cache_hits_total{tier="L1"}'] == 2  # answered before routing, still counted
     assert metrics['status_codes_total{status="200"}'] >= 3

@@ -38,7 +38,9 @@ def test_defaults() -> None:
     assert s.security.signature_size == 32
     assert s.security.trusted_signatures == frozenset()
     assert s.security.max_src_resolution == 50_000_000
-    assert s.security.max_src_file_size == 0
+    assert s.security.max_src_file_size == 64 * 1024 * 1024  # capped unless set (imgproxy: uncapped)
+    assert Settings.from_env({"IMGPROXY_MAX_SRC_FILE_SIZE": "0"}).security.max_src_file_size == 0
+    assert (s.server.max_clients, s.server.read_request_timeout, s.server.keep_alive_timeout) == (2048, 5.0, 10.0)
     assert s.security.allow_security_options is False
     # options
     assert s.options.quality == 80
@@ -78,6 +80,9 @@ def test_typed_values_are_parsed() -> None:
         IMGPROXY_SIGNATURE_SIZE="8",
         IMGPROXY_MAX_SRC_RESOLUTION="16.8",
         IMGPROXY_MAX_SRC_FILE_SIZE="1048576",
+        IMGPROXY_MAX_CLIENTS="100",
+        IMGPROXY_READ_REQUEST_TIMEOUT="2.5",
+        IMGPROXY_KEEP_ALIVE_TIMEOUT="0",
         IMGPROXY_ALLOW_SECURITY_OPTIONS="1",
         IMGPROXY_QUALITY="90",
         IMGPROXY_AUTO_ROTATE="F",
@@ -101,6 +106,7 @@ def test_typed_values_are_parsed() -> None:
     assert s.security.signature_size == 8
     assert s.security.max_src_resolution == 16_800_000
     assert s.security.max_src_file_size == 1048576
+    assert (s.server.max_clients, s.server.read_request_timeout, s.server.keep_alive_timeout) == (100, 2.5, 0.0)
     assert s.security.allow_security_options is True
     assert s.options.quality == 90
     assert s.options.auto_rotate is False
@@ -349,3 +355,81 @@ def test_bad_s3_settings_name_the_variable(env: dict[str, str], names: str) -> N
     with pytest.raises(SettingsError, match=names) as info:
         Settings.from_env(env)
     assert "s3cr3t-value" not in str(info.value) and "tok3n" not in str(info.value)
+
+
+# --- unknown, unsupported and risky settings ------------------------------------------------
+
+
+def test_a_typo_warns_with_the_nearest_known_name() -> None:
+    (warning,) = from_env(IMGPROXY_TIMEOUTT="3").warnings
+    assert "IMGPROXY_TIMEOUTT" in warning and "did you mean IMGPROXY_TIMEOUT?" in warning
+
+
+def test_an_unrelated_unknown_name_warns_without_a_guess() -> None:
+    (warning,) = from_env(IMGPROXY_FROBNICATE="1").warnings
+    assert "IMGPROXY_FROBNICATE is not a known setting" in warning and "did you mean" not in warning
+
+
+@pytest.mark.parametrize("name", ["IMGPROXY_READ_TIMEOUT", "IMGPROXY_USE_GCS", "IMGPROXY_FALLBACK_IMAGE_URL"])
+def test_imgproxy_settings_this_server_lacks_warn_not_supported(name: str) -> None:
+    (warning,) = from_env(**{name: "1"}).warnings
+    assert name in warning and "does not support" in warning
+
+
+def test_known_settings_other_variables_and_internal_ones_are_silent() -> None:
+    settings = from_env(
+        IMGPROXY_TIMEOUT="3",
+        IMGPROXY_WATERMARK_URL="http://example.com/wm.png",
+        IMGPROXY_WATERMARK_OPACITY="0.5",
+        IMGPROXY_PY_SERVER_PROCESS="1",
+        PATH="/bin",
+    )
+    assert settings.warnings == ()
+
+
+def test_strict_config_makes_unknown_names_fatal() -> None:
+    with pytest.raises(SettingsError, match=r"IMGPROXY_STRICT_CONFIG: .*IMGPROXY_TIMEOUTT.*IMGPROXY_USE_GCS"):
+        from_env(IMGPROXY_STRICT_CONFIG="true", IMGPROXY_TIMEOUTT="3", IMGPROXY_USE_GCS="true")
+    assert from_env(IMGPROXY_STRICT_CONFIG="true", IMGPROXY_TIMEOUT="3").server.timeout == 3
+
+
+def test_every_name_the_package_mentions_is_known() -> None:
+    """The known set is what ``_Env`` reads, so every read must happen whatever the values
+    (a name read only in one branch would be reported as unknown when the other is taken)."""
+    import re
+
+    from imgproxy_py import settings as module
+
+    package = Path(module.__file__).parent
+    mentioned = set()
+    for file in package.rglob("*.py"):
+        mentioned |= set(re.findall(r"\bIMGPROXY_[A-Z0-9_]*[A-Z0-9]\b", file.read_text()))
+    mentioned = {n for n in mentioned if not n.startswith("IMGPROXY_PY_")} - module.UNSUPPORTED
+    reported = " ".join(Settings.from_env(dict.fromkeys(mentioned, "")).warnings)
+    assert [name for name in sorted(mentioned) if name in reported] == []
+
+
+@pytest.mark.parametrize(
+    ("env", "warns"),
+    [
+        ({"IMGPROXY_BIND": ":8080"}, True),
+        ({"IMGPROXY_BIND": "0.0.0.0:8080"}, True),
+        ({"IMGPROXY_BIND": "[::]:8080"}, True),
+        ({"IMGPROXY_BIND": "127.0.0.1:8080"}, False),
+        ({"IMGPROXY_BIND": "[::1]:8080"}, False),
+        ({"IMGPROXY_BIND": ":8080", "IMGPROXY_KEY": "aa", "IMGPROXY_SALT": "bb"}, False),
+    ],
+)
+def test_an_unsigned_server_beyond_loopback_is_warned_about(env: dict[str, str], warns: bool) -> None:
+    warnings = " ".join(Settings.from_env(env).warnings)
+    assert ("WITHOUT URL SIGNING" in warnings) is warns
+
+
+def test_the_example_config_does_not_ship_an_open_unsigned_server() -> None:
+    example = Path(__file__).resolve().parent.parent / "config" / "example.env"
+    env = {}
+    for line in example.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            env[name.strip()] = value.strip()
+    assert Settings.from_env(env).warnings == ()

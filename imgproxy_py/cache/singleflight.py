@@ -33,24 +33,34 @@ class SingleFlight(Generic[T]):
         but once every caller has gone the work is cancelled too, so no orphaned transform
         keeps burning CPU.
         """
-        flight = self._inflight.get(key)
-        shared = flight is not None
-        if flight is None:
-            loop = asyncio.get_running_loop()
-            flight = _Flight(loop.create_future())
-            self._inflight[key] = flight
-            flight.task = loop.create_task(self._lead(key, fn, flight.future))
-            self._tasks.add(flight.task)
-            flight.task.add_done_callback(self._tasks.discard)
-        flight.waiters += 1
-        try:
-            return await asyncio.shield(flight.future), shared
-        except asyncio.CancelledError:
-            if flight.waiters == 1 and flight.task is not None and not flight.task.done():
-                flight.task.cancel()
-            raise
-        finally:
-            flight.waiters -= 1
+        for attempt in range(2):
+            flight = self._inflight.get(key)
+            shared = flight is not None
+            if flight is None:
+                loop = asyncio.get_running_loop()
+                flight = _Flight(loop.create_future())
+                self._inflight[key] = flight
+                flight.task = loop.create_task(self._lead(key, fn, flight.future))
+                self._tasks.add(flight.task)
+                flight.task.add_done_callback(self._tasks.discard)
+            flight.waiters += 1
+            try:
+                return await asyncio.shield(flight.future), shared
+            except asyncio.CancelledError:
+                if _abandoned_under(flight) and attempt == 0:
+                    # Not our cancellation: the flight's last other waiter left and cancelled it
+                    # just as we joined. Lead a fresh one rather than fail a live client (a 500).
+                    continue
+                if flight.waiters == 1 and flight.task is not None and not flight.task.done():
+                    # Every waiter has gone: stop the work, and let the next caller start afresh
+                    # instead of joining a flight that is being torn down.
+                    if self._inflight.get(key) is flight:
+                        del self._inflight[key]
+                    flight.task.cancel()
+                raise
+            finally:
+                flight.waiters -= 1
+        raise asyncio.CancelledError  # pragma: no cover - the second attempt returns or raises above
 
     async def _lead(self, key: str, fn: Callable[[], Awaitable[T]], future: asyncio.Future[T]) -> None:
         try:
@@ -64,9 +74,17 @@ class SingleFlight(Generic[T]):
         else:
             future.set_result(result)
         finally:
-            self._inflight.pop(key, None)
+            current = self._inflight.get(key)
+            if current is not None and current.future is future:  # a newer flight for the key stays
+                del self._inflight[key]
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _abandoned_under(flight: _Flight[T]) -> bool:
+    """The flight was cancelled by its last leaving waiter while the calling task itself is not being cancelled."""
+    task = asyncio.current_task()
+    return flight.future.cancelled() and task is not None and task.cancelling() == 0

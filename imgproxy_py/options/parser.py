@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from imgproxy_py.errors import InvalidOptionError, InvalidURLError
@@ -14,6 +15,7 @@ from imgproxy_py.options.source_url import URLRewriter, decode_source, repair_sc
 from imgproxy_py.settings import OptionSettings
 
 _RESIZING_TYPES = {t.value for t in ResizingType}
+_SHORT_NAME = re.compile(r"[A-Za-z0-9]{1,10}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,12 @@ class Parser:
         if ext and not po.raw:  # raw ignores the extension, as imgproxy does
             fmt = ImageFormat.from_name(ext)
             if fmt is None:
-                raise InvalidURLError(f"unknown output extension {ext!r}")
+                # Echo only what looks like an extension: after an unescaped '@' in a plain URL
+                # this is the rest of the source URL, which may carry credentials.
+                shown = repr(ext) if _SHORT_NAME.fullmatch(ext) else "after '@'"
+                raise InvalidURLError(
+                    f"unknown output extension {shown} (an '@' in a plain source URL must be written %40)"
+                )
             po = evolve(po, format=fmt)
         return ParsedURL(po, source_url)
 

@@ -103,7 +103,7 @@ def encode_to_fit(
     """
     if max_bytes <= 0 or not fmt.supports_quality:
         return encode(img, fmt, quality, keep_metadata, enc)
-    img = img.copy_memory()  # saved several times: decode the pipeline once
+    img = vips.pixels(img)  # saved several times: decode the pipeline once
     while True:
         data = encode(img, fmt, quality, keep_metadata, enc)
         if len(data) <= max_bytes or quality <= 10:

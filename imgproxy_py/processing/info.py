@@ -149,7 +149,7 @@ def _small_srgb(data: bytes, fmt: ImageFormat, decoded: Any = None) -> Any:
         img = img.extract_band(0, n=3)
         if alpha is not None:
             img = img.bandjoin(alpha)
-    return img.copy_memory()
+    return vips.pixels(img)
 
 
 def colour_summary(img: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ so callers that want to tune it set the environment before importing this module
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import functools
@@ -42,6 +43,7 @@ def init() -> None:
         return
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips chatter is not our log
     _quiet_libvips_info()
+    _route_glib_warnings()
     _decode_text_leniently()
     pyvips.cache_set_max(0)
     pyvips.cache_set_max_mem(0)
@@ -83,6 +85,18 @@ def _lenient_to_string(x: Any) -> Any:
         if isinstance(x, bytes):
             x = x.decode("utf-8", "replace")
     return x
+
+
+def _route_glib_warnings() -> None:
+    """GLib's own warnings (e.g. "value … is out of range for property 'sigma'") go to stderr
+    as raw text by default, breaking JSON logs; send them through logging like libvips' own."""
+    with contextlib.suppress(AttributeError):
+        flags = pyvips.GLogLevelFlags
+        levels = flags.LEVEL_WARNING | flags.LEVEL_CRITICAL | flags.FLAG_FATAL | flags.FLAG_RECURSION
+        for domain in (b"GLib-GObject", b"GLib"):
+            handler = pyvips.glib_lib.g_log_set_handler(domain, levels, pyvips._log_handler_cb, pyvips.ffi.NULL)
+            # before pyvips' own exit handler (atexit is LIFO): no callback into a finalising interpreter
+            atexit.register(pyvips.glib_lib.g_log_remove_handler, domain, handler)
 
 
 def _quiet_libvips_info() -> None:
@@ -163,8 +177,15 @@ def save(img: Any, suffix: str, **options: Any) -> bytes:
 
 
 def pixels(img: Any) -> Any:
-    """Evaluate into memory (for encoders written in Python), cancellable like ``save``."""
+    """Evaluate into memory, cancellable like ``save``: every step that materialises uses this,
+    never ``copy_memory()`` directly, so no evaluation escapes the deadline and the kill flag."""
     return _cancellable(img, lambda image: image.copy_memory())
+
+
+def evaluate(img: Any, compute: Callable[[Any], T]) -> T:
+    """``compute(img)`` for operations that read every pixel of ``img`` (find_trim, smartcrop, …),
+    killed with the request like ``save``. ``compute`` must read ``img`` only through its argument."""
+    return _cancellable(img, compute)
 
 
 def _cancellable(img: Any, evaluate: Callable[[Any], T]) -> T:

@@ -68,7 +68,9 @@ def decode(data: bytes) -> Any:
         raise ValueError("unknown or unsupported image format")
     if fmt is ImageFormat.ICO:
         data = ico.largest_image(data)
-    img = vips.open_source(data)
+    # Decoded in full here, failing on truncation: a cut-off file would otherwise load as a
+    # flat grey watermark (libvips fills what is missing) and start-up would accept it.
+    img = vips.open_source(data, **({} if fmt is ImageFormat.SVG else {"fail_on": "truncated"}))
     if img.width * img.height > _MAX_PIXELS:
         raise ValueError(f"{img.width}x{img.height} is too large")
     img = img.autorot()
@@ -79,7 +81,7 @@ def decode(data: bytes) -> Any:
     if not img.hasalpha():
         img = img.bandjoin_const([255])
     # Nothing from the watermark's own metadata may reach the result.
-    img = img.copy_memory()
+    img = vips.pixels(img)
     stripped = img.copy()
     for meta in img.get_fields():
         if meta.startswith(("exif-", "xmp-", "iptc-", "icc-")) or meta in ("orientation", "page-height", "n-pages"):

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from imgproxy_py import __version__, allocator
+from imgproxy_py import __version__, allocator, keys
 from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
@@ -106,8 +106,9 @@ def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLoc
 
 
 def settings_fingerprint(config: ProcessingConfig) -> str:
-    """Changes whenever a setting that changes output bytes changes (part of every ETag)."""
-    text = f"{__version__}|{vips.version()}|{config!r}"
+    """Changes whenever a setting that changes output bytes changes (part of every ETag and cache key);
+    the same in every process and replica with the same settings (keys.canonical, not ``repr``)."""
+    text = f"{__version__}|{vips.version()}|{keys.canonical(config)}"
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -193,7 +194,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route(prefix + "/{path:path}", service.handle, methods=["GET", "HEAD"]),
     ]
     access_log = AccessLog(obs.log_format, obs.log_level)
-    middleware = [Middleware(ObserveRequests, metrics=metrics, access_log=access_log, path_prefix=prefix)]
+    custom_health = frozenset({settings.server.health_check_path} - {""})
+    middleware = [
+        Middleware(
+            ObserveRequests,
+            metrics=metrics,
+            access_log=access_log,
+            path_prefix=prefix,
+            quiet=custom_health,
+            health=custom_health,
+        )
+    ]
     if settings.server.secret:
         health_paths = {f"{prefix}/health", settings.server.health_check_path} - {""}
         middleware.append(Middleware(RequireSecret, secret=settings.server.secret, exempt=frozenset(health_paths)))

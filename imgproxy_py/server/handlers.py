@@ -26,6 +26,7 @@ from imgproxy_py.cancel import CancelToken, current_token
 from imgproxy_py.errors import (
     ClientClosedError,
     ImgproxyError,
+    InvalidURLError,
     RequestTimeoutError,
     SourceError,
 )
@@ -175,6 +176,8 @@ class ImageService:
             parsed = self.parser.parse(path, hints)
             if not parsed.options.expires:  # an expiring URL must be re-checked every time
                 self._parsed.put(memo_key, parsed)
+        if scope.get("query_string") and parsed.source_url.startswith("s3://") and "?" not in parsed.source_url:
+            _refuse_lost_version(raw)
         po = parsed.options
         opts = settings.options
         if po.format is None or opts.enforce_webp or opts.enforce_avif or opts.enforce_jxl:
@@ -401,3 +404,14 @@ async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Respo
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
     raise ClientClosedError("client disconnected")
+
+
+def _refuse_lost_version(raw: str) -> None:
+    """``plain/s3://bucket/key?<versionId>`` with the '?' unescaped: the version arrived as the
+    request's query, which is not part of the image path; serving the latest version instead
+    would be silently wrong."""
+    if "/plain/" in raw:
+        raise InvalidURLError(
+            "a plain s3:// source's '?' before the versionId must be percent-encoded as %3F; "
+            "unescaped, it starts the request's query and the version is lost"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import itertools
 import os
@@ -9,7 +10,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from imgproxy_py.errors import ForbiddenError
+from imgproxy_py.errors import ForbiddenError, ShuttingDownError
 from imgproxy_py.observability import (
     AccessLog,
     Metrics,
@@ -51,12 +52,14 @@ class ObserveRequests:
         *,
         path_prefix: str = "",
         quiet: frozenset[str] = frozenset(),
+        health: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
         self.prefix = path_prefix
         self.quiet = _QUIET_PATHS | {path_prefix + p for p in _QUIET_PATHS} | quiet
+        self.health = {p for p in self.quiet if p.endswith("/health")} | health
         self.ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,6 +89,14 @@ class ObserveRequests:
 
         try:
             await self.app(scope, receive, send_observed)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when IMGPROXY_GRACEFUL_STOP_TIMEOUT expires and
+            # would answer 500; a 503 with Retry-After tells a CDN to retry on another replica.
+            if record.status != 0:
+                raise
+            error = ShuttingDownError("cancelled: the graceful stop timeout expired")
+            record.error, record.detail = error.category, error.detail
+            await error_response(error)(scope, receive, send_observed)
         except BaseException:
             if record.status == 0:
                 record.status = 500
@@ -96,7 +107,8 @@ class ObserveRequests:
             current_record.reset(reset)
             if metrics is not None:
                 metrics.requests_in_progress.dec()
-                metrics.observe(record, duration)
+                if scope.get("path") not in self.health:  # as imgproxy: probes are not requests
+                    metrics.observe(record, duration)
                 if "processing_image" in record.spans:  # libvips memory only moves when it works
                     stats = vips.memory_stats()
                     metrics.vips_memory.set(stats["mem"])

@@ -33,12 +33,11 @@ from imgproxy_py.errors import (
     SourceNotFoundError,
     SourceStatusError,
     SourceTimeoutError,
-    SourceTooBigError,
     SourceTruncatedError,
     SourceUnreachableError,
 )
 from imgproxy_py.s3conn import BACKEND_ERRORS, S3Target, close_client, in_thread
-from imgproxy_py.sources.base import FetchLimits, SourceImage
+from imgproxy_py.sources.base import BoundedBody, FetchLimits, SourceImage
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-_:]{1,61}[a-z0-9]")  # what the minio client accepts
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound"})
@@ -97,28 +96,26 @@ def _download(
     response = client.get_object(bucket, key, version_id=version)
     complete = False
     try:
-        declared = response.headers.get("content-length")
-        if max_bytes and declared and declared.isdigit() and int(declared) > max_bytes:
-            raise SourceTooBigError("s3 object is larger than the limit")
-        chunks = []
-        size = 0
+        body = BoundedBody(max_bytes, response.headers.get("content-length"), "s3 object")
         try:
             for chunk in response.stream(_CHUNK):
-                size += len(chunk)
-                if max_bytes and size > max_bytes:
-                    raise SourceTooBigError("s3 object is larger than the limit")
+                body.add(chunk)
                 if time.monotonic() > deadline:
                     raise SourceTimeoutError("s3 download timed out")
-                chunks.append(chunk)
         except ProtocolError:  # urllib3 enforces Content-Length: a short body ends up here
+            body.discard()
             raise SourceTruncatedError("s3 object body ended early") from None
+        except BaseException:  # the partial body goes now, not at the next gc
+            body.discard()
+            raise
+        data = body.take()
         complete = True
     finally:
         if not complete:
             response.close()  # an unread body makes the connection unusable
         response.release_conn()
     return SourceImage(
-        data=b"".join(chunks),
+        data=data,
         etag=_quoted(response.headers.get("etag")),
         last_modified=_http_date(response.headers.get("last-modified")),
         content_type=response.headers.get("content-type"),

@@ -111,3 +111,34 @@ async def test_a_cancelled_caller_does_not_cancel_the_work() -> None:
     leader.cancel()
     assert await follower == (1, True)
     assert done.is_set()
+
+
+async def test_a_caller_joining_as_the_last_one_leaves_gets_a_result_not_a_cancellation() -> None:
+    """The race behind issue 16's ``500 error=unexpected``: the leader's client disconnects, which
+    cancels the work; a second caller joins before the cancelled work has unwound. It must get
+    a result of a fresh run, never the first run's CancelledError."""
+    flight: SingleFlight[int] = SingleFlight()
+    calls = 0
+    unwinding = asyncio.Event()
+
+    async def work() -> int:
+        nonlocal calls
+        calls += 1
+        try:
+            await asyncio.sleep(0.2)
+        except asyncio.CancelledError:
+            unwinding.set()
+            await asyncio.sleep(0.05)  # teardown takes a moment (a worker thread stopping)
+            raise
+        return 42
+
+    leader = asyncio.ensure_future(flight.do("k", work))
+    await asyncio.sleep(0.01)
+    leader.cancel()
+    await unwinding.wait()
+    late = await asyncio.wait_for(flight.do("k", work), 5)
+    assert late == (42, False)
+    assert calls == 2
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+

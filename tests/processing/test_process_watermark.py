@@ -20,7 +20,7 @@ from imgproxy_py.processing import ProcessingConfig, vips
 from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
 from imgproxy_py.settings import Settings, WatermarkSettings
 from tests.processing.process_helpers import fixture_bytes, run_image
-from tests.support import Origin, env_for, images_dir, run_origin
+from tests.support import Origin, env_for, images_dir, load, run_origin
 
 RED = [255, 0, 0]
 GREY = [128, 128, 128]
@@ -223,6 +223,19 @@ def test_broken_watermark_stops_start_up(env: dict[str, str], name: str) -> None
     settings = Settings.from_env(env_for(**env))
     with pytest.raises(SettingsError, match=name):
         ProcessingConfig.from_settings(settings)
+
+
+@pytest.mark.parametrize("fmt", [".jpg", ".png", ".webp"])
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_truncated_watermark_stops_start_up(fmt: str, keep: float) -> None:
+    """Headers intact, pixels cut off: once accepted, and drawn as a flat grey block."""
+    photo = load(fixture_bytes("2569067123_aca715a2ee_o.jpg")).thumbnail_image(400)
+    data = photo.write_to_buffer(fmt)
+    truncated = data[: int(len(data) * keep)]
+    env = {"IMGPROXY_WATERMARK_DATA": base64.b64encode(truncated).decode()}
+    with pytest.raises(SettingsError, match="IMGPROXY_WATERMARK_DATA"):
+        ProcessingConfig.from_settings(Settings.from_env(env_for(**env)))
+    ProcessingConfig.from_settings(Settings.from_env(env_for(IMGPROXY_WATERMARK_DATA=base64.b64encode(data).decode())))
 
 
 def test_broken_watermark_file_names_the_path_variable(tmp_path: Path) -> None:

@@ -64,3 +64,8 @@ def peak_rss() -> Iterator[Peak]:
 def process_peak_mb(pid: int) -> int | None:
     """Another process's peak RSS so far (VmHWM), or None where /proc cannot tell."""
     return _status_mb("VmHWM", pid)
+
+
+def process_rss_mb(pid: int) -> int | None:
+    """Another process's resident set now (VmRSS), or None where /proc cannot tell."""
+    return _status_mb("VmRSS", pid)

@@ -165,6 +165,8 @@ async def test_conditional_get_and_head(client: httpx.AsyncClient) -> None:
     [
         ("image/avif,image/webp,*/*", "image/avif"),
         ("image/webp,*/*", "image/webp"),
+        ("image/avif;q=0,image/webp;q=0,*/*", "image/jpeg"),  # q=0: not acceptable
+        ("image/avif;q=0,image/webp;q=0.5", "image/webp"),
         ("text/html,*/*", "image/jpeg"),
         ("", "image/jpeg"),
     ],

@@ -14,6 +14,7 @@ from imgproxy_py.errors import (
     SourceNotFoundError,
     SourceStatusError,
     SourceTimeoutError,
+    SourceTooBigError,
     SourceTruncatedError,
     SourceUnreachableError,
 )
@@ -246,3 +247,41 @@ async def test_end_to_end_backend_down(client_factory: ClientFactory) -> None:
         response = await client.get(f"/insecure/plain/s3://bucket/{JPEG}@png")
     assert response.status_code == 404
     assert response.text == "Source is unreachable"
+
+
+async def test_plain_version_id_needs_an_escaped_question_mark(
+    client_factory: ClientFactory, s3_server: S3Server
+) -> None:
+    """An unescaped '?' starts the request's query: the version would be lost and the latest served."""
+    bucket = s3_server.new_bucket(versioned=True)
+    old = s3_server.put(bucket, "photo", fixture_path(JPEG).read_bytes())
+    s3_server.put(bucket, "photo", fixture_path("with-alpha.png").read_bytes())
+    async with client_factory(**s3_server.env()) as client:
+        escaped = await client.get(f"/insecure/plain/s3://{bucket}/photo%3F{old}@png")
+        assert escaped.status_code == 200 and size_of(escaped.content) == (320, 240)  # the old version
+        unescaped = await client.get(f"/insecure/plain/s3://{bucket}/photo?{old}")
+        assert unescaped.status_code == 404 and unescaped.text == "Invalid URL"
+        latest = await client.get(f"/insecure/plain/s3://{bucket}/photo@png")
+        assert latest.status_code == 200 and size_of(latest.content) != (320, 240)
+
+
+async def test_an_object_of_unknown_size_is_cut_at_the_default_cap(
+    client_factory: ClientFactory, origin_as_s3: Origin
+) -> None:
+    """No Content-Length and a body that never ends: refused at 64 MiB as it streams, not at the timeout."""
+    env = {"IMGPROXY_USE_S3": "true", "IMGPROXY_S3_ENDPOINT": origin_as_s3.base}
+    async with client_factory(**env) as client:
+        response = await client.get("/insecure/w:10/plain/s3://endless/photo.jpg")
+    assert response.status_code == 422, response.text
+    assert response.text == "Invalid source image"
+
+
+async def test_the_cap_applies_as_the_object_streams(origin_as_s3: Origin) -> None:
+    source = S3Source(S3Target(origin_as_s3.base), timeout=5)
+    try:
+        with pytest.raises(SourceTooBigError):
+            await source.fetch("s3://endless/photo.jpg", FetchLimits(max_bytes=1024 * 1024, timeout=5))
+        image = await source.fetch(f"s3://noetag/{JPEG}", FetchLimits(max_bytes=1024 * 1024, timeout=5))
+        assert image.data == fixture_path(JPEG).read_bytes()
+    finally:
+        await source.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from imgproxy_py.options.model import Gravity, GravityType
+from imgproxy_py.processing import vips
 from imgproxy_py.processing.context import PipelineContext
 from imgproxy_py.processing.geometry import calc_position, min_non_zero, rotate_gravity
 
@@ -17,7 +18,7 @@ def crop_image(img: Any, width: int, height: int, gravity: Gravity, off_scale: f
     if width >= img.width and height >= img.height:
         return img
     if gravity.type is GravityType.SMART:
-        return img.copy_memory().smartcrop(width, height, interesting="attention")
+        return vips.evaluate(vips.pixels(img), lambda image: image.smartcrop(width, height, interesting="attention"))
     left, top = calc_position(img.width, img.height, width, height, gravity, off_scale)
     return img.extract_area(left, top, width, height)
 

@@ -5,6 +5,7 @@ The orientation tag is dropped so viewers do not turn the image a second time.
 
 from __future__ import annotations
 
+from imgproxy_py.processing import vips
 from imgproxy_py.processing.context import PipelineContext
 
 
@@ -12,7 +13,7 @@ def rotate_and_flip(ctx: PipelineContext) -> None:
     img = ctx.img
     po = ctx.po
     if ctx.angle or ctx.flip or po.rotate or po.flip_horizontal or po.flip_vertical:
-        img = img.copy_memory()  # rotation needs random access; the image is small by now
+        img = vips.pixels(img)  # rotation needs random access; the image is small by now
         if ctx.angle:
             img = img.rot(f"d{ctx.angle}")
         if ctx.flip:

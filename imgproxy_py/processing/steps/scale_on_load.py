@@ -42,7 +42,7 @@ def _reuse(ctx: PipelineContext, variant: str, load: Callable[[], Any]) -> Any:
         return cached
     img = load()
     if ctx.hot and memory_size(img) <= cache.max_bytes // 4:
-        img = img.copy_memory()
+        img = vips.pixels(img)
         cache.put(key, variant, img, memory_size(img))
     return img
 

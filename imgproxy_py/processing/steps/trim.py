@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from imgproxy_py.processing import vips
 from imgproxy_py.processing.context import PipelineContext
 from imgproxy_py.processing.steps.colorspace import colorspace_to_processing
 
@@ -20,9 +21,13 @@ def find_trim_box(img: Any, threshold: float, color: list[int] | None) -> tuple[
     work = img if img.interpretation == "srgb" else img.colourspace("srgb")
     if work.hasalpha():
         work = work.flatten(background=_MAGENTA)
-    background = color if color is not None else work.getpoint(0, 0)[:3]
-    left, top, width, height = work.find_trim(threshold=threshold, background=background)
-    return int(left), int(top), int(width), int(height)
+
+    def find(image: Any) -> tuple[int, int, int, int]:
+        background = color if color is not None else image.getpoint(0, 0)[:3]
+        left, top, width, height = image.find_trim(threshold=threshold, background=background)
+        return int(left), int(top), int(width), int(height)
+
+    return vips.evaluate(work, find)
 
 
 def _equalise(start: int, size: int, total: int) -> tuple[int, int]:
@@ -41,7 +46,7 @@ def trim(ctx: PipelineContext) -> None:
     if options.threshold is None or ctx.animated:
         return
     colorspace_to_processing(ctx)  # trim compares colours in the processing space
-    img = ctx.img.copy_memory()
+    img = vips.pixels(ctx.img)
     color = options.color.rgb if options.color else None
     # imgproxy accepts a negative threshold; libvips does not, and it means "exact match" anyway.
     left, top, width, height = find_trim_box(img, max(0.0, options.threshold), color)
@@ -50,7 +55,7 @@ def trim(ctx: PipelineContext) -> None:
     if options.equal_ver:
         top, height = _equalise(top, height, img.height)
     if width > 0 and height > 0:
-        img = img.extract_area(left, top, width, height).copy_memory()
+        img = vips.pixels(img.extract_area(left, top, width, height))
     ctx.img = img
     ctx.data = None  # the source bytes no longer describe this image: no shrink-on-load, no vector
     ctx.calc_params()
