@@ -27,7 +27,7 @@ import math
 from typing import Any
 
 from imgproxy_py.errors import BrokenImageError, InvalidImageError, SourceResolutionError
-from imgproxy_py.imagetype import ImageFormat, sniff
+from imgproxy_py.imagetype import ImageFormat, sniff, sniff_video
 from imgproxy_py.processing import codecs, external, vips
 from imgproxy_py.processing.steps.scale_on_load import load_options
 
@@ -65,16 +65,23 @@ _BITS = {
 }
 
 
-def info_json(data: bytes, max_src_resolution: int) -> bytes:
+def info_json(data: bytes, max_src_resolution: int, video_thumbnails: bool = False, max_video: float = 3600) -> bytes:
     """The info document as compact UTF-8 JSON (what the endpoint sends and caches)."""
-    return json.dumps(image_info(data, max_src_resolution), separators=(",", ":")).encode()
+    info = image_info(data, max_src_resolution, video_thumbnails=video_thumbnails, max_video_duration=max_video)
+    return json.dumps(info, separators=(",", ":")).encode()
 
 
-def image_info(data: bytes, max_src_resolution: int) -> dict[str, Any]:
+def image_info(
+    data: bytes, max_src_resolution: int, *, video_thumbnails: bool = False, max_video_duration: float = 3600
+) -> dict[str, Any]:
     fmt = sniff(data)
-    if fmt is None or fmt not in INFO_LOADABLE:
+    container = sniff_video(data) if fmt is None and video_thumbnails else None
+    if container is None and (fmt is None or fmt not in INFO_LOADABLE):
         raise InvalidImageError("source image type is not supported")
     try:
+        if container is not None:
+            return _video_info(data, container, max_src_resolution, max_video_duration)
+        assert fmt is not None
         return _image_info(data, fmt, max_src_resolution)
     except (vips.Error, UnicodeDecodeError) as exc:
         # pyvips decodes libvips' messages and field names as UTF-8; a hostile file can put
@@ -118,6 +125,37 @@ def _image_info(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> dict[
         "metadata": {name: vips.has_field(header, field) for name, field in _METADATA.items()},
     }
     info.update(colour_summary(_small_srgb(data, fmt, header if decoded else None)))
+    return info
+
+
+def _video_info(data: bytes, container: str, max_src_resolution: int, max_duration: float) -> dict[str, Any]:
+    """A video: its container, codec, size and duration, and the colours of the first keyframe."""
+    from imgproxy_py.processing.codecs.video import CONTAINERS
+
+    header, still = external.video_still(data, container, None, max_src_resolution, max_duration)
+    width, height = still.width, still.height  # as displayed (the recorded rotation applied)
+    orientation = _int_field(still, "orientation", 1)
+    if orientation >= 5:
+        width, height = height, width
+    info: dict[str, Any] = {
+        "format": container,
+        "mime_type": CONTAINERS[container][1],
+        "file_size": len(data),
+        "width": width,
+        "height": height,
+        "orientation": 1,
+        "pages": 1,
+        "animation": None,
+        "alpha": False,
+        "colorspace": "srgb",
+        "bit_depth": 8,
+        "bands": 3,
+        "metadata": {"exif": False, "icc": False, "xmp": False, "iptc": False},
+        "video": {"duration": round(header.duration, 3), "codec": header.codec},
+    }
+    if orientation != 1:
+        still = still.autorot()
+    info.update(colour_summary(_small_srgb(data, ImageFormat.JPEG, still)))
     return info
 
 

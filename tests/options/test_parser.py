@@ -262,9 +262,19 @@ def test_registered_names_are_the_documented_names_and_aliases() -> None:
         "max_src_resolution", "msr", "max_src_file_size", "msfs", "max_animation_frames", "maf",
         "max_animation_frame_resolution", "mafr", "max_result_dimension", "mrd", "raw", "preserve_hdr", "ph",
     }  # fmt: skip
-    # min_width/min_height are our own extra spellings (imgproxy only knows min-width, mw).
-    extra = {"min_width", "min_height"}
+    # min_width/min_height are our own extra spellings (imgproxy only knows min-width, mw);
+    # video_thumbnail_second/vts is imgproxy Pro's option for video stills.
+    extra = {"min_width", "min_height", "video_thumbnail_second", "vts"}
     assert set(APPLIERS) == documented | extra
+
+
+def test_video_thumbnail_second() -> None:
+    assert options("vts:1.5").video_thumbnail_second == 1.5
+    assert options("video_thumbnail_second:0").video_thumbnail_second == 0
+    assert options("vts:2").canonical() == "vts=2"
+    for bad in ("vts:-1", "vts:", "vts:x", "vts:1:2"):
+        with pytest.raises(InvalidOptionError):
+            options(bad)
 
 
 def test_gravity_offsets_persist_when_omitted() -> None:
