@@ -141,4 +141,3 @@ async def test_a_caller_joining_as_the_last_one_leaves_gets_a_result_not_a_cance
     assert calls == 2
     with pytest.raises(asyncio.CancelledError):
         await leader
-

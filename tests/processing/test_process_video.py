@@ -7,8 +7,11 @@ whose red channel is ``RED_STEP * i``, so the decoded still tells which moment i
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -159,3 +162,50 @@ def test_deadline_stops_the_demux_loop(mp4: bytes) -> None:
             run(mp4, "vts:1/f:png", ON)
     finally:
         current_token.reset(reset)
+
+
+def _rotated_with_ffmpeg(data: bytes, tmp: Path) -> bytes:
+    """``data`` remuxed by the ffmpeg CLI with a 90° display rotation (counter-clockwise), as phones record."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("the ffmpeg CLI is not installed (.ci/run installs it)")
+    src, dst = tmp / "in.mp4", tmp / "out.mp4"
+    src.write_bytes(data)
+    attempts = [  # ffmpeg 5 takes the rotate tag, ffmpeg 6+ the display_rotation input option
+        [ffmpeg, "-loglevel", "error", "-y", "-i", str(src), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(dst)],
+        [ffmpeg, "-loglevel", "error", "-y", "-display_rotation", "90", "-i", str(src), "-c", "copy", str(dst)],
+    ]
+    for command in attempts:
+        if subprocess.run(command, capture_output=True, timeout=60).returncode == 0:
+            with av.open(str(dst)) as box:
+                if round(next(box.decode(video=0)).rotation) % 360:
+                    return dst.read_bytes()
+    pytest.skip("this ffmpeg cannot write a display rotation")
+
+
+def test_recorded_rotation_is_applied(tmp_path: Path) -> None:
+    width, height = 96, 64
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="mp4") as box:
+        stream = box.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(3):
+            pixels = np.zeros((height, width, 3), np.uint8)
+            pixels[:, : width // 2, 0] = 255  # left half red, right half blue
+            pixels[:, width // 2 :, 2] = 255
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                box.mux(packet)
+        for packet in stream.encode():
+            box.mux(packet)
+    rotated = _rotated_with_ffmpeg(out.getvalue(), tmp_path)
+    result = run(rotated, "f:png", ON)
+    assert (result.width, result.height) == (height, width)  # portrait, as the player shows it
+    img = decode_any(result.data)
+    top, bottom = img.crop(0, 0, height, 8), img.crop(0, width - 8, height, 8)
+    # A display matrix of +90° turns the picture counter-clockwise (as ffmpeg and players show it):
+    # the left half ends up at the bottom.
+    assert top[2].avg() > 200 and bottom[0].avg() > 200
+    info = image_info(rotated, 50_000_000, video_thumbnails=True)
+    assert (info["width"], info["height"]) == (height, width)
