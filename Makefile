@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Serve the committed sample images on 127.0.0.1:8080 (override with IMGPROXY_* variables).
+# Serve the committed sample images on 127.0.0.1:8080 (override with IMGPROXY_* variables), with the
+# development defaults: the playground at / (unless IMGPROXY_KEY is set) and explanatory error bodies.
 serve: $(STAMP)
-	IMGPROXY_LOCAL_FILESYSTEM_ROOT=$${IMGPROXY_LOCAL_FILESYSTEM_ROOT:-examples/images} $(BIN)/imgproxy-py serve
+	IMGPROXY_LOCAL_FILESYSTEM_ROOT=$${IMGPROXY_LOCAL_FILESYSTEM_ROOT:-examples/images} $(BIN)/imgproxy-py serve --dev
 
 # The whole test suite, plus the static checks.
 test: $(STAMP)

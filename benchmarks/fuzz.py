@@ -57,6 +57,8 @@ from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any
 
+from benchmarks import progress
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_FIXTURES = (REPO / ".." / "shared" / "fixtures").resolve()
 DEFAULT_OUT = REPO / "benchmarks" / "out"
@@ -559,8 +561,15 @@ class Fuzzer:
         started = time.monotonic()
         stop_at = started + self.args.seconds
         children = [self._spawn() for _ in range(self.args.workers)]
+        total = round(self.args.seconds)
+        bar = progress.bar(total, "fuzz", unit="s")
+        shown = 0
         try:
             while True:
+                elapsed = min(round(time.monotonic() - started), total)
+                bar.update(elapsed - shown)
+                shown = elapsed
+                bar.set_postfix(cases=self.stats.cases, findings=sum(self.stats.findings.values()), refresh=False)
                 if time.monotonic() < stop_at:
                     for child in children:
                         if child.case is None and not (self.args.max_cases and self.next_index >= self.args.max_cases):
@@ -573,6 +582,7 @@ class Fuzzer:
                     if child.case is not None:
                         children[i] = self._check(child)
         finally:
+            bar.close()
             for child in children:
                 with contextlib.suppress(OSError):
                     child.conn.send(None)
@@ -653,7 +663,7 @@ class Fuzzer:
         record.update(kind=kind, detail=detail, replay=f"python -m benchmarks.fuzz --replay {folder}")
         (folder / "case.json").write_text(json.dumps(record, indent=2, default=str))
         self.stats.finding_dirs.append(str(folder))
-        print(f"[fuzz] {kind}: {describe(case)} -> {folder}", flush=True)
+        progress.say(f"[fuzz] {kind}: {describe(case)} -> {folder}")
 
 
 def replay(folder: Path) -> int:

@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import loadgen, report, systems
+from benchmarks import loadgen, progress, report, systems
 from benchmarks.report import Row
 from benchmarks.workloads import (
     ALL_SYSTEMS,
@@ -66,7 +66,7 @@ SHARED_IMAGES = (systems.REPO / ".." / "shared" / "fixtures" / "images").resolve
 
 
 def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    progress.say(f"[bench {time.strftime('%H:%M:%S')}] {message}")
 
 
 def _csv(value: str) -> list[str]:
@@ -374,6 +374,44 @@ def markdown(meta: dict[str, Any], rows: list[Row], samples: dict[str, dict[str,
     return "\n".join(lines)
 
 
+def run_cells(
+    args: argparse.Namespace,
+    root: Path,
+    token: str,
+    selected: set[str],
+    unavailable: dict[str, str],
+    rows: list[Row],
+    samples: dict[str, dict[str, Any]],
+    bar: Any,
+) -> None:
+    """Every (workload, system, concurrency) cell in order, advancing the progress bar."""
+    for wl in args.workload_list:
+        for system in wl.systems:
+            if system not in selected:
+                continue
+            if system in unavailable:
+                rows.append(Row(wl.name, system, 0, ok=False, error=f"not installed: {unavailable[system][:100]}"))
+                bar.update(1)
+                continue
+            if system == "ceiling":
+                log(f"{wl.name} ceiling (threads {args.ceiling_threads})")
+                rows.append(run_ceiling(wl, args, root))
+                bar.update(1)
+                continue
+            for conc in args.concurrency:
+                log(f"{wl.name} {system} c={conc}")
+                bar.set_postfix_str(f"{wl.name} {system} c={conc}")
+                row, sample = run_cell(wl, system, conc, args, root, token)
+                rows.append(row)
+                if sample is not None:
+                    samples.setdefault(f"{wl.name}/{report.SYSTEM_ORDER.index(system)}", sample)
+                if row.ok:
+                    log(f"  {row.rps:.1f} req/s, p99 {row.p99_ms:.0f} ms, errors {row.errors}")
+                else:
+                    log(f"  FAILED: {row.error}")
+                bar.update(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if loadgen.wrk_binary() is None:
@@ -405,27 +443,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows: list[Row] = []
     samples: dict[str, dict[str, Any]] = {}
-    for wl in args.workload_list:
-        for system in wl.systems:
-            if system not in selected:
-                continue
-            if system in unavailable:
-                rows.append(Row(wl.name, system, 0, ok=False, error=f"not installed: {unavailable[system][:100]}"))
-                continue
-            if system == "ceiling":
-                log(f"{wl.name} ceiling (threads {args.ceiling_threads})")
-                rows.append(run_ceiling(wl, args, root))
-                continue
-            for conc in args.concurrency:
-                log(f"{wl.name} {system} c={conc}")
-                row, sample = run_cell(wl, system, conc, args, root, token)
-                rows.append(row)
-                if sample is not None:
-                    samples.setdefault(f"{wl.name}/{report.SYSTEM_ORDER.index(system)}", sample)
-                if row.ok:
-                    log(f"  {row.rps:.1f} req/s, p99 {row.p99_ms:.0f} ms, errors {row.errors}")
-                else:
-                    log(f"  FAILED: {row.error}")
+    cells = sum(
+        1 if system in unavailable or system == "ceiling" else len(args.concurrency)
+        for wl in args.workload_list
+        for system in wl.systems
+        if system in selected
+    )
+    with progress.bar(cells, "bench", unit="cell") as bar:
+        run_cells(args, root, token, selected, unavailable, rows, samples, bar)
     meta["load_end"] = os.getloadavg()[0]
     md = markdown(meta, rows, samples, order)
     (args.out / "results.md").write_text(md)

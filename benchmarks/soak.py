@@ -23,6 +23,7 @@ import time
 
 import httpx
 
+from benchmarks import progress
 from benchmarks.loadgen import tree_rss
 from benchmarks.systems import REPO, free_port
 
@@ -67,6 +68,8 @@ async def drive(base: str, count: int, concurrency: int, pid: int, seed: int) ->
         queue.put_nowait(path)
     step = max(1, count // 10)
 
+    bar = progress.bar(count, "soak", unit="req")
+
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal done
         while not queue.empty():
@@ -74,12 +77,15 @@ async def drive(base: str, count: int, concurrency: int, pid: int, seed: int) ->
             response = await client.get(base + path)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             done += 1
+            bar.update(1)
             if done % step == 0:
                 samples.append((done, tree_rss(pid)))
+                bar.set_postfix(rss_mb=round(samples[-1][1] / 2**20, 1), refresh=False)
 
     started = time.monotonic()
-    async with httpx.AsyncClient(timeout=60) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    with bar:
+        async with httpx.AsyncClient(timeout=60) as client:
+            await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     elapsed = time.monotonic() - started
     half = [rss for n, rss in samples if n >= count // 2]
     return {

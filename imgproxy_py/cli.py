@@ -1,4 +1,4 @@
-"""Command line: ``imgproxy-py serve``, ``imgproxy-py sign PATH`` and ``imgproxy-py health``."""
+"""Command line: ``imgproxy-py serve``, ``sign PATH``, ``url [OPTIONS] SOURCE``, ``doctor`` and ``health``."""
 
 from __future__ import annotations
 
@@ -24,8 +24,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the HTTP server (settings from IMGPROXY_* variables)")
     serve.add_argument("--bind", help="host:port to listen on (IMGPROXY_BIND; default 127.0.0.1:8080)")
     serve.add_argument("--processes", type=int, help="server processes (IMGPROXY_PROCESSES; default 1)")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="development defaults (make serve): IMGPROXY_DEVELOPMENT_ERRORS_MODE=true and, unless IMGPROXY_KEY "
+        "is set, IMGPROXY_PLAYGROUND=true; variables that are set win",
+    )
     sign = commands.add_parser("sign", help="print PATH signed with IMGPROXY_KEY/IMGPROXY_SALT")
     sign.add_argument("path", help="the path after the signature, e.g. /rs:fit:300:300/plain/local:///a.jpg")
+    _add_url_command(commands)
+    commands.add_parser(
+        "doctor",
+        help="print the effective configuration, formats, cache tiers, allocator and risky settings; "
+        "exit status 1 on a problem",
+    )
     commands.add_parser(
         "health",
         help="exit 0 if the server configured by IMGPROXY_* answers its health check (the container HEALTHCHECK)",
@@ -37,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ["IMGPROXY_BIND"] = args.bind
         if args.processes is not None:
             os.environ["IMGPROXY_PROCESSES"] = str(args.processes)
+        if args.dev:
+            os.environ.setdefault("IMGPROXY_DEVELOPMENT_ERRORS_MODE", "true")
+            if not os.environ.get("IMGPROXY_KEY", "").strip():
+                os.environ.setdefault("IMGPROXY_PLAYGROUND", "true")
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -50,6 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "health":
         return _health(settings)
+
+    if args.command == "url":
+        return _print_url(settings, args)
+    if args.command == "doctor":
+        from imgproxy_py.doctor import diagnose
+
+        report = diagnose(settings)
+        report.write(sys.stdout)
+        return 0 if report.healthy else 1
     return _serve(settings)
 
 
@@ -77,6 +102,66 @@ def _health(settings: Settings, timeout: float = 3.0) -> int:
         print(f"imgproxy-py: {url}: {exc}", file=sys.stderr)
         return 1
     return 0 if ok else 1
+
+
+# `imgproxy-py url`: shortcuts for the common options; anything else with -o NAME:ARG:ARG.
+_URL_SHORTCUTS = {
+    "width": int,
+    "height": int,
+    "resizing_type": str,
+    "dpr": float,
+    "gravity": str,
+    "quality": int,
+    "format": str,
+    "blur": float,
+    "sharpen": float,
+    "rotate": int,
+}
+
+
+def _add_url_command(commands: Any) -> None:
+    url = commands.add_parser(
+        "url",
+        help="print an imgproxy URL for SOURCE, signed with IMGPROXY_KEY/IMGPROXY_SALT",
+        description="e.g. imgproxy-py url --width 300 --height 200 --resizing-type fill -o g:sm --ext webp "
+        "local:///a.jpg",
+    )
+    for name, kind in _URL_SHORTCUTS.items():
+        url.add_argument("--" + name.replace("_", "-"), type=kind, help=f"the {name} option")
+    url.add_argument("--preset", action="append", default=[], help="a preset name (repeatable)")
+    url.add_argument("-o", "--option", action="append", default=[], help="any option as NAME:ARG:ARG (repeatable)")
+    url.add_argument("--ext", help="output extension (@ext / .ext)")
+    url.add_argument("--base64", action="store_true", help="base64-encode the source URL instead of plain/")
+    url.add_argument("--base", default="", help="prefix, e.g. http://127.0.0.1:8080 (default: the path only)")
+    url.add_argument("source", help="the source image URL, e.g. local:///a.jpg or https://example.com/a.jpg")
+
+
+def _print_url(settings: Settings, args: argparse.Namespace) -> int:
+    from imgproxy_py.url import URLBuilder
+
+    sec = settings.security
+    builder = URLBuilder(
+        key=sec.keys[0] if sec.signing_enabled else None,
+        salt=sec.salts[0] if sec.signing_enabled else None,
+        signature_size=sec.signature_size,
+        base=args.base.rstrip("/") + settings.server.path_prefix,
+        separator=settings.options.arguments_separator,
+    )
+    try:
+        for name in _URL_SHORTCUTS:
+            value = getattr(args, name)
+            if value is not None:
+                builder = builder.option(name, value)
+        if args.preset:
+            builder = builder.preset(*args.preset)
+        for raw in args.option:
+            name, *values = raw.split(settings.options.arguments_separator)
+            builder = builder.option(name, *values)
+        print(builder.url(args.source, args.ext, encode=args.base64))
+    except ValueError as exc:
+        print(f"imgproxy-py url: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _serve(settings: Settings) -> int:
@@ -146,7 +231,11 @@ def _announce(settings: Settings) -> None:
             fields.update(root=settings.sources.local_root or "", example_url=example)
         logging.getLogger("imgproxy_py.cli").info("startup", extra={"fields": fields})
     elif example:
-        print(f"\nimgproxy-py: serving {settings.sources.local_root}\n  try: {example}\n", flush=True)
+        origin = "/".join(example.split("/", 3)[:3])
+        playground = ""
+        if settings.server.playground:
+            playground = f"  playground: {origin}{settings.server.path_prefix}/\n"
+        print(f"\nimgproxy-py: serving {settings.sources.local_root}\n  try: {example}\n{playground}", flush=True)
 
 
 def _example_url(settings: Settings) -> str | None:

@@ -2,7 +2,10 @@
 
 Every error carries the HTTP status it maps to, a short public message (the only
 text a client ever sees) and a metrics category (imgproxy's ``errors_total{type}``).
-The ``detail`` passed to the constructor is for logs only and never reaches a client.
+The ``detail`` passed to the constructor is for logs; a client sees it (with the ``hint``:
+what was expected, the nearest option name, which setting enables something) only in
+development mode (IMGPROXY_DEVELOPMENT_ERRORS_MODE), see ``developer_message``. Neither may
+hold a secret: both are written to the logs too.
 
     ImgproxyError
     ├── InvalidURLError            404 "Invalid URL"            path_parsing
@@ -40,13 +43,30 @@ class ImgproxyError(Exception):
     public_message: str = "Internal error"
     category: str = "unexpected"
 
-    def __init__(self, detail: str = "", *, public_message: str | None = None, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        public_message: str | None = None,
+        status_code: int | None = None,
+        hint: str = "",
+    ) -> None:
         super().__init__(detail or self.public_message)
         self.detail = detail or self.public_message
+        self.hint = hint
         if public_message is not None:
             self.public_message = public_message
         if status_code is not None:
             self.status_code = status_code
+
+    def developer_message(self) -> str:
+        """The development-mode body: the public message, then what exactly was wrong and what to do."""
+        lines = [self.public_message]
+        if self.detail != self.public_message:
+            lines.append(self.detail)
+        if self.hint:
+            lines.append(self.hint)
+        return "\n".join(lines)
 
 
 class InvalidURLError(ImgproxyError):

@@ -58,14 +58,27 @@ def result_digest(
     return h.hexdigest()
 
 
+def source_tag(source_url: str) -> str:
+    """A short name for a source URL: the prefix of every cache key made from it, the
+    ``Surrogate-Key``/``Cache-Tag`` a CDN purges by, and what ``imgproxy-py purge`` drops."""
+    return hashlib.blake2b(source_url.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
+def tag_of(key: str) -> str:
+    """The source tag a cache key starts with."""
+    return key.partition(".")[0]
+
+
 def cache_key(po: ProcessingOptions, client_key: str, source_url: str, settings_fingerprint: str) -> str:
     """The result cache key: known before the source is fetched, so a hit costs no source traffic.
 
+    ``<source tag>.<digest>``: every variant of one source shares the prefix, so each tier can
+    find them all for a purge (and Redis Cluster keeps them in one slot).
     The source's version is not part of it (it is unknown until fetched): a source that
-    changes in place keeps serving the cached result until the TTL ends; versioned URLs
-    or ``cachebuster`` give a new key at once.
+    changes in place keeps serving the cached result until the TTL ends or it is purged;
+    versioned URLs or ``cachebuster`` give a new key at once.
     """
-    return result_digest(po, client_key, source_url, "", settings_fingerprint)
+    return f"{source_tag(source_url)}.{result_digest(po, client_key, source_url, '', settings_fingerprint)}"
 
 
 def etag_for(digest: str) -> str:

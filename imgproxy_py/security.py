@@ -65,7 +65,11 @@ def verify_signature(settings: SecuritySettings, signature: str, path: str) -> N
         # Keep comparing after a match so timing does not reveal which pair matched.
         matched |= hmac.compare_digest(expected, given)
     if not matched:
-        raise SignatureError("invalid signature")
+        raise SignatureError(
+            "invalid signature",
+            hint=f"expected base64url(HMAC-SHA256(key, salt + path)) of the path after the signature, "
+            f"its first {settings.signature_size} bytes (IMGPROXY_SIGNATURE_SIZE); `imgproxy-py sign PATH` prints one",
+        )
 
 
 class SourcePolicy:

@@ -177,6 +177,8 @@ class ServerSettings:
     read_request_timeout: float = 5.0  # seconds to receive a request's head
     keep_alive_timeout: float = 10.0  # seconds an idle keep-alive connection is kept; 0: none
     secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
+    development_errors: bool = False  # IMGPROXY_DEVELOPMENT_ERRORS_MODE: error bodies say what was wrong
+    playground: bool = False  # IMGPROXY_PLAYGROUND: the page at / (loopback-only when a key is set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +307,7 @@ class ProcessingSettings:
 class CacheSettings:
     memory_size: int = 256 * 1024 * 1024  # bytes; 0: no L1
     redis_url: str = field(default="", repr=False)  # may carry a password
+    memcached_url: str = ""  # memcached://host:port: the L2 instead of Redis
     s3_bucket: str = ""
     s3_prefix: str = "results/"
     # Connection overrides for the results bucket; None: use the S3 source's (IMGPROXY_S3_*, AWS_*).
@@ -320,7 +323,7 @@ class CacheSettings:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.memory_size or self.redis_url or self.s3_bucket)
+        return bool(self.memory_size or self.redis_url or self.memcached_url or self.s3_bucket)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +409,8 @@ def _server(env: _Env) -> ServerSettings:
         read_request_timeout=env.get_float("IMGPROXY_READ_REQUEST_TIMEOUT", 5.0, min_value=0.1),
         keep_alive_timeout=env.get_float("IMGPROXY_KEEP_ALIVE_TIMEOUT", 10.0, min_value=0),
         secret=env.get_str("IMGPROXY_SECRET", ""),
+        development_errors=env.get_bool("IMGPROXY_DEVELOPMENT_ERRORS_MODE", False),
+        playground=env.get_bool("IMGPROXY_PLAYGROUND", False),
     )
 
 
@@ -626,8 +631,28 @@ def _processing(env: _Env) -> ProcessingSettings:
 
 def _cache(env: _Env) -> CacheSettings:
     redis_url = env.get_str("IMGPROXY_CACHE_REDIS_URL", "")
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected a redis://, rediss:// or unix:// URL")
+    schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "redis+sentinel://")
+    if redis_url and not redis_url.startswith(schemes):
+        raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected one of " + ", ".join(schemes) + " URLs")
+    if redis_url.startswith(("redis+cluster://", "redis+sentinel://")):
+        hosts = redis_url.partition("://")[2].rpartition("@")[2].partition("/")[0]
+        if not all(re.fullmatch(r"\[?[^\s/@\]]+\]?:[0-9]{1,5}", h.strip()) for h in hosts.split(",")):
+            raise SettingsError("IMGPROXY_CACHE_REDIS_URL: expected host:port[,host:port…] after the scheme")
+        if redis_url.startswith("redis+sentinel://") and not redis_url.partition("://")[2].partition("/")[2].strip("/"):
+            raise SettingsError("IMGPROXY_CACHE_REDIS_URL: redis+sentinel:// needs the master's name: …/service[/db]")
+    memcached_url = env.get_str("IMGPROXY_CACHE_MEMCACHED_URL", "")
+    if memcached_url:
+        parts = urlsplit(memcached_url)
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise SettingsError("IMGPROXY_CACHE_MEMCACHED_URL: invalid port") from None
+        if parts.scheme != "memcached" or not parts.hostname:
+            raise SettingsError("IMGPROXY_CACHE_MEMCACHED_URL: expected memcached://host[:port]")
+        if redis_url:
+            raise SettingsError(
+                "IMGPROXY_CACHE_MEMCACHED_URL, IMGPROXY_CACHE_REDIS_URL: set one of them as the L2, not both"
+            )
     ttl = env.get_int("IMGPROXY_TTL", 31536000, min_value=0)
     endpoint = env.get_str("IMGPROXY_CACHE_S3_ENDPOINT", "")
     access_key = env.raw("IMGPROXY_CACHE_S3_ACCESS_KEY_ID")
@@ -637,6 +662,7 @@ def _cache(env: _Env) -> CacheSettings:
     return CacheSettings(
         memory_size=round(env.get_float("IMGPROXY_CACHE_MEMORY_SIZE", 256, min_value=0) * 1024 * 1024),
         redis_url=redis_url,
+        memcached_url=memcached_url,
         s3_bucket=env.get_str("IMGPROXY_CACHE_S3_BUCKET", ""),
         s3_prefix=env.get_str("IMGPROXY_CACHE_S3_PREFIX", "results/"),
         s3_endpoint=parse_s3_endpoint("IMGPROXY_CACHE_S3_ENDPOINT", endpoint) if endpoint else None,

@@ -17,6 +17,7 @@ from typing import Any
 
 from imgproxy_py.errors import ExpiredURLError, InvalidOptionError, SecurityOptionError
 from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.options import usage
 from imgproxy_py.options.model import (
     Color,
     Crop,
@@ -510,16 +511,38 @@ def apply_video_thumbnail_second(st: ParseState, args: list[str]) -> None:
 def apply_option(st: ParseState, name: str, args: list[str]) -> None:
     applier = APPLIERS.get(name)
     if applier is None:
-        raise InvalidOptionError(f"unknown option {name!r}")
-    applier(st, args)
+        raise InvalidOptionError(f"unknown option {name!r}", hint=unknown_option_hint(name))
+    try:
+        applier(st, args)
+    except InvalidOptionError as exc:
+        if not exc.hint:
+            exc.hint = option_hint(name)
+        raise
+
+
+def unknown_option_hint(name: str) -> str:
+    """For development error bodies: the nearest option name (``rz`` → ``rs``)."""
+    near = usage.nearest(name, APPLIERS)
+    if near is None:
+        return "see the option list in the README"
+    return f"did you mean {near!r} ({FULL_NAMES[near]}: {usage.SYNTAX.get(FULL_NAMES[near], '')})?"
+
+
+def option_hint(name: str) -> str:
+    """For development error bodies: what the option expects."""
+    full = FULL_NAMES.get(name, name)
+    syntax = usage.SYNTAX.get(full)
+    return f"expected {syntax}" if syntax else ""
 
 
 APPLIERS: dict[str, Applier] = {}
+FULL_NAMES: dict[str, str] = {}  # every name and alias → the option's full name
 
 
 def _register(applier: Applier, *names: str) -> None:
     for name in names:
         APPLIERS[name] = applier
+        FULL_NAMES[name] = names[0]
 
 
 _register(apply_resize, "resize", "rs")

@@ -153,7 +153,8 @@ class Parser:
                 # this is the rest of the source URL, which may carry credentials.
                 shown = repr(ext) if _SHORT_NAME.fullmatch(ext) else "after '@'"
                 raise InvalidURLError(
-                    f"unknown output extension {shown} (an '@' in a plain source URL must be written %40)"
+                    f"unknown output extension {shown} (an '@' in a plain source URL must be written %40)",
+                    hint="expected one of jpg, png, webp, avif, gif, ico, tiff, bmp, svg",
                 )
             po = evolve(po, format=fmt)
         return ParsedURL(po, source_url)
@@ -167,7 +168,10 @@ class Parser:
                 break
             name, args = split_option(segment, sep)
             if allowed and name not in allowed:  # names as written: an alias is a different name
-                raise InvalidOptionError(f"processing option {name!r} is not allowed")
+                raise InvalidOptionError(
+                    f"processing option {name!r} is not allowed",
+                    hint=f"IMGPROXY_ALLOWED_PROCESSING_OPTIONS allows only {', '.join(sorted(allowed))}",
+                )
             apply_option(state, name, args)
         else:
             raise InvalidURLError("source URL is missing")

@@ -266,3 +266,8 @@ def from_pixels(
 def thumbnail_image(img: Any, width: int, **options: Any) -> Any:
     """``thumbnail`` for an image already in memory (decoded by another library)."""
     return img.thumbnail_image(width, **options)
+
+
+def operation_available(name: str) -> bool:
+    """Whether this libvips build has the operation (``jpegload_buffer``, ``heifsave_buffer``…)."""
+    return bool(pyvips.type_find("VipsOperation", name) != 0)

@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from imgproxy_py import __version__, allocator, keys
+from imgproxy_py.cache.memcached import MemcachedTier
 from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
@@ -34,6 +35,7 @@ from imgproxy_py.server.health import health_endpoint
 from imgproxy_py.server.hits import ServeMemoryHits
 from imgproxy_py.server.info import InfoService
 from imgproxy_py.server.middleware import ObserveRequests, RequireSecret
+from imgproxy_py.server.playground import Playground
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import Source
 from imgproxy_py.sources.http import HTTPSource
@@ -90,6 +92,8 @@ def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLoc
     if conf.redis_url:
         redis_tier = GuardedTier(RedisTier(conf.redis_url, conf.timeout), conf.timeout, conf.retry_after)
         remote.append(redis_tier)
+    if conf.memcached_url:
+        remote.append(GuardedTier(MemcachedTier(conf.memcached_url), conf.timeout, conf.retry_after))
     if conf.s3_bucket:
         remote.append(
             GuardedTier(
@@ -186,6 +190,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
     if settings.server.health_check_path:
         routes.append(Route(settings.server.health_check_path, health, methods=["GET", "HEAD"]))
+    if settings.server.playground:  # before the catch-all image route: "/" is the page then
+        routes += Playground(settings, parser.preset_names).routes(prefix)
     routes += [
         Route(f"{prefix}/favicon.ico", _not_found, methods=["GET", "HEAD"]),
         # /info before the catch-all: "/info/<sig>/…" (imgproxy's form) and "/<sig>/info/…".

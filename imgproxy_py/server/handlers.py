@@ -145,7 +145,7 @@ class ImageService:
     def _error(self, request: Request, exc: ImgproxyError) -> Response:
         note(error=exc.category, detail=exc.detail)
         log.debug("%s %s: %s (%s)", request.method, exc.status_code, exc.detail, exc.category)
-        return error_response(exc)
+        return error_response(exc, self.settings.server.development_errors)
 
     @overload
     def _resolve(self, scope: Scope) -> Request_: ...

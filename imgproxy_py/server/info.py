@@ -105,7 +105,7 @@ class InfoService:
     def _error(self, request: Request, exc: ImgproxyError) -> Response:
         level = logging.ERROR if exc.status_code >= 500 else logging.INFO
         log.log(level, "%s %s: %s (%s)", request.method, exc.status_code, exc.detail, exc.category)
-        return error_response(exc)
+        return error_response(exc, self.settings.server.development_errors)
 
     def _resolve(self, request: Request) -> InfoRequest:
         settings = self.settings

@@ -68,12 +68,17 @@ def image_headers(fmt: ImageFormat, po: ProcessingOptions, source_url: str, base
     }
 
 
-def error_response(error: ImgproxyError) -> Response:
-    """Short plain text; no Cache-Control, so neither a CDN nor a browser keeps an error."""
+def error_response(error: ImgproxyError, development: bool = False) -> Response:
+    """Short plain text; no Cache-Control, so neither a CDN nor a browser keeps an error.
+
+    In development mode (IMGPROXY_DEVELOPMENT_ERRORS_MODE) the body also says what exactly
+    was wrong and what was expected; otherwise it is the one-line public message.
+    """
     headers = dict(SECURITY_HEADERS)
     if error.status_code in (429, 503):
         headers["Retry-After"] = "1"  # back off briefly; the queue drains in about that time
-    return PlainTextResponse(error.public_message, status_code=error.status_code, headers=headers)
+    body = error.developer_message() if development else error.public_message
+    return PlainTextResponse(body, status_code=error.status_code, headers=headers)
 
 
 def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

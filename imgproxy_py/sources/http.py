@@ -47,7 +47,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         addresses = await self._resolve(host, port, timeout)
         allowed = [a for a in addresses if self._policy.allows(ipaddress.ip_address(a))]
         if not allowed:
-            raise BlockedAddressError("source address is not allowed")
+            raise BlockedAddressError(
+                "source address is not allowed",
+                hint="loopback, link-local and private addresses are refused unless "
+                "IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES, _LINK_LOCAL_ or _PRIVATE_ re-allow them",
+            )
         last_error: Exception | None = None
         for address in allowed:
             try:

@@ -64,7 +64,9 @@ def _read(path: str, max_bytes: int) -> SourceImage:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, OSError):
-        raise SourceNotFoundError("local file is missing or unreadable") from None
+        raise SourceNotFoundError(
+            "local file is missing or unreadable", hint="local:/// paths are relative to IMGPROXY_LOCAL_FILESYSTEM_ROOT"
+        ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -12,6 +12,7 @@ import subprocess
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -39,7 +40,7 @@ def clip(
     width, height = size
     out = io.BytesIO()
     with av.open(out, mode="w", format=container) as box:
-        stream = box.add_stream(codec, rate=FPS)
+        stream: Any = box.add_stream(codec, rate=FPS)  # a video stream; the stubs return a union
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         stream.codec_context.gop_size = gop
@@ -187,7 +188,7 @@ def test_recorded_rotation_is_applied(tmp_path: Path) -> None:
     width, height = 96, 64
     out = io.BytesIO()
     with av.open(out, mode="w", format="mp4") as box:
-        stream = box.add_stream("libx264", rate=FPS)
+        stream: Any = box.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(3):
             pixels = np.zeros((height, width, 3), np.uint8)
