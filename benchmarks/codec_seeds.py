@@ -63,7 +63,7 @@ def bmp_rle8(width: int = 64, height: int = 32) -> bytes:
 def clip(photo: bytes, container: str = "mp4", codec: str = "libx264", frames: int = 20, width: int = 160) -> bytes:
     """A short clip panning over the photo (10 fps, keyframe every 5 frames)."""
     base = np.asarray(_rgb(photo, width * 2))
-    height = min(base.shape[0], width * 3 // 4) // 2 * 2
+    height = min(base.shape[0], width * 9 // 16) // 2 * 2
     out = io.BytesIO()
     with av.open(out, mode="w", format=container) as box:
         stream: Any = box.add_stream(codec, rate=10)

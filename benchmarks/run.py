@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of measured load per cell")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each measurement")
     parser.add_argument("--concurrency", type=_csv, default=["8", "64"], help="wrk connections, e.g. 8,64")
-    parser.add_argument("--workloads", type=_csv, default=["W1", "W2", "W3", "W4", "W1cold"])
+    parser.add_argument("--workloads", type=_csv, default=["W1", "W2", "W3", "W4", "W1cold", "W5"])
     parser.add_argument("--systems", type=_csv, default=list(ALL_SYSTEMS))
     parser.add_argument(
         "--server-env", action="append", default=[], metavar="K=V", help="extra environment for this server"
@@ -120,6 +120,8 @@ def _sniff(body: bytes) -> str:
         return "webp"
     if body[4:12] in (b"ftypavif", b"ftypavis"):
         return "avif"
+    if body[:2] == b"\xff\x0a" or body[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+        return "jxl"
     return "other"
 
 
@@ -140,7 +142,7 @@ def preflight_op(wl: Workload) -> Op:
         return Op(cold_name(0), 400, wl.fmt)
     if wl.kind == "mix":
         return Op(PHOTO, 401, "jpeg")  # W4 uses multiples of 16 only: the probe primes no cache entry
-    return Op(PHOTO, 400, wl.fmt)
+    return Op(wl.source, 400, wl.fmt)
 
 
 def preflight(running: systems.Running, wl: Workload, system: str, token: str) -> tuple[str | None, dict[str, Any]]:
