@@ -34,6 +34,7 @@ def heic(
     icc: bytes | None = None,
     extra: list[Any] | None = None,
     primary: int = 0,
+    thumbnail: int = 0,
 ) -> bytes:
     """``img`` (8- or 16-bit RGB(A) libvips image; 16-bit is stored as 10-bit) as HEIC.
 
@@ -51,6 +52,8 @@ def heic(
         for one in heif:
             one.info["icc_profile"] = icc
     kwargs: dict[str, Any] = {"quality": quality, "primary_index": primary}
+    if thumbnail:
+        kwargs["thumbnails"] = [thumbnail]  # an embedded thumbnail, ``thumbnail`` px on its longer side
     if exif_orientation is not None:
         exif = Image.Exif()
         exif[0x0112] = exif_orientation

@@ -191,7 +191,8 @@ def _process(
     elif external:
         # Decoded outside libvips (BMP, HEVC HEIC, JPEG XL): limits checked on the probed header
         # first; the pixels then go through the same pipeline, with no reload to shrink on.
-        img, vector_scale = external_codec.load(data, source_format, limits.max_src_resolution), 1.0
+        img = external_codec.load(data, source_format, limits.max_src_resolution, thumbnail)
+        vector_scale = 1.0
     else:
         img = vips.open_source(data, **load_options(source_format), **({"thumbnail": True} if thumbnail else {}))
         img, vector_scale = _check_header(img, data, source_format, limits.max_src_resolution)

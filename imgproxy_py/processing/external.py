@@ -24,18 +24,18 @@ def probe(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> Header:
     return header
 
 
-def decode(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> Decoded:
+def decode(data: bytes, fmt: ImageFormat, max_src_resolution: int, thumbnail: bool = False) -> Decoded:
     probe(data, fmt, max_src_resolution)
     _stop_if_cancelled()
-    decoded = codecs.decode(data, fmt)
+    decoded = codecs.decode(data, fmt, thumbnail)
     check_raster(decoded.width, decoded.height, max_src_resolution)  # the header did not lie
     _stop_if_cancelled()
     return decoded
 
 
-def load(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> Any:
-    """A libvips image of the decoded source, checked against the limits first."""
-    return to_vips(decode(data, fmt, max_src_resolution))
+def load(data: bytes, fmt: ImageFormat, max_src_resolution: int, thumbnail: bool = False) -> Any:
+    """A libvips image of the decoded source (or its embedded thumbnail), checked against the limits first."""
+    return to_vips(decode(data, fmt, max_src_resolution, thumbnail))
 
 
 def to_vips(decoded: Decoded) -> Any:

@@ -84,6 +84,18 @@ def test_multi_image_heic_uses_the_primary_image() -> None:
     assert mean_abs_diff(out, big) < 6
 
 
+def test_enforce_thumbnail_uses_the_heic_thumbnail() -> None:
+    src = photo()
+    heic = samples.heic(src, thumbnail=64)
+    result, out = processed(heic, "eth:1/f:png")
+    assert (result.source_width, result.source_height) == (64, 48)
+    assert mean_abs_diff(out, src.thumbnail_image(64)) < 16  # libheif scales its thumbnail more crudely
+    full, _ = processed(heic, "f:png")
+    assert (full.source_width, full.source_height) == (src.width, src.height)
+    plain, _ = processed(samples.heic(src), "eth:1/f:png")  # no thumbnail: the image itself
+    assert plain.source_width == src.width
+
+
 def test_heic_icc_profile_is_honoured_like_a_png() -> None:
     """The same Display P3 pixels from a PNG and a HEIC come out as the same sRGB colours."""
     p3 = source_image("p3.png")

@@ -72,8 +72,9 @@ def probe(data: bytes, fmt: ImageFormat) -> Header:
     return header
 
 
-def decode(data: bytes, fmt: ImageFormat) -> Decoded:
-    decoded: Decoded = _module(fmt).decode(data)
+def decode(data: bytes, fmt: ImageFormat, thumbnail: bool = False) -> Decoded:
+    """``thumbnail``: the embedded thumbnail instead of the image, where the format has one (HEIC)."""
+    decoded: Decoded = _module(fmt).decode(data, thumbnail) if fmt is ImageFormat.HEIC else _module(fmt).decode(data)
     return decoded
 
 

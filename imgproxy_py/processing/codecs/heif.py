@@ -61,9 +61,15 @@ def probe(data: bytes) -> Header:
 _MODES = {"L": (1, 8), "LA": (2, 8), "RGB": (3, 8), "RGBA": (4, 8)}
 
 
-def decode(data: bytes) -> Decoded:
+def decode(data: bytes, thumbnail: bool = False) -> Decoded:
+    """The primary image, or with ``thumbnail`` its largest embedded thumbnail when it has one."""
     heif = _open(data)
+    primary = heif
     try:
+        thumbnails = heif[heif.primary_index].info.get("thumbnails") or [] if thumbnail else []
+        if thumbnails:
+            largest = max(range(len(thumbnails)), key=lambda i: int(thumbnails[i]))
+            heif = primary[primary.primary_index].get_thumbnail(largest)
         mode = str(heif.mode)
         base, _, deep = mode.partition(";")
         bands, depth = _MODES.get(base, (0, 8))
@@ -83,7 +89,7 @@ def decode(data: bytes) -> Decoded:
     pixels = np.frombuffer(raw, dtype=dtype)
     if stride != row * pixels.itemsize:  # rows padded for alignment: drop the padding
         pixels = np.ascontiguousarray(pixels.reshape(height, stride // pixels.itemsize)[:, :row])
-    info = heif.info
+    info = primary.info  # metadata and profile belong to the image (a thumbnail is a scaled copy)
     return Decoded(
         pixels,
         width,
