@@ -114,6 +114,8 @@ def _plain(value: Any) -> Any:
 def effective_settings(settings: Settings) -> Iterator[str]:
     for group in dataclasses.fields(settings):
         section = getattr(settings, group.name)
+        if not dataclasses.is_dataclass(section):
+            continue  # Settings.warnings: reported as findings
         for item in dataclasses.fields(section):
             yield f"{group.name}.{item.name} = {mask(item.name, getattr(section, item.name))}"
 
@@ -152,7 +154,7 @@ async def _ping_tiers(settings: Settings, report: Report) -> list[str]:
             started = time.perf_counter()
             up = await guarded.probe()
             elapsed = (time.perf_counter() - started) * 1000
-            where = _tier_address(settings, guarded.name)
+            where = _tier_address(settings, type(guarded.tier).__name__)
             if up:
                 lines.append(f"{guarded.name} {where}: reachable, {elapsed:.1f} ms round trip")
             else:
@@ -163,9 +165,11 @@ async def _ping_tiers(settings: Settings, report: Report) -> list[str]:
     return lines
 
 
-def _tier_address(settings: Settings, name: str) -> str:
-    if name == "L2":
+def _tier_address(settings: Settings, kind: str) -> str:
+    if kind == "RedisTier":
         return "redis " + _USERINFO.sub("***@", settings.cache.redis_url)
+    if kind == "MemcachedTier":
+        return "memcached " + _USERINFO.sub("***@", settings.cache.memcached_url)
     return f"s3 bucket {settings.cache.s3_bucket}"
 
 
@@ -192,7 +196,10 @@ def _is_loopback(host: str) -> bool:
 def _risks(settings: Settings, report: Report) -> None:
     server, sec, src = settings.server, settings.security, settings.sources
     public = not _is_loopback(server.host)
-    if public and not sec.signing_enabled:
+    for warning in settings.warnings:  # unknown IMGPROXY_* names, exposure: what `serve` logs at start-up
+        report.warn(warning)
+    exposure_reported = any(w.startswith("listening on") for w in settings.warnings)
+    if public and not sec.signing_enabled and not exposure_reported:
         report.warn(
             f"listening on {server.host}:{server.port} with no IMGPROXY_KEY/IMGPROXY_SALT: "
             "anyone can make this server process anything"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from imgproxy_py.doctor import mask
+from tests.cache.memcached_server import running_memcached
 from tests.cache.redis_server import running_redis
 from tests.support import images_dir
 
@@ -51,12 +52,14 @@ def test_healthy_with_redis_up_then_unhealthy_with_redis_down() -> None:
 def test_risky_settings_warn_and_a_broken_setting_fails() -> None:
     risky = doctor(
         IMGPROXY_BIND="0.0.0.0:8080",
+        IMGPROXY_WIDHT="300",
         IMGPROXY_ALLOW_PRIVATE_SOURCE_ADDRESSES="true",
         IMGPROXY_CACHE_REDIS_URL="redis://:hunter2@127.0.0.1:1/0",  # nothing listens on port 1
         IMGPROXY_CACHE_TIMEOUT="0.2",
     )
     assert risky.returncode == 1
-    assert "warning: listening on 0.0.0.0:8080 with no IMGPROXY_KEY" in risky.stdout
+    assert risky.stdout.count("warning: listening on 0.0.0.0:8080") == 1  # once, whoever words it
+    assert "warning: IMGPROXY_WIDHT is not a known setting" in risky.stdout
     assert "warning: http sources may connect to private addresses" in risky.stdout
     assert "warning: IMGPROXY_REQUESTS_QUEUE_SIZE=0" in risky.stdout
     assert "hunter2" not in risky.stdout + risky.stderr and "redis://***@127.0.0.1:1/0" in risky.stdout
@@ -76,3 +79,10 @@ def test_mask() -> None:
     assert mask("redis_url", "redis://u:p@h:1/0") == "redis://***@h:1/0"
     assert mask("data", b"\x00" * 10) == "'<10 bytes>'"
     assert mask("max_src_file_size", 5) == "5"
+
+
+def test_memcached_tier_is_named_and_probed() -> None:
+    with running_memcached() as memcached:
+        up = doctor(IMGPROXY_CACHE_MEMCACHED_URL=memcached.url, IMGPROXY_REQUESTS_QUEUE_SIZE="10")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"L2 memcached {memcached.url}: reachable" in up.stdout

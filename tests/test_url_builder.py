@@ -182,6 +182,8 @@ async def test_urls_fetch_images_from_a_server_with_a_key() -> None:
             response = await client.get(builder.path("local:///flowers.jpeg", "webp", encode=encode))
             assert response.status_code == 200, response.text
             assert response.headers["content-type"] == "image/webp"
+        info = await client.get(URLBuilder(key=KEY, salt=SALT, signature_size=16).info_url("local:///flowers.jpeg"))
+        assert info.status_code == 200 and info.json()["format"] == "jpeg"
         tampered = builder.width(121).path("local:///flowers.jpeg")
         tampered = tampered.replace(tampered.split("/")[1], "A" * 22)
         assert (await client.get(tampered)).status_code == 403

@@ -228,11 +228,15 @@ def parse_info_path(path: str, separator: str = ":") -> tuple[ProcessingOptions,
             break
         name, args = split_option(segment, separator)
         if name not in INFO_OPTIONS:
-            raise InvalidOptionError(f"unknown info option {name!r}")
+            raise InvalidOptionError(
+                f"unknown info option {name!r}", hint="/info takes only cachebuster (cb) and expires (exp)"
+            )
         apply_option(state, name, args)
     else:
         raise InvalidURLError("source URL is missing")
     source_url, ext = decode_source(segments[index:])
     if ext:
-        raise InvalidURLError("an info URL takes no output extension")
+        raise InvalidURLError(
+            "an info URL takes no output extension", hint="drop the @ext / .ext: /info always answers JSON"
+        )
     return state.po, source_url

@@ -7,6 +7,7 @@ missing browser is a failure. Screenshots go to the test's tmp folder (the path 
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from collections.abc import Iterator
@@ -81,18 +82,22 @@ class Page:
         self.base = base
         self.shots = shots
 
-    def open(self, path: str = "/") -> Any:
+    def open(self, path: str = "/") -> None:
         self.page.goto(self.base + path)
-        return self.wait_result()
+        self.wait_result("/")
 
-    def wait_result(self, previous: str | None = None) -> Any:
+    def wait_result(self, fragment: str) -> None:
+        """Until the shown result (and the snippet) are those of a URL containing ``fragment``.
+
+        Keyed on the URL rather than "the next render": controls re-render after a short
+        debounce, so a slow machine may show an intermediate state first.
+        """
         self.page.wait_for_function(
-            "(prev) => { const r = document.getElementById('result');"
-            " return r.dataset.ready && r.dataset.ready !== prev && r.complete && r.naturalWidth > 0; }",
-            arg=previous,
+            "(f) => { const r = document.getElementById('result');"
+            " return r.dataset.ready && (r.dataset.url || '').includes(f) && r.complete && r.naturalWidth > 0"
+            " && document.getElementById('snippet').value.includes(f); }",
+            arg=fragment,
         )
-        self.page.wait_for_function("() => document.getElementById('snippet').value.includes('<picture>')")
-        return self.page.eval_on_selector("#result", "r => r.dataset.ready")
 
     def natural_size(self) -> tuple[int, int]:
         w, h = self.page.eval_on_selector("#result", "r => [r.naturalWidth, r.naturalHeight]")
@@ -116,7 +121,7 @@ def shots(tmp_path: Path) -> Path:
 def test_build_a_face_photo_url_with_smart_crop_and_webp(browser: Any, server: str, shots: Path) -> None:
     view = Page(browser, server, shots, viewport={"width": 1280, "height": 1000})
     try:
-        ready = view.open("/")
+        view.open("/")
         page = view.page
         first = page.input_value("#source")
         # The default controls: fill 600×400, smart gravity; the URL is the one imgproxy_py.url builds.
@@ -128,12 +133,12 @@ def test_build_a_face_photo_url_with_smart_crop_and_webp(browser: Any, server: s
         face = f'#images button[data-url="local:///{FACE}"]'
         if page.locator(face).count():
             page.click(face)
-            ready = view.wait_result(ready)
+            view.wait_result(FACE)
         source = page.input_value("#source")
         page.fill("#w", "300")
         page.fill("#h", "300")
         page.select_option("#f", "webp")
-        ready = view.wait_result(ready)
+        view.wait_result("@webp")  # the format is changed last: only the final state has it
         url = page.input_value("#url-plain")
         assert url == URLBuilder(base=server).resize("fill", 300, 300, 0, 0).gravity("sm").url(source, "webp")
         assert view.natural_size() == (300, 300)
@@ -144,7 +149,7 @@ def test_build_a_face_photo_url_with_smart_crop_and_webp(browser: Any, server: s
 
         # The base64 form of the same URL, built in the page, decodes to the same source.
         page.check("input[name=encoding][value=base64]")
-        ready = view.wait_result(ready)
+        view.wait_result(base64.urlsafe_b64encode(source.encode()).rstrip(b"=").decode() + ".webp")
         assert page.input_value("#url-base64") == URLBuilder(base=server).resize("fill", 300, 300, 0, 0).gravity(
             "sm"
         ).url(source, "webp", encode=True)
@@ -171,6 +176,19 @@ def test_build_a_face_photo_url_with_smart_crop_and_webp(browser: Any, server: s
         page.wait_for_function("() => document.getElementById('original').naturalWidth > 0")
         view.shot("2-face-webp")
         snippet = page.input_value("#snippet")
+
+        # Two option sets side by side: pin this result as A, blur the current one, slide between them.
+        page.click("#pin")
+        pinned = page.get_attribute("#original", "src") or ""
+        assert pinned.startswith("blob:") and page.input_value("#compare-with") == "pinned"
+        page.fill("#bl", "4")
+        view.wait_result("/bl:4/")
+        assert "/bl:4/" in page.input_value("#url-plain")
+        assert page.get_attribute("#original", "src") == pinned  # A stays under the new result
+        assert "rs:fill:300:300:0:0/g:sm" in (page.text_content("#slider-label") or "")
+        view.shot("2b-pinned-vs-blurred")
+        page.select_option("#compare-with", "original")
+        page.wait_for_function("() => !document.getElementById('original').src.startsWith('blob:')")
         assert view.errors == [], view.errors
     finally:
         view.close()
@@ -194,14 +212,14 @@ def test_build_a_face_photo_url_with_smart_crop_and_webp(browser: Any, server: s
 def test_keyboard_and_phone_width(browser: Any, server: str, shots: Path) -> None:
     view = Page(browser, server, shots, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     try:
-        ready = view.open("/playground")
+        view.open("/playground")
         page = view.page
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
         # Tab to the second thumbnail and pick it with the keyboard.
         page.focus("#images button:nth-child(2)")
         page.keyboard.press("Enter")
-        ready = view.wait_result(ready)
-        second = page.get_attribute("#images button:nth-child(2)", "data-url")
+        second = page.get_attribute("#images button:nth-child(2)", "data-url") or ""
+        view.wait_result(second.removeprefix("local:///"))
         assert page.get_attribute("#images button:nth-child(2)", "aria-pressed") == "true"
         assert page.input_value("#source") == second
         # Keyboard edits of a number field re-render the result.
@@ -212,7 +230,7 @@ def test_keyboard_and_phone_width(browser: Any, server: str, shots: Path) -> Non
         page.keyboard.press("Control+A")
         page.keyboard.type("100")
         page.keyboard.press("Tab")
-        ready = view.wait_result(ready)
+        view.wait_result("rs:fill:200:100:0:0")
         assert view.natural_size() == (200, 100)
         view.shot("4-phone")
         assert view.errors == [], view.errors
@@ -237,5 +255,31 @@ def test_refused_options_show_the_development_error(browser: Any, server: str, s
         view.shot("5-error")
         # The only console errors are the refused loads themselves.
         assert view.errors and all("404" in e for e in view.errors), view.errors
+    finally:
+        view.close()
+
+
+def test_faces_are_drawn_when_the_server_reports_them(browser: Any, server: str, shots: Path) -> None:
+    """This server has no face detection yet; an /info answer with faces (as a detector would add
+    them) is drawn as boxes over the source preview."""
+    view = Page(browser, server, shots, viewport={"width": 1280, "height": 900})
+
+    def add_faces(route: Any) -> None:
+        response = route.fetch()
+        info = response.json()
+        info["faces"] = [{"x": 0.25, "y": 0.1, "width": 0.5, "height": 0.4}]
+        route.fulfill(response=response, json=info)
+
+    try:
+        view.page.route("**/info/**", add_faces)
+        view.open("/")
+        view.page.wait_for_selector(".face-box")
+        box = view.page.eval_on_selector(".face-box", "b => [b.style.left, b.style.top, b.style.width, b.style.height]")
+        assert box == ["25%", "10%", "50%", "40%"]
+        assert view.page.text_content("#info-faces") == "faces: 1"
+        view.page.wait_for_function("() => document.getElementById('info-preview').naturalWidth > 0")
+        view.page.locator("#info-title").scroll_into_view_if_needed()
+        view.shot("6-faces")
+        assert view.errors == [], view.errors
     finally:
         view.close()

@@ -50,6 +50,12 @@ CASES: dict[str, tuple[str, int, str, list[str]]] = {
         "Source image is not found",
         ["local file is missing or unreadable", "relative to IMGPROXY_LOCAL_FILESYSTEM_ROOT"],
     ),
+    "info-option": (
+        "/info/insecure/w:10/plain/local:///flowers.jpeg",
+        404,
+        "Invalid URL",
+        ["unknown info option 'w'", "/info takes only cachebuster (cb) and expires (exp)"],
+    ),
     "security-option": (
         "/insecure/msr:1/plain/local:///flowers.jpeg",
         403,

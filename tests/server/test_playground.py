@@ -114,3 +114,16 @@ def test_serve_dev_enables_it_only_without_a_key(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("IMGPROXY_DEVELOPMENT_ERRORS_MODE")
     assert main(["serve"]) == 0
     assert not seen[-1].server.playground and not seen[-1].server.development_errors
+
+
+async def test_under_a_path_prefix() -> None:
+    """The page uses relative links, and signed paths carry the prefix, so it works under IMGPROXY_PATH_PREFIX."""
+    async with client_from("127.0.0.1", IMGPROXY_PLAYGROUND="true", IMGPROXY_PATH_PREFIX="/img") as client:
+        for path in ("/img/", "/img/playground", "/img/playground/playground.js", "/img/playground/api/capabilities"):
+            assert (await client.get(path)).status_code == 200, path
+        assert (await client.get("/playground")).status_code == 404
+        paths = ["/w:40/plain/local:///flowers.jpeg", "/plain/local:///flowers.jpeg"]
+        image, info = (await client.post("/img/playground/api/sign", json={"paths": paths})).json()["signed"]
+        assert image.startswith("/img/insecure/")
+        assert (await client.get(image)).status_code == 200
+        assert (await client.get("/img/info" + info.removeprefix("/img"))).json()["format"] == "jpeg"

@@ -5,7 +5,7 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const state = { caps: null, source: "", images: [], seq: 0, objectUrls: [] };
+  const state = { caps: null, source: "", images: [], seq: 0, objectUrls: [], pinned: null };
   const WATERMARK_POSITIONS = ["ce", "no", "so", "ea", "we", "noea", "nowe", "soea", "sowe", "re"];
   const SNIPPET_FORMATS = ["avif", "webp"];
 
@@ -130,6 +130,7 @@
     const url = URL.createObjectURL(blob);
     revokeLater(url);
     const result = $("result");
+    delete result.dataset.ready; // until the new image is in
     result.dataset.url = shown;
     await new Promise((resolve) => {
       result.onload = resolve;
@@ -157,14 +158,36 @@
   }
 
   async function updateOriginal(width, height, seq) {
+    if ($("compare-with").value === "pinned" && state.pinned) {
+      // Two option sets side by side: the pinned result A under the current one.
+      $("original").src = state.pinned.url;
+      $("slider-label").textContent = `A (${state.pinned.label})`;
+      return;
+    }
+    $("slider-label").textContent = "original";
     // The untouched source, fitted to the result's box so the two line up under the slider.
     const fit = `rs${state.caps.separator}fit${state.caps.separator}${width}${state.caps.separator}${height}`;
     const [path] = await sign([unsignedPath([fit], "plain", "png")]);
     if (seq === state.seq) $("original").src = path;
   }
 
+  function pin() {
+    const result = $("result");
+    if (!result.dataset.ready || !result.src) return;
+    if (state.pinned) URL.revokeObjectURL(state.pinned.url);
+    const kept = state.objectUrls.indexOf(result.src);
+    if (kept >= 0) state.objectUrls.splice(kept, 1); // never revoked while pinned
+    state.pinned = { url: result.src, label: optionSegments().join("/") };
+    const option = document.querySelector("#compare-with option[value=pinned]");
+    option.disabled = false;
+    $("compare-with").value = "pinned";
+    $("original").src = state.pinned.url;
+    $("slider-label").textContent = `A (${state.pinned.label})`;
+  }
+
   function applySlider() {
     $("after").style.clipPath = `inset(0 0 0 ${$("slider").value}%)`;
+    $("divider").style.left = `${$("slider").value}%`;
   }
 
   // --- /info -------------------------------------------------------------------------------
@@ -176,6 +199,7 @@
     if (!response.ok) {
       $("info-facts").textContent = `/info: ${response.status} ${await response.text()}`;
       $("swatches").replaceChildren();
+      $("info-preview").removeAttribute("src");
       const canvas = $("blurhash");
       canvas.dataset.hash = "";
       canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
@@ -201,7 +225,13 @@
     }
     const canvas = $("blurhash");
     canvas.dataset.hash = info.blurhash || "";
+    // The placeholder keeps the source's aspect ratio, as a page using it would.
+    canvas.height = Math.max(1, Math.round((canvas.width * info.height) / Math.max(1, info.width)));
+    canvas.style.height = `${Math.round((160 * info.height) / Math.max(1, info.width))}px`;
     if (info.blurhash) drawBlurHash(canvas, info.blurhash);
+    const sep = state.caps.separator;
+    const [preview] = await sign([unsignedPath([`rs${sep}fit${sep}160${sep}160`], "plain", "png")]);
+    $("info-preview").src = preview;
     drawFaces(info);
   }
 
@@ -398,6 +428,11 @@
     $("sizes").addEventListener("change", schedule);
     $("snippet-formats").addEventListener("change", schedule);
     $("slider").addEventListener("input", applySlider);
+    $("pin").addEventListener("click", pin);
+    $("compare-with").addEventListener("change", () => {
+      const r = $("result");
+      if (r.dataset.ready) updateOriginal(r.naturalWidth, r.naturalHeight, state.seq).catch(report);
+    });
     applySlider();
     $("copy-url").addEventListener("click", () => copy($(encoding() === "base64" ? "url-base64" : "url-plain").value));
     $("copy-snippet").addEventListener("click", () => copy($("snippet").value));
