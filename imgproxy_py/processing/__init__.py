@@ -21,7 +21,6 @@ from imgproxy_py.processing.encode import EncoderSettings, encode_to_fit, resolv
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats, choose_format
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.jpeg_scans import scan_count_bound
-from imgproxy_py.processing.limits import MAX_SIDE as MAX_SIDE  # re-exported: the tests and fuzz read it
 from imgproxy_py.processing.limits import Limits, check_raster
 from imgproxy_py.processing.steps.scale_on_load import load_options
 from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
