@@ -7,7 +7,7 @@ Run everything (installs matplotlib into .venv, thumbor and ipx into benchmarks/
 which is ``.venv/bin/python -m benchmarks.run --duration 15 --concurrency 8,64``. Options:
 
     .venv/bin/python -m benchmarks.run [--duration S] [--warmup S] [--concurrency 8,64]
-        [--workloads W1,W2,W3,W4,W1cold] [--systems ceiling,server,thumbor,ipx,bare]
+        [--workloads W1,W2,W3,W4,W1cold,W5] [--systems ceiling,server,thumbor,ipx,bare]
         [--server-env K=V ...] [--ceiling-threads 1,2,4] [--out benchmarks/out] [--no-plot]
 
 Needs wrk (``apt-get install wrk``) and, for ipx, node + npm. Prints one markdown table
@@ -29,7 +29,9 @@ Workloads (``benchmarks/workloads.py``): W1 cache-miss JPEG q80 at widths 200-59
 server gets a cachebuster so nothing repeats); W2-webp / W2-avif the same to WebP q79 and
 AVIF q63; W3 one URL repeated (server vs bare); W4 a Zipf mix over 25 fixtures x 201
 variants with caches on (hit ratio from ``X-Cache``, beside an unbounded cache's); W1cold:
-W1 over 256 byte-distinct copies of the photo, with intermediate reuse switched off.
+W1 over 256 byte-distinct copies of the photo, with intermediate reuse switched off; W5
+(W5-heic, W5-jxl, W5-video) the formats decoded or encoded outside libvips, against this
+server and a same-library loop only (see benchmarks/ceiling.py).
 """
 
 from __future__ import annotations
