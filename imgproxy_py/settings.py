@@ -220,6 +220,9 @@ class OptionSettings:
     preferred_formats: tuple[ImageFormat, ...] = (ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF)
     client_hints: bool = False  # IMGPROXY_ENABLE_CLIENT_HINTS: DPR / Width headers set dpr and width
     preserve_hdr: bool = False  # IMGPROXY_PRESERVE_HDR: the ``ph`` option's default
+    video_thumbnail_second: float | None = (
+        None  # IMGPROXY_VIDEO_THUMBNAIL_SECOND: ``vts``' default (None: first keyframe)
+    )
     keep_copyright: bool = True
     strip_color_profile: bool = True
     enforce_thumbnail: bool = False
@@ -457,6 +460,7 @@ def _options(env: _Env) -> OptionSettings:
         preferred_formats=env.formats("IMGPROXY_PREFERRED_FORMATS", defaults.preferred_formats),
         client_hints=env.get_bool("IMGPROXY_ENABLE_CLIENT_HINTS", False),
         preserve_hdr=env.get_bool("IMGPROXY_PRESERVE_HDR", False),
+        video_thumbnail_second=_video_thumbnail_second(env),
         keep_copyright=env.get_bool("IMGPROXY_KEEP_COPYRIGHT", True),
         strip_color_profile=env.get_bool("IMGPROXY_STRIP_COLOR_PROFILE", True),
         enforce_thumbnail=env.get_bool("IMGPROXY_ENFORCE_THUMBNAIL", False),
@@ -469,6 +473,13 @@ def _options(env: _Env) -> OptionSettings:
         url_replacements=_url_replacements(env),
         arguments_separator=_arguments_separator(env),
     )
+
+
+def _video_thumbnail_second(env: _Env) -> float | None:
+    """Unset: the first keyframe (imgproxy Pro defaults to second 1; a keyframe costs least)."""
+    if env.raw("IMGPROXY_VIDEO_THUMBNAIL_SECOND") is None:
+        return None
+    return env.get_float("IMGPROXY_VIDEO_THUMBNAIL_SECOND", 0, min_value=0, max_value=1e9)
 
 
 def _format_names(env: _Env, name: str) -> frozenset[ImageFormat]:

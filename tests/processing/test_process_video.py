@@ -210,3 +210,18 @@ def test_recorded_rotation_is_applied(tmp_path: Path) -> None:
     assert top[2].avg() > 200 and bottom[0].avg() > 200
     info = image_info(rotated, 50_000_000, video_thumbnails=True)
     assert (info["width"], info["height"]) == (height, width)
+
+
+def test_video_thumbnail_second_setting_is_the_default(mp4: bytes) -> None:
+    from imgproxy_py.options.parser import Parser
+    from imgproxy_py.processing import process
+    from imgproxy_py.settings import Settings
+
+    settings = Settings.from_env({"IMGPROXY_VIDEO_THUMBNAIL_SECOND": "1", "IMGPROXY_ENABLE_VIDEO_THUMBNAILS": "1"})
+    parser = Parser(settings.options)
+    config = ProcessingConfig.from_settings(settings)
+    assert config.video_thumbnails
+    at_one = process(mp4, parser.parse("/f:png/plain/local:///a.mp4").options, config)
+    assert abs(red(at_one.data) - RED_STEP * 10) < RED_STEP / 2
+    first = process(mp4, parser.parse("/vts:0/f:png/plain/local:///a.mp4").options, config)
+    assert red(first.data) < RED_STEP / 2  # the URL's vts wins
