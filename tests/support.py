@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import gzip
 import hashlib
 import http.server
 import os
@@ -89,6 +90,7 @@ class Origin:
     requests: list[str] = field(default_factory=list)
     delay: float = 0.0
     fail_with: int = 0  # answer every request with this status (simulates an outage)
+    accept_encodings: list[str] = field(default_factory=list)  # what /gzip/ requests asked for
 
     @property
     def base(self) -> str:
@@ -132,6 +134,11 @@ def _make_handler(origin: Origin) -> type[http.server.BaseHTTPRequestHandler]:
                 return
             if path.startswith("/endless"):  # a body that never ends (no Content-Length), until the client hangs up
                 self._endless()
+                return
+            if path.startswith("/gzip/"):  # gzip-encoded whatever the request asked for (a hostile origin)
+                body = gzip.compress((origin.root / path[len("/gzip/") :]).read_bytes())
+                origin.accept_encodings.append(self.headers.get("Accept-Encoding", ""))
+                self._send(200, body, "image/jpeg", {"Content-Encoding": "gzip"})
                 return
             if path.startswith("/truncate/"):
                 data = (origin.root / path[len("/truncate/") :]).read_bytes()

@@ -23,6 +23,7 @@ from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.jpeg_scans import scan_count_bound
 from imgproxy_py.processing.limits import Limits, check_raster
 from imgproxy_py.processing.steps.scale_on_load import load_options
+from imgproxy_py.processing.svg_cost import check_svg_cost
 from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
 from imgproxy_py.settings import OptionSettings, Settings
 
@@ -140,6 +141,8 @@ def process(
             if source_format is ImageFormat.SVG:  # skp:svg with IMGPROXY_ALWAYS_RASTERIZE_SVG: still sanitised
                 return _svg_passthrough(data, config.sanitize_svg)
             return _passthrough(data, source_format, limits)
+        if source_format is ImageFormat.SVG:
+            check_svg_cost(data)  # before librsvg renders a single element
         hot = intermediates.admit(source_key) if intermediates and source_key else False
         return _process(data, source_format, po, config, client, deadline, source_key, intermediates, hot, limits)
     except (vips.Error, UnicodeDecodeError) as exc:
@@ -300,6 +303,7 @@ def _svg_passthrough(data: bytes, sanitize: bool) -> ProcessResult:
     The header load reads the dimensions and proves librsvg still takes the document.
     """
     out = svg.sanitize_svg(data) if sanitize else data
+    check_svg_cost(out)  # a browser would expand its <use>s too, sanitised or not
     img = vips.open_source(out, **load_options(ImageFormat.SVG))
     return ProcessResult(out, ImageFormat.SVG, img.width, img.height, ImageFormat.SVG, img.width, img.height)
 

@@ -30,6 +30,7 @@ from imgproxy_py.errors import BrokenImageError, InvalidImageError, SourceResolu
 from imgproxy_py.imagetype import ImageFormat, sniff, sniff_video
 from imgproxy_py.processing import codecs, external, vips
 from imgproxy_py.processing.steps.scale_on_load import load_options
+from imgproxy_py.processing.svg_cost import check_svg_cost
 
 INFO_LOADABLE = frozenset(
     {
@@ -90,6 +91,8 @@ def image_info(
 
 
 def _image_info(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> dict[str, Any]:
+    if fmt is ImageFormat.SVG:
+        check_svg_cost(data)  # the colour summary renders it: refuse <use> and filter bombs first
     # BMP, HEVC HEIC, JPEG XL: limits from the probed header, then decoded outside libvips.
     decoded = codecs.decodes(data, fmt)
     header = external.load(data, fmt, max_src_resolution) if decoded else vips.open_source(data, **load_options(fmt))

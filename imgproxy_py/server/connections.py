@@ -15,6 +15,10 @@ of silent or slowloris connections. This subclass adds, per process:
   longest for a request head is closed to make room (a slowloris holds exactly those), and
   only when every connection is busy with a request is the new one shed with a 503.
 
+uvicorn's h11 protocol does bound the head (``h11_max_incomplete_event_size``) but is pure
+Python and several times slower per request, and has no head deadline or connection cap
+either; so the fast parser stays and gets the limits here.
+
 Deadlines are checked by one sweep every ``SWEEP_INTERVAL`` seconds over the connections
 that are waiting for a head, so a request pays two dict operations, not a timer of its own.
 uvicorn's own keep-alive timer is not used.

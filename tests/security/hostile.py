@@ -319,6 +319,24 @@ def filter_svg(side: int, layers: int, deviation: int = 100) -> bytes:
     return (head + f'<rect width="{side}" height="{side}" fill="red" filter="url(#b)"/>' * layers + "</svg>").encode()
 
 
+def use_bomb_svg(levels: int = 10, fanout: int = 10, via: str = "g") -> bytes:
+    """``fanout`` ``<use>``s per level through ``levels`` nested ``<g>``/``<symbol>``s: fanout**levels elements."""
+    parts = [f'<svg {SVG_NS} xmlns:xlink="http://www.w3.org/1999/xlink" width="100" height="100"><defs>']
+    parts.append('<rect id="l0" width="1" height="1" fill="red"/>')
+    for level in range(1, levels + 1):
+        uses = "".join(f'<use xlink:href="#l{level - 1}"/>' for _ in range(fanout))
+        parts.append(f'<{via} id="l{level}">{uses}</{via}>')
+    parts.append(f'</defs><use href="#l{levels}"/></svg>')
+    return "".join(parts).encode()
+
+
+def use_cycle_svg() -> bytes:
+    return (
+        f'<svg {SVG_NS} width="100" height="100"><g id="a"><rect width="5" height="5"/>'
+        '<g id="b"><use href="#a"/></g></g></svg>'
+    ).encode()
+
+
 def error_buffer_poison_svg() -> bytes:
     """librsvg's parse error quotes the bad attribute as U+FFFD characters, over 10 KB of them:
     libvips cuts its error buffer at 10 KB, mid-character, and pyvips cannot decode it."""
@@ -462,6 +480,11 @@ def cases() -> Iterator[Case]:
         yield Case("nested-10000.svg", nested_svg(10_000), 422, suffix=suffix)
         yield Case("billion-laughs.svg", billion_laughs(), 422, suffix=suffix)
         yield Case("xxe.svg", external_entity_svg(), 422, suffix=suffix)
+        yield Case("use-bomb.svg", use_bomb_svg(), 422, suffix=suffix)  # 10^10 elements from 2.6 KB
+        yield Case("use-bomb-symbols.svg", use_bomb_svg(via="symbol"), 422, suffix=suffix)
+        yield Case("use-cycle.svg", use_cycle_svg(), 422, suffix=suffix)
+        yield Case("blur-layers.svg", filter_svg(2500, 5), 422, suffix=suffix)  # 31 M pixel blur passes
+    yield Case("some-uses.svg", use_bomb_svg(3, 10), 200, suffix="@png", why="4688 elements: a sprite sheet's size")
     yield Case("huge.svg", huge_svg(100_000), 200, options="q:80", why="passed through as text: nothing is rendered")
     yield Case(
         "huge.svg",

@@ -18,10 +18,11 @@ import httpx
 import pytest
 
 from imgproxy_py.cancel import CancelToken, current_token
-from imgproxy_py.errors import ImgproxyError, RequestTimeoutError
+from imgproxy_py.errors import ImgproxyError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.processing import ProcessingConfig, process
+from imgproxy_py.processing.svg_cost import SvgTooComplexError
 from tests.conftest import ClientFactory
 from tests.security import hostile
 from tests.security.rss import peak_rss, process_peak_mb
@@ -135,20 +136,22 @@ async def test_a_png_with_a_latin1_text_keyword_is_served(root: Path, client_fac
     assert response.status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: librsvg filters are rendered in chunks the cancel token cannot interrupt: 5 blurred "
-    "layers on a 2500x2500 SVG (443 bytes) overrun a 0.5 s deadline by ~2.5 s; 40 layers on 4000x4000 "
-    "(2.3 KB) overrun a 2 s deadline by 134 s (+460 MB), holding a worker the whole time.",
+@pytest.mark.parametrize(
+    ("side", "layers", "size"),
+    [(2500, 5, 0), (4000, 40, 0), (500, 1, 4000)],  # the last: a small blur, enlarged 64× in area
 )
-def test_svg_filters_stop_at_the_deadline() -> None:
-    data = hostile.filter_svg(2500, 5)
-    po = ProcessingOptions(format=ImageFormat.PNG)
+def test_svg_filter_work_is_refused_before_librsvg_renders_it(side: int, layers: int, size: int) -> None:
+    """librsvg runs a filter in chunks the cancel token cannot interrupt: before the static bound,
+    5 blurred layers on 2500² overran a 0.5 s deadline by ~2.5 s, 40 on 4000² by 134 s (+460 MB), and
+    one 500² blur rendered at 4000² by ~10 s. Now each is refused before rendering starts. (Filter
+    work under the bound, ≤ 4 M pixel passes, can still overrun a deadline by a second or so.)"""
+    data = hostile.filter_svg(side, layers)
+    po = ProcessingOptions(format=ImageFormat.PNG, width=size, height=size, enlarge=bool(size))
     started = time.monotonic()
     deadline = started + 0.5
     token = current_token.set(CancelToken(deadline=deadline))
     try:
-        with pytest.raises(RequestTimeoutError):
+        with pytest.raises(SvgTooComplexError):
             process(data, po, ProcessingConfig(), deadline=deadline)
     finally:
         current_token.reset(token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import socket
 import time
 from typing import Any
@@ -200,3 +201,15 @@ async def test_max_src_file_size_option_needs_permission_and_limits_the_fetch(cl
     async with client_factory(IMGPROXY_ALLOW_SECURITY_OPTIONS="true") as client:
         assert (await client.get(f"/_/msfs:{size - 1}/w:10/plain/local:///{PHOTO}")).status_code == 422
         assert (await client.get(f"/_/msfs:{size}/w:10/plain/local:///{PHOTO}")).status_code == 200
+
+
+async def test_sources_are_read_without_content_decoding(origin: Origin) -> None:
+    """Identity is asked for and the raw body is read: a gzip/brotli bomb is never inflated (issue 16)."""
+    photo = fixture_path("320x240.jpg").read_bytes()
+    source = HTTPSource(AddressPolicy(allow_loopback=True), user_agent="t", max_redirects=0)
+    try:
+        image = await source.fetch(origin.url("gzip/320x240.jpg"), FetchLimits(timeout=5))
+    finally:
+        await source.aclose()
+    assert origin.accept_encodings == ["identity"]
+    assert image.data != photo and gzip.decompress(image.data) == photo  # the bytes as sent, not inflated

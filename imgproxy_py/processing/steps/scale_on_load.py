@@ -18,6 +18,7 @@ from imgproxy_py.processing import vips
 from imgproxy_py.processing.context import PipelineContext, _frame_height
 from imgproxy_py.processing.geometry import jpeg_shrink_factor, round_even, scale_int, shrink_int
 from imgproxy_py.processing.intermediates import memory_size
+from imgproxy_py.processing.svg_cost import check_svg_cost
 
 
 def load_options(fmt: ImageFormat) -> dict[str, Any]:
@@ -64,6 +65,8 @@ def scale_on_load(ctx: PipelineContext) -> None:
         factor = min(ctx.vector_scale / preshrink, math.sqrt(ctx.max_src_resolution / natural_pixels))
         if factor == ctx.vector_scale:
             return
+        if factor > 1:
+            check_svg_cost(data, factor)  # filters cost by the pixel: bounded again at the enlarged size
         extra = {"scale": factor}
     elif preshrink > 1 and fmt is ImageFormat.JPEG:
         factor = jpeg_shrink_factor(preshrink)
