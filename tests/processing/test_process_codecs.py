@@ -73,6 +73,11 @@ def test_10_bit_heic_keeps_depth_with_preserve_hdr() -> None:
     assert plain.format == "uchar"
     assert mean_abs_diff(plain, src) < 6
     assert image_info(heic, 50_000_000)["bit_depth"] == 10
+    for fmt in ("heic", "jxl"):  # written with more than 8 bits too
+        result, out = processed(heic, f"ph:1/f:{fmt}")
+        assert out.format == "ushort", fmt
+        assert mean_abs_diff(out.colourspace("srgb"), src) < 6, fmt
+        assert samples.decode_any(run(heic, f"f:{fmt}").data).format == "uchar"
 
 
 def test_multi_image_heic_uses_the_primary_image() -> None:

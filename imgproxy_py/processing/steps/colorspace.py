@@ -16,8 +16,9 @@ from imgproxy_py.processing.context import PipelineContext
 
 _KEEP = {"srgb", "b-w"}
 _GREY = {"b-w", "grey16"}
-# Formats that store 16 bits per channel (AVIF as 12-bit): where preserve_hdr can keep depth.
-HDR_FORMATS = frozenset({ImageFormat.PNG, ImageFormat.TIFF, ImageFormat.AVIF})
+# Formats that store more than 8 bits per channel (AVIF as 12-bit, HEIC as 10-bit, JPEG XL as
+# 16-bit): where preserve_hdr can keep depth.
+HDR_FORMATS = frozenset({ImageFormat.PNG, ImageFormat.TIFF, ImageFormat.AVIF, ImageFormat.HEIC, ImageFormat.JXL})
 
 
 _FLOAT = {"float", "double", "complex", "dpcomplex"}
