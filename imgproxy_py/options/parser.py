@@ -122,6 +122,7 @@ class Parser:
             enforce_thumbnail=settings.enforce_thumbnail,
             skip_processing=settings.skip_processing_formats,
             preserve_hdr=settings.preserve_hdr,
+            video_thumbnail_second=settings.video_thumbnail_second,
         )
 
     @property

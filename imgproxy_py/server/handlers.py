@@ -189,7 +189,7 @@ class ImageService:
             _refuse_lost_version(raw)
         po = parsed.options
         opts = settings.options
-        if po.format is None or opts.enforce_webp or opts.enforce_avif:
+        if po.format is None or opts.enforce_webp or opts.enforce_avif or opts.enforce_jxl:
             client = client_formats(header(scope, b"accept") or "", opts)
         else:
             client = NO_CLIENT_FORMATS
