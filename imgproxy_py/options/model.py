@@ -229,6 +229,7 @@ class ProcessingOptions:
     draw_detections: Detections = field(default_factory=Detections)
     autoquality: AutoQuality = field(default_factory=AutoQuality)
     format_best: bool = False  # ``f:best``: the smallest of the candidate formats (``format`` stays None)
+    video_thumbnail_second: float | None = None  # vts: the still's time; None: the first keyframe
 
     def canonical(self) -> str:
         """A stable text of every non-default field, e.g. ``rt=fill;w=300;h=200;g=sm:0:0``."""
@@ -343,6 +344,7 @@ _SHORT = {
     "draw_detections": "dd",
     "autoquality": "aq",
     "format_best": "fbest",
+    "video_thumbnail_second": "vts",
 }
 assert set(_SHORT) == set(_DEFAULTS), "every option field needs a canonical short name"
 _CANONICAL_ORDER = tuple((f.name, _SHORT[f.name], _DEFAULTS[f.name]) for f in fields(ProcessingOptions))

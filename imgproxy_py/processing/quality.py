@@ -162,8 +162,9 @@ class Reference:
             product *= max(scale.ssim(y), 1e-6) ** weight
         return product
 
-    def dssim(self, encoded: bytes) -> float:
-        similarity = self.ssim(vips.open_source(encoded))
+    def dssim(self, encoded: bytes, decode: Callable[[bytes], Any] = vips.open_source) -> float:
+        """DSSIM of an encoded candidate; ``decode`` for formats libvips cannot read (JPEG XL)."""
+        similarity = self.ssim(decode(encoded))
         return 1.0 / max(similarity, 1e-6) - 1.0
 
 

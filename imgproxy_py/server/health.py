@@ -30,9 +30,14 @@ async def vips_healthy() -> bool:
 
 
 def health_endpoint(
-    tiers: Sequence[GuardedTier], require_tiers: bool, extra: Sequence[str] = ()
+    tiers: Sequence[GuardedTier],
+    require_tiers: bool,
+    models: Callable[[], list[str]] | None = None,
+    extra: Sequence[str] = (),
 ) -> Callable[[Request], Awaitable[Response]]:
-    """``extra``: fixed status lines (e.g. whether face detection is available); never a failure."""
+    """``models`` gives one line per model version (its circuit breaker): a model whose breaker
+    is open is reported, not a failure, because requests are served by its fallback. ``extra``:
+    fixed status lines (whether face detection is available); never a failure either."""
 
     async def health(request: Request) -> Response:
         if not await vips_healthy():
@@ -44,6 +49,8 @@ def health_endpoint(
             lines.append(f"{tier.name}: {'ok' if up else 'down'}")
             if not up:
                 down.append(tier.name)
+        if models is not None:
+            lines += models()
         status = 503 if down and require_tiers else 200
         return PlainTextResponse("\n".join(lines), status_code=status, headers=_HEADERS)
 
