@@ -22,6 +22,7 @@ from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.jpeg_scans import scan_count_bound
 from imgproxy_py.processing.limits import Limits
 from imgproxy_py.processing.steps.scale_on_load import load_options
+from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.processing.svg_cost import check_svg_cost
 from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
 from imgproxy_py.settings import OptionSettings, Settings
@@ -141,6 +142,33 @@ def process(
         raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None
 
 
+def process_stream(
+    stream: StreamedInput,
+    po: ProcessingOptions,
+    config: ProcessingConfig,
+    client: ClientFormats = NO_CLIENT_FORMATS,
+    deadline: float = math.inf,
+    source_key: str | None = None,
+    intermediates: IntermediateCache | None = None,
+) -> ProcessResult:
+    """``process`` for a source still downloading (processing/streamed.py decided it can stream).
+
+    The header, and so every limit, is read from ``stream.head`` before any pixel is decoded;
+    the pixels are decoded from the stream as they arrive, shrunk on load.
+    """
+    source_format = sniff(stream.head)
+    if source_format not in (ImageFormat.JPEG, ImageFormat.PNG):
+        raise InvalidImageError("source image type is not supported")  # pragma: no cover - checked by the caller
+    try:
+        limits = config.limits.for_request(po)
+        hot = intermediates.admit(source_key) if intermediates and source_key else False
+        return _process(
+            stream.head, source_format, po, config, client, deadline, source_key, intermediates, hot, limits, stream
+        )
+    except (vips.Error, UnicodeDecodeError) as exc:
+        raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None
+
+
 def _process(
     data: bytes,
     source_format: ImageFormat,
@@ -152,6 +180,7 @@ def _process(
     intermediates: IntermediateCache | None,
     hot: bool,
     limits: Limits,
+    stream: StreamedInput | None = None,
 ) -> ProcessResult:
     if source_format is ImageFormat.ICO:
         data = _ico_image(data)
@@ -195,7 +224,7 @@ def _process(
         po=po,
         source_format=source_format,
         target_format=target,
-        data=None if thumbnail else data,
+        data=None if thumbnail or stream is not None else data,
         deadline=deadline,
         max_src_resolution=limits.max_src_resolution,
         max_result_dimension=limits.max_result_dimension,
@@ -205,6 +234,7 @@ def _process(
         source_key=source_key,
         intermediates=intermediates,
         hot=hot,
+        stream=stream,
     )
     ctx.calc_params()
     pipeline.run(pipeline.MAIN, ctx)

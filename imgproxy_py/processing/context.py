@@ -48,6 +48,7 @@ class PipelineContext:
     source_key: str | None = None  # identity + version of the source, for reuse across variants
     intermediates: IntermediateCache | None = None
     hot: bool = False  # the source was seen recently: keep its decoded intermediate
+    stream: Any = None  # processing.streamed.StreamedInput: ``img`` is the header only; decode from this
 
     @property
     def is_vector(self) -> bool:

@@ -160,6 +160,27 @@ def open_source(data: bytes, **options: Any) -> Any:
     return pyvips.Image.new_from_source(source, "", **options)
 
 
+def open_stream(read: Callable[[int], bytes | None], **options: Any) -> tuple[Any, Any]:
+    """An image decoded from ``read`` as libvips asks for bytes, and the source object to keep alive.
+
+    ``read(n)`` returns up to n bytes, b"" at the end, or None to fail the read (libvips then
+    stops with an error). No seek handler: libvips treats the source as a pipe and keeps only
+    the bytes it sniffs the header from. The handler is connected directly (not through
+    SourceCustom.on_read) so a failed read is -1, not an end of file.
+    """
+    source = pyvips.SourceCustom()
+
+    def on_read(buf: Any) -> int:
+        chunk = read(len(buf))
+        if chunk is None:
+            return -1
+        buf[: len(chunk)] = chunk
+        return len(chunk)
+
+    source.signal_connect("read", on_read)
+    return pyvips.Image.new_from_source(source, "", **options), source
+
+
 def save(img: Any, suffix: str, **options: Any) -> bytes:
     """Encode to ``suffix`` (e.g. ``.jpg``) in memory, abandoning the work if cancelled.
 

@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,8 +34,10 @@ from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import ClientHints, ParsedURL, Parser, split_signature
+from imgproxy_py.processing import ProcessResult, streamed
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.processing.intermediates import IntermediateCache
+from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.security import verify_signature
 from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.memo import LRU
@@ -49,10 +51,11 @@ from imgproxy_py.server.responses import (
     validator_headers,
 )
 from imgproxy_py.server.scope import header, raw_path
+from imgproxy_py.server.streaming import Streamed, fetch_streamed
 from imgproxy_py.settings import Settings
-from imgproxy_py.sources.base import FetchLimits, Source, SourceImage
+from imgproxy_py.sources.base import FetchLimits, Source, SourceImage, SourceMeta, StreamingSource
 from imgproxy_py.sources.registry import SourceRegistry
-from imgproxy_py.workers import WorkerPool
+from imgproxy_py.workers import Slot, WorkerPool
 
 log = logging.getLogger("imgproxy_py.request")
 
@@ -105,6 +108,8 @@ class ImageService:
     transforms: int = 0  # images processed by this process (observability, tests)
     _parsed: LRU[str, ParsedURL] = field(default_factory=lambda: LRU(8192))
     _keys: LRU[tuple[str, str], str] = field(default_factory=lambda: LRU(8192))
+    _streaming: dict[str, int] = field(default_factory=dict)  # source URLs being streamed → how many
+    peak_stream_bytes: int = 0  # the most source bytes one streamed request held between download and decoder
     _headers: LRU[tuple[str, str | None, float], list[tuple[bytes, bytes]]] = field(default_factory=lambda: LRU(8192))
 
     def memory_hit(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
@@ -266,44 +271,117 @@ class ImageService:
         async with contextlib.AsyncExitStack() as stack:
             with span("queue"):
                 slot = await stack.enter_async_context(self.workers.slot())
-            with span("downloading_source_image"):
-                image, _ = await self.fetches.do(req.source_url, lambda: source.fetch(req.source_url, limits))
+            if self._streams(req, source):
+                got = await self._stream(req, cast(StreamingSource, source), limits, deadline, slot)
+                if isinstance(got, Streamed):
+                    note(source_bytes=got.size)
+                    last_modified = got.meta.last_modified if settings.server.use_last_modified else None
+                    etag = self._etag(req, got.version)
+                    if isinstance(got.value, NotModified):
+                        return got.value
+                    if self._skips_transform(req, etag):  # no validator: known only now, after the work
+                        return NotModified(cast(str, etag), last_modified)
+                    return self._produced(req, got.value, etag, last_modified)
+                image = got
+            else:
+                with span("downloading_source_image"):
+                    image, _ = await self.fetches.do(req.source_url, lambda: source.fetch(req.source_url, limits))
             note(source_bytes=len(image.data))
             version = keys.source_version(image.etag, image.last_modified, image.data)
-            digest = keys.result_digest(req.po, req.client.key(), req.source_url, version, self.settings_fingerprint)
-            etag = keys.etag_for(digest) if settings.server.use_etag else None
+            etag = self._etag(req, version)
             last_modified = image.last_modified if settings.server.use_last_modified else None
-            if (
-                self.cache is None
-                and etag is not None
-                and req.if_none_match
-                and keys.etag_matches(req.if_none_match, etag)
-            ):
-                return NotModified(etag, last_modified)  # without a cache, skip the transform entirely
-            metrics = self.metrics
+            if self._skips_transform(req, etag):
+                return NotModified(cast(str, etag), last_modified)  # without a cache, skip the transform entirely
+            result = await self._transform(
+                slot, processing.process, image.data, req, deadline, f"{req.source_url}\x00{version}"
+            )
+        return self._produced(req, result, etag, last_modified)
+
+    def _streams(self, req: Request_, source: Source) -> bool:
+        """Whether to try decoding this source as it downloads (server/streaming.py).
+
+        A source another request is already downloading whole is joined instead (one download
+        shared by every variant); while one variant streams a source, others buffer theirs
+        through one shared download, so a burst of variants costs at most two downloads.
+        """
+        return (
+            self.settings.sources.stream
+            and hasattr(source, "stream")
+            and streamed.options_allow(req.po)
+            and not self.fetches.in_flight(req.source_url)
+            and req.source_url not in self._streaming
+        )
+
+    async def _stream(
+        self, req: Request_, source: StreamingSource, limits: FetchLimits, deadline: float, slot: Slot
+    ) -> SourceImage | Streamed[ProcessResult | NotModified]:
+        token = current_token.get() or CancelToken(deadline=deadline)
+
+        async def decode(stream: StreamedInput, meta: SourceMeta, validator: str | None) -> ProcessResult | NotModified:
+            if validator is not None:
+                etag = self._etag(req, validator)
+                if self._skips_transform(req, etag):
+                    last_modified = meta.last_modified if self.settings.server.use_last_modified else None
+                    return NotModified(cast(str, etag), last_modified)
+            source_key = f"{req.source_url}\x00{validator}" if validator is not None else None
+            return await self._transform(slot, processing.process_stream, stream, req, deadline, source_key)
+
+        self._streaming[req.source_url] = self._streaming.get(req.source_url, 0) + 1
+        try:
+            with span("streaming_source_image"):
+                got = await fetch_streamed(
+                    source, req.source_url, limits, self.settings.sources.stream_buffer, token, decode
+                )
+        finally:
+            left = self._streaming.pop(req.source_url) - 1
+            if left:
+                self._streaming[req.source_url] = left
+        self.peak_stream_bytes = max(self.peak_stream_bytes, got.peak_held if isinstance(got, Streamed) else 0)
+        return got
+
+    def _etag(self, req: Request_, version: str) -> str | None:
+        if not self.settings.server.use_etag:
+            return None
+        digest = keys.result_digest(req.po, req.client.key(), req.source_url, version, self.settings_fingerprint)
+        return keys.etag_for(digest)
+
+    def _skips_transform(self, req: Request_, etag: str | None) -> bool:
+        """Without a cache, a request whose If-None-Match already matches needs no transform."""
+        return (
+            self.cache is None
+            and etag is not None
+            and bool(req.if_none_match)
+            and keys.etag_matches(cast(str, req.if_none_match), etag)
+        )
+
+    async def _transform(
+        self,
+        slot: Slot,
+        fn: Callable[..., ProcessResult],
+        data: object,
+        req: Request_,
+        deadline: float,
+        source_key: str | None,
+    ) -> ProcessResult:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.images_in_progress.inc()
+        try:
+            with span("processing_image"):
+                result = await self.workers.run(
+                    slot, fn, data, req.po, self.processing, req.client, deadline, source_key, self.intermediates
+                )
+        finally:
             if metrics is not None:
-                metrics.images_in_progress.inc()
-            try:
-                with span("processing_image"):
-                    result = await self.workers.run(
-                        slot,
-                        processing.process,
-                        image.data,
-                        req.po,
-                        self.processing,
-                        req.client,
-                        deadline,
-                        f"{req.source_url}\x00{version}",
-                        self.intermediates,
-                    )
-            finally:
-                if metrics is not None:
-                    metrics.images_in_progress.dec()
-            self.transforms += 1
-            if metrics is not None:
-                metrics.transforms.inc()
+                metrics.images_in_progress.dec()
+        self.transforms += 1
+        if metrics is not None:
+            metrics.transforms.inc()
+        return result
+
+    def _produced(self, req: Request_, result: ProcessResult, etag: str | None, last_modified: str | None) -> Produced:
         now = time.time()
-        fresh_for = float(settings.cache.ttl)
+        fresh_for = float(self.settings.cache.ttl)
         if req.po.expires:
             fresh_for = min(fresh_for, req.po.expires - now)
         entry = CacheEntry(

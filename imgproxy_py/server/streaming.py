@@ -1,0 +1,151 @@
+"""Decode a source while it downloads: the download on the event loop, the decoder on a worker thread.
+
+The download's first bytes are held until they show a complete header (processing/streamed.py);
+a streamable JPEG/PNG is then handed to the decoder through a bounded ChunkPipe (back-pressure:
+at most ``pipe_bytes`` of source are held between the two), anything else is buffered whole and
+returned as a SourceImage for the usual path, without a second download. The size cap and the
+download deadline are enforced by the source as bytes arrive; the digest the cache key needs
+when the source has no validator is computed as the bytes pass. A failed or cancelled download
+aborts the pipe (the decoder's next read fails); a failed decode cancels the download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from imgproxy_py.cancel import CancelToken
+from imgproxy_py.processing.streamed import Head, StreamedInput, head_status
+from imgproxy_py.sources.base import FetchLimits, SourceImage, SourceMeta, StreamingSource
+from imgproxy_py.sources.pipe import ChunkPipe, PipeAborted
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Streamed(Generic[T]):
+    """A streamed source's outcome: what ``decode`` returned and what the cache key needs."""
+
+    value: T
+    meta: SourceMeta
+    version: str
+    size: int
+    peak_held: int  # the most source bytes held between download and decoder at once
+
+
+class _Sink:
+    def __init__(self, pipe: ChunkPipe) -> None:
+        self.pipe = pipe
+        self.meta = SourceMeta()
+        self.head: bytearray | None = bytearray()  # the first bytes, until they show a complete header
+        self.header = b""  # the bytes the decision was made on (a streamed source's header)
+        self.decided: asyncio.Future[Head] = asyncio.get_running_loop().create_future()
+        self.body: io.BytesIO | None = None
+        self.digest = hashlib.blake2b(digest_size=16)
+        self.size = 0
+        self.draining = False  # the decoder is done: read the rest for the digest and the checks only
+
+    async def begin(self, meta: SourceMeta) -> None:
+        self.meta = meta
+
+    async def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self.digest.update(chunk)
+        if self.head is not None:
+            self.head += chunk
+            status = head_status(bytes(self.head))
+            if status is Head.MORE:
+                return
+            head, self.head = bytes(self.head), None
+            self.header = head
+            if status is Head.BUFFER:
+                self.body = io.BytesIO(head)
+                self.body.seek(0, io.SEEK_END)
+            self.decided.set_result(status)
+            if status is Head.STREAM:
+                await self._to_pipe(head)
+        elif self.body is not None:
+            self.body.write(chunk)
+        elif not self.draining:
+            await self._to_pipe(chunk)
+
+    async def _to_pipe(self, data: bytes) -> None:
+        try:
+            await self.pipe.write(data)
+        except PipeAborted:
+            if not self.draining:
+                raise
+
+
+async def fetch_streamed(
+    source: StreamingSource,
+    url: str,
+    limits: FetchLimits,
+    pipe_bytes: int,
+    token: CancelToken,
+    decode: Callable[[StreamedInput, SourceMeta, str | None], Awaitable[T]],
+) -> SourceImage | Streamed[T]:
+    """Download ``url``; decode it with ``decode(input, meta, version or None)`` as it arrives if it can stream.
+
+    ``version`` is the source's validator when it sent one (known before the body), else None:
+    the digest is known only at the end (``Streamed.version``). Returns a SourceImage when the
+    source is not streamable (decode was not called).
+    """
+    pipe = ChunkPipe(pipe_bytes)
+    sink = _Sink(pipe)
+    download = asyncio.ensure_future(source.stream(url, limits, sink))
+    download.add_done_callback(lambda task: pipe.abort() if task.cancelled() or task.exception() else pipe.close())
+    try:
+        either: set[asyncio.Future[Any]] = {download, sink.decided}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not sink.decided.done():  # the whole body arrived (or failed) before a complete header
+            download.result()
+            return _image(sink.meta, bytes(sink.head or b""))
+        if sink.decided.result() is Head.BUFFER:
+            await download
+            assert sink.body is not None
+            return _image(sink.meta, sink.body.getvalue())
+        meta = sink.meta
+        validator = _validator(meta)
+
+        def read(size: int) -> bytes | None:
+            try:
+                return pipe.read(size, token.should_stop)
+            except PipeAborted:
+                return None
+
+        try:
+            value = await decode(StreamedInput(sink.header, read), meta, validator)
+        except Exception:
+            failure = download.exception() if download.done() and not download.cancelled() else None
+            if failure is not None:  # the decoder stopped because the download failed: that is the error
+                raise failure from None
+            raise
+        sink.draining = True
+        pipe.abort()  # free what the decoder left (trailing bytes) and let the download run on
+        await download
+        version = validator or "d:" + sink.digest.hexdigest()
+        return Streamed(value=value, meta=meta, version=version, size=sink.size, peak_held=pipe.peak)
+    finally:
+        if not download.done():
+            download.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await download
+        pipe.abort()
+
+
+def _validator(meta: SourceMeta) -> str | None:
+    if meta.etag:
+        return "e:" + meta.etag
+    if meta.last_modified:
+        return "m:" + meta.last_modified
+    return None
+
+
+def _image(meta: SourceMeta, data: bytes) -> SourceImage:
+    return SourceImage(data=data, etag=meta.etag, last_modified=meta.last_modified, content_type=meta.content_type)

@@ -1,0 +1,122 @@
+"""A bounded hand-over of source bytes from the download (event loop) to the decoder (a worker thread).
+
+The download awaits ``write``; once ``max_bytes`` are held it waits until the decoder has read
+some (back-pressure), so a slow decoder slows the download instead of growing memory. The
+decoder's ``read`` blocks until bytes arrive, the body ends, or the pipe is aborted (the
+request was cancelled, its deadline passed, the download failed): it then returns what is
+left, b"" at the end, or raises ``PipeAborted``. The standard library has no queue that one
+side awaits and the other blocks on with a byte bound (asyncio.Queue is loop-only,
+queue.Queue counts items and blocks the loop), hence this small class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import Callable
+
+
+class PipeAborted(Exception):
+    """The pipe was aborted: whoever reads gets no more bytes."""
+
+
+class ChunkPipe:
+    __slots__ = (
+        "_aborted",
+        "_chunks",
+        "_cond",
+        "_eof",
+        "_held",
+        "_loop",
+        "_space",
+        "_waiting",
+        "max_bytes",
+        "peak",
+        "total",
+    )
+
+    def __init__(self, max_bytes: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.max_bytes = max(1, max_bytes)
+        self.peak = 0  # the most bytes ever held at once (observability, tests)
+        self.total = 0  # bytes written
+        self._loop = loop or asyncio.get_running_loop()
+        self._cond = threading.Condition()
+        self._chunks: deque[memoryview] = deque()
+        self._held = 0
+        self._eof = False
+        self._aborted = False
+        self._space = asyncio.Event()
+        self._waiting = False  # the writer waits for room (read under the lock)
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    async def write(self, data: bytes) -> None:
+        """Hand ``data`` over, waiting while the pipe is full; raises PipeAborted once aborted."""
+        view = memoryview(data)
+        while view:
+            with self._cond:
+                if self._aborted:
+                    raise PipeAborted
+                room = self.max_bytes - self._held
+                if room > 0:
+                    part, view = view[:room], view[room:]
+                    self._chunks.append(part)
+                    self._held += len(part)
+                    self.total += len(part)
+                    self.peak = max(self.peak, self._held)
+                    self._cond.notify_all()
+                    continue
+                self._space.clear()
+                self._waiting = True
+            await self._space.wait()
+
+    def close(self) -> None:
+        """The body ended: the reader gets b"" once it has read everything."""
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def abort(self) -> None:
+        """Stop both sides now and drop the bytes held (idempotent, any thread)."""
+        with self._cond:
+            self._aborted = True
+            self._chunks.clear()
+            self._held = 0
+            self._cond.notify_all()
+        self._wake_writer()
+
+    def read(self, size: int, should_stop: Callable[[], bool] = lambda: False) -> bytes:
+        """Up to ``size`` bytes (worker thread); b"" at the end of the body.
+
+        ``should_stop`` is polled while waiting, so a deadline stops a reader whose download stalled.
+        """
+        with self._cond:
+            while not self._chunks:
+                if self._aborted:
+                    raise PipeAborted
+                if self._eof:
+                    return b""
+                if should_stop():
+                    raise PipeAborted
+                self._cond.wait(0.1)
+            if self._aborted:
+                raise PipeAborted
+            first = self._chunks[0]
+            if len(first) <= size:
+                self._chunks.popleft()
+                out = first
+            else:
+                out, self._chunks[0] = first[:size], first[size:]
+            self._held -= len(out)
+            wake, self._waiting = self._waiting, False
+        if wake:  # one loop wake-up per stall, not one per read
+            self._wake_writer()
+        return bytes(out)
+
+    def _wake_writer(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is writing any more
+            self._loop.call_soon_threadsafe(self._space.set)
