@@ -60,7 +60,7 @@ def _handler(origin: ThrottledOrigin) -> type[http.server.BaseHTTPRequestHandler
                 record.done.set()
 
         def _serve(self, record: Served) -> None:
-            kind, _, name = self.path.lstrip("/").rpartition("/")
+            kind, _, name = self.path.split("?", 1)[0].lstrip("/").rpartition("/")  # a query busts caches only
             data = origin.files.get(name)
             if data is None:
                 self.send_response(404)
