@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from imgproxy_py.cancel import CancelToken
+from imgproxy_py.errors import SourceTimeoutError
 from imgproxy_py.processing.streamed import Head, StreamedInput, head_status
 from imgproxy_py.sources.base import FetchLimits, SourceImage, SourceMeta, StreamingSource
 from imgproxy_py.sources.pipe import ChunkPipe, PipeAborted
@@ -98,7 +100,10 @@ async def fetch_streamed(
     """
     pipe = ChunkPipe(pipe_bytes)
     sink = _Sink(pipe)
-    download = asyncio.ensure_future(source.stream(url, limits, sink))
+    # The source's own deadline would count the time the decoder holds the download back; the
+    # download deadline is enforced here without it, the request's deadline bounds the rest.
+    unbounded = FetchLimits(max_bytes=limits.max_bytes, timeout=max(limits.timeout, token.deadline - time.monotonic()))
+    download = asyncio.ensure_future(_within(source.stream(url, unbounded, sink), pipe, limits.timeout))
     download.add_done_callback(lambda task: pipe.abort() if task.cancelled() or task.exception() else pipe.close())
     try:
         either: set[asyncio.Future[Any]] = {download, sink.decided}
@@ -137,6 +142,26 @@ async def fetch_streamed(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await download
         pipe.abort()
+
+
+async def _within(download: Awaitable[None], pipe: ChunkPipe, timeout: float) -> None:
+    """Run ``download``, failing it once it has taken ``timeout`` seconds not counting back-pressure waits."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task = asyncio.ensure_future(download)
+    try:
+        while True:
+            left = timeout - (loop.time() - started - pipe.blocked())
+            if left <= 0:
+                raise SourceTimeoutError("download timed out")
+            done, _ = await asyncio.wait({task}, timeout=left)
+            if done:
+                return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 def _validator(meta: SourceMeta) -> str | None:

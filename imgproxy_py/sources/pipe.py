@@ -32,6 +32,8 @@ class ChunkPipe:
         "_loop",
         "_space",
         "_waiting",
+        "_blocked",
+        "_blocked_since",
         "max_bytes",
         "peak",
         "total",
@@ -49,6 +51,8 @@ class ChunkPipe:
         self._aborted = False
         self._space = asyncio.Event()
         self._waiting = False  # the writer waits for room (read under the lock)
+        self._blocked = 0.0  # seconds the writer has spent waiting for room (loop time)
+        self._blocked_since: float | None = None
 
     @property
     def held(self) -> int:
@@ -72,7 +76,18 @@ class ChunkPipe:
                     continue
                 self._space.clear()
                 self._waiting = True
-            await self._space.wait()
+            self._blocked_since = self._loop.time()
+            try:
+                await self._space.wait()
+            finally:
+                self._blocked += self._loop.time() - self._blocked_since
+                self._blocked_since = None
+
+    def blocked(self) -> float:
+        """Seconds the writer has waited for the reader so far (event loop only): the download's
+        deadline does not count them, so a slow decoder cannot make a download time out."""
+        since = self._blocked_since
+        return self._blocked + (self._loop.time() - since if since is not None else 0.0)
 
     def close(self) -> None:
         """The body ended: the reader gets b"" once it has read everything."""

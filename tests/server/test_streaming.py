@@ -178,3 +178,15 @@ async def _eventually(check: Any, within: float) -> bool:
             return True
         await asyncio.sleep(0.02)
     return bool(check())
+
+
+async def test_a_slow_decoder_does_not_make_the_download_time_out(origin: ThrottledOrigin) -> None:
+    """Back-pressure waits are not download time: the pipe holds the origin back while a full-size
+    decode runs far longer than the download deadline, and the download still completes."""
+    origin.rate = 0  # as fast as loopback goes: the buffered download takes a fraction of the deadline
+    (streamed, buffered), (on, _) = await _get_both(
+        f"/_/w:4000/f:png/plain/{origin.url('big.jpg')}", IMGPROXY_DOWNLOAD_TIMEOUT="1"
+    )
+    assert streamed.status_code == buffered.status_code == 200
+    assert size_of(streamed.content) == (4000, 2667)  # a PNG encode pulls the decode row by row: slowly
+    assert on.peak_stream_bytes > 0
