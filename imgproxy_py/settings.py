@@ -267,7 +267,8 @@ class SourceSettings:
     allow_link_local: bool = False
     allow_private: bool = False
     allowed_sources: tuple[str, ...] = ()
-    # Decode JPEG/PNG sources while they download (server/streaming.py); off: buffer every source whole.
+    # Decode JPEG/PNG sources (http, s3, local) while they download (server/streaming.py);
+    # off: buffer every source whole.
     stream: bool = True
     stream_buffer: int = 1 << 20  # bytes of source held between the download and the decoder
 

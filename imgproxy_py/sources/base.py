@@ -109,7 +109,7 @@ class Source(Protocol):
 
 
 class StreamingSource(Source, Protocol):
-    """A source that can also hand its body over as it arrives (http, local)."""
+    """A source that can also hand its body over as it arrives (http, s3, local)."""
 
     async def stream(self, url: str, limits: FetchLimits, sink: StreamSink) -> None:
         """Send the body to ``sink`` within the size cap and timeout, or raise a SourceError."""

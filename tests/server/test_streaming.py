@@ -17,6 +17,7 @@ from benchmarks.throttled_origin import ThrottledOrigin, photo, throttled_origin
 from imgproxy_py.server.app import create_app
 from imgproxy_py.server.handlers import ImageService
 from tests.conftest import make_settings
+from tests.s3_server import S3Server
 from tests.support import load, mean_abs_diff, size_of
 
 BOUND = 256 * 1024  # IMGPROXY_STREAM_BUFFER_SIZE in these tests
@@ -190,3 +191,15 @@ async def test_a_slow_decoder_does_not_make_the_download_time_out(origin: Thrott
     assert streamed.status_code == buffered.status_code == 200
     assert size_of(streamed.content) == (4000, 2667)  # a PNG encode pulls the decode row by row: slowly
     assert on.peak_stream_bytes > 0
+
+
+async def test_s3_sources_stream(s3_server: S3Server, files: dict[str, bytes]) -> None:
+    bucket = s3_server.new_bucket()
+    s3_server.put(bucket, "big.jpg", files["big.jpg"])
+    path = f"/_/rs:fit:600:600/f:webp/plain/s3://{bucket}/big.jpg"
+    (streamed, buffered), (on, _) = await _get_both(path, **s3_server.env())
+    assert streamed.status_code == buffered.status_code == 200
+    assert size_of(streamed.content) == (600, 400)
+    _same_image(streamed.content, buffered.content)
+    assert streamed.headers["etag"] == buffered.headers["etag"]
+    assert 0 < on.peak_stream_bytes <= BOUND
