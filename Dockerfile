@@ -21,7 +21,7 @@ COPY imgproxy_py ./imgproxy_py
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 imgproxy
 COPY config ./config
 
-USER imgproxy
+USER 10001
 EXPOSE 8080
 # Reads the same IMGPROXY_* settings as the server: follows IMGPROXY_BIND, IMGPROXY_PATH_PREFIX
 # and IMGPROXY_HEALTH_CHECK_PATH (a fixed 127.0.0.1:8080/health did not).

@@ -1,4 +1,4 @@
-"""Command line: ``imgproxy-py serve``, ``sign PATH``, ``url [OPTIONS] SOURCE``, ``doctor`` and ``health``."""
+"""Command line: ``imgproxy-py serve``, ``sign``, ``url``, ``doctor``, ``health`` and ``purge``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sign = commands.add_parser("sign", help="print PATH signed with IMGPROXY_KEY/IMGPROXY_SALT")
     sign.add_argument("path", help="the path after the signature, e.g. /rs:fit:300:300/plain/local:///a.jpg")
+    purge = commands.add_parser(
+        "purge", help="drop every cached variant of a source from every tier (and, with Redis, every process's L1)"
+    )
+    purge.add_argument("source", nargs="?", help="the source URL as the server fetches it (after IMGPROXY_BASE_URL)")
+    purge.add_argument("--tag", help="the source's tag instead (the Surrogate-Key response header)")
     _add_url_command(commands)
     commands.add_parser(
         "doctor",
@@ -64,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(sign_path(settings.security, args.path))
         return 0
+    if args.command == "purge":
+        return _purge(settings, args.source, args.tag)
     if args.command == "health":
         return _health(settings)
 
@@ -221,6 +228,39 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
+def _purge(settings: Settings, source: str | None, tag: str | None) -> int:
+    import asyncio
+    import json
+    import re
+
+    from imgproxy_py import keys
+
+    if (source is None) == (tag is None):
+        print("imgproxy-py purge: give a source URL or --tag, not both", file=sys.stderr)
+        return 2
+    if tag is not None and not re.fullmatch(r"[0-9a-f]{16}", tag):
+        print("imgproxy-py purge: a tag is 16 hex digits (the Surrogate-Key header)", file=sys.stderr)
+        return 2
+    tag = tag or keys.source_tag(source or "")
+    from imgproxy_py.server.app import build_cache
+
+    cache, _ = build_cache(settings)
+    if cache is None or not cache.remote:
+        print("imgproxy-py purge: no shared cache tier configured (IMGPROXY_CACHE_REDIS_URL, …)", file=sys.stderr)
+        return 2
+
+    async def run() -> dict[str, int | None]:
+        try:
+            return await cache.purge(tag)
+        finally:
+            await cache.aclose()
+
+    counts = asyncio.run(run())
+    counts.pop("L1", None)  # this command's own, empty memory tier
+    print(json.dumps({"tag": tag, "purged": counts}))
+    return 1 if any(v is None for v in counts.values()) else 0
+
+
 def _announce(settings: Settings) -> None:
     """The start-up banner: a working example URL for a local root. With JSON logs it is a
     ``startup`` event like every other line, never plain text in the middle of the JSON."""
@@ -229,6 +269,8 @@ def _announce(settings: Settings) -> None:
         fields = {"event": "startup", "version": __version__, "bind": f"{settings.server.host}:{settings.server.port}"}
         if example:
             fields.update(root=settings.sources.local_root or "", example_url=example)
+            if settings.server.playground:
+                fields["playground_url"] = "/".join(example.split("/", 3)[:3]) + settings.server.path_prefix + "/"
         logging.getLogger("imgproxy_py.cli").info("startup", extra={"fields": fields})
     elif example:
         origin = "/".join(example.split("/", 3)[:3])

@@ -177,6 +177,7 @@ class ServerSettings:
     read_request_timeout: float = 5.0  # seconds to receive a request's head
     keep_alive_timeout: float = 10.0  # seconds an idle keep-alive connection is kept; 0: none
     secret: str = field(default="", repr=False)  # IMGPROXY_SECRET: required Bearer token
+    admin_secret: str = field(default="", repr=False)  # IMGPROXY_ADMIN_SECRET: enables /_admin/* (Bearer)
     development_errors: bool = False  # IMGPROXY_DEVELOPMENT_ERRORS_MODE: error bodies say what was wrong
     playground: bool = False  # IMGPROXY_PLAYGROUND: the page at / (loopback-only when a key is set)
 
@@ -406,6 +407,7 @@ def _server(env: _Env) -> ServerSettings:
         read_request_timeout=env.get_float("IMGPROXY_READ_REQUEST_TIMEOUT", 5.0, min_value=0.1),
         keep_alive_timeout=env.get_float("IMGPROXY_KEEP_ALIVE_TIMEOUT", 10.0, min_value=0),
         secret=env.get_str("IMGPROXY_SECRET", ""),
+        admin_secret=env.get_str("IMGPROXY_ADMIN_SECRET", ""),
         development_errors=env.get_bool("IMGPROXY_DEVELOPMENT_ERRORS_MODE", False),
         playground=env.get_bool("IMGPROXY_PLAYGROUND", False),
     )

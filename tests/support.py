@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import pytest
 
@@ -30,17 +30,34 @@ IMAGES = FIXTURES / "images"
 
 
 def fixture_path(name: str) -> Path:
-    """Path of a shared fixture image; skips the test with a clear message if absent."""
+    """Path of a shared fixture image; skips the test (or, at import, the module) saying so if absent."""
     path = IMAGES / name
     if not path.exists():
-        pytest.skip(f"test fixtures not found at {IMAGES} (expected ../shared/fixtures next to the repo)")
+        _no_fixtures()
     return path
 
 
 def images_dir() -> Path:
     if not IMAGES.is_dir():
-        pytest.skip(f"test fixtures not found at {IMAGES} (expected ../shared/fixtures next to the repo)")
+        _no_fixtures()
     return IMAGES
+
+
+def _no_fixtures() -> NoReturn:
+    pytest.skip(
+        f"test fixtures not found at {IMAGES} (expected ../shared/fixtures next to the repo)", allow_module_level=True
+    )
+
+
+def missing_prerequisite(message: str) -> NoReturn:
+    """A tool the tests need is not installed: skip, saying so; under ``CI=true``, fail.
+
+    CI installs every prerequisite (.ci/run), so there a missing one is a broken set-up,
+    and a suite that skips it would pass while proving less than it says.
+    """
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true and a prerequisite is missing: {message}", pytrace=False)
+    pytest.skip(message)
 
 
 def free_port() -> int:

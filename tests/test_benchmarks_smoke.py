@@ -8,14 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.support import REPO, images_dir
+from tests.support import REPO, images_dir, missing_prerequisite
 
 
 def test_harness_runs_w1_against_the_server(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed (apt-get install wrk): the benchmark harness needs it")
+        missing_prerequisite("wrk is not installed (apt-get install wrk; .ci/run does): the benchmark harness needs it")
     cmd = [sys.executable, "-m", "benchmarks.run", "--duration", "2", "--warmup", "0", "--concurrency", "2"]
     cmd += ["--workloads", "W1", "--systems", "server", "--no-plot", "--out", str(tmp_path)]
     cmd += ["--fixtures", str(images_dir())]

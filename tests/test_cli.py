@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import REPO, env_for, free_port, serving, size_of
+from tests.support import REPO, env_for, free_port, missing_prerequisite, serving, size_of
 
 KEY = "943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881"
 SALT = "520f986b998545b4785e0defbc4f3c1203f22de2374a3d53cb7a7fe9fea309c5"
@@ -142,7 +142,7 @@ def test_glibc_is_honoured_and_jemalloc_chosen_otherwise() -> None:
     from imgproxy_py import allocator
 
     if allocator.jemalloc_path() is None:
-        pytest.skip("libjemalloc2 is not installed")
+        missing_prerequisite("libjemalloc2 is not installed (apt-get install libjemalloc2; .ci/run does)")
     for malloc, expected in (("glibc", False), ("auto", True), ("jemalloc", True)):
         env = {"IMGPROXY_MALLOC": malloc, "IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(REPO / "examples" / "images")}
         with serving(env=env) as (_, proc):

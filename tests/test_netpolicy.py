@@ -1,6 +1,6 @@
 """Source address classification (SSRF guard), incl. IPv4 addresses hidden in IPv6 forms.
 
-Reference: /work/shared/reference/imgproxy.md §4 (loopback/link-local/private rules, CGNAT and
+Reference: ../shared/reference/imgproxy.md §4 (loopback/link-local/private rules, CGNAT and
 6to4/NAT64/Teredo/ISATAP unwrapping since imgproxy 4.0.12).
 """
 

@@ -1,6 +1,6 @@
 """URL signatures: the imgproxy docs' examples, key rotation, trusted and malformed signatures.
 
-Spec: /work/notes/imgproxy-parser-headers.md §1.3 and /work/shared/reference/imgproxy.md §1.2, §1.5.
+Spec: ../shared/reference/imgproxy.md §1.2, §1.5 and imgproxy's security/signature.go.
 """
 
 from __future__ import annotations

@@ -79,3 +79,11 @@ class CacheTier(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class PurgeableTier(Protocol):
+    """A tier that can drop every entry of one source (keys start with ``<source tag>.``)."""
+
+    async def purge(self, tag: str) -> int:
+        """Delete them; returns how many were there."""
+        ...

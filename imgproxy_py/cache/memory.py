@@ -48,6 +48,17 @@ class MemoryTier:
             oldest = next(iter(self._items))
             self._drop(oldest)
 
+    def purge_now(self, tag: str) -> int:
+        """Drop every entry of one source (keys start with its tag). A scan: purges are rare,
+        and a second index would cost memory and work on every write."""
+        doomed = [key for key in self._items if key.startswith(tag + ".")]
+        for key in doomed:
+            self._drop(key)
+        return len(doomed)
+
+    async def purge(self, tag: str) -> int:
+        return self.purge_now(tag)
+
     def _drop(self, key: str) -> None:
         item = self._items.pop(key, None)
         if item is not None:

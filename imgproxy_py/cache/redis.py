@@ -121,6 +121,15 @@ def make_client(url: str, timeout: float) -> Any:
     return aioredis.Redis.from_url(url, retry_on_timeout=False, **common)
 
 
+async def close_client(client: Any) -> None:
+    """Close ``client`` and, for a Sentinel master, the Sentinel's own connections to the
+    sentinels, which redis-py leaves to whoever made the Sentinel (they leaked a socket per tier)."""
+    await client.aclose()
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    if manager is not None:
+        await manager.aclose()
+
+
 class RedisTier:
     name = "L2"
 
@@ -162,30 +171,6 @@ class RedisTier:
         """Delete every entry of one source (its index names them); returns how many."""
         return int(await self._purge_script(keys=[self._index(tag)]))
 
-    async def index_add(self, key: str, ttl: float) -> None:
-        """Record ``key`` in its source's index without storing a value here (for tiers that
-        cannot list their keys, e.g. memcached): a purge then knows what to delete there."""
-        tag, dot, _ = key.partition(".")
-        if dot and ttl > 0:
-            ms = max(1, int(ttl * 1000))
-            index = self._index(tag)
-            await self._client.sadd(index, key)
-            if int(await self._client.pttl(index)) < ms:
-                await self._client.pexpire(index, ms)
-
-    async def indexed(self, tag: str) -> list[str]:
-        """Every key recorded for ``tag`` (tier-independent names: ``tag.digest``)."""
-        names = await self._client.smembers(self._index(tag))
-        result = []
-        for raw in names:
-            name = raw.decode() if isinstance(raw, bytes) else str(raw)
-            # the result-key form (prefix r:{tag}rest) or a plain key recorded by index_add
-            if name.startswith(f"{self._prefix}r:{{{tag}}}"):
-                result.append(f"{tag}.{name[len(self._prefix) + 4 + len(tag) :]}")
-            else:
-                result.append(name)
-        return result
-
     async def publish_purge(self, tag: str) -> None:
         await self._client.execute_command("PUBLISH", self.channel, tag)
 
@@ -204,7 +189,7 @@ class RedisTier:
     async def ping(self) -> bool:
         return bool(await self._client.ping())
 
-    async def listen_for_purges(self, on_tag: Callable[[str], None]) -> None:
+    async def listen_for_purges(self, on_tag: Callable[[str], object]) -> None:
         """Call ``on_tag`` for every purge any process publishes; runs until cancelled.
 
         Reconnects after failures. On a cluster a classic PUBLISH reaches every node, so one
@@ -231,7 +216,7 @@ class RedisTier:
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):
-                    await client.aclose()
+                    await close_client(client)
 
     def _subscriber_client(self, attempt: int) -> Any:
         target = self._target
@@ -252,4 +237,4 @@ class RedisTier:
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await close_client(self._client)

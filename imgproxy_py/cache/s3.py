@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 
 import anyio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from imgproxy_py.cache.base import CacheEntry
@@ -45,6 +46,23 @@ class S3Tier:
         self._client.put_object(
             self._bucket, self._object(key), io.BytesIO(blob), len(blob), content_type="application/octet-stream"
         )
+
+    def _purge(self, tag: str) -> int:
+        # Keys start with their source's tag, so one listing finds every variant of a source.
+        names = [
+            obj.object_name
+            for obj in self._client.list_objects(self._bucket, prefix=f"{self._prefix}{tag[:2]}/{tag}.", recursive=True)
+            if obj.object_name
+        ]
+        if names:
+            errors = list(self._client.remove_objects(self._bucket, [DeleteObject(name) for name in names]))
+            if errors:
+                raise RuntimeError(f"{len(errors)} objects could not be deleted")
+        return len(names)
+
+    async def purge(self, tag: str) -> int:
+        """Delete every stored variant of one source; returns how many."""
+        return await in_thread(self._limiter, self._purge, tag)
 
     async def get(self, key: str) -> CacheEntry | None:
         blob = await in_thread(self._limiter, self._get, key)

@@ -69,6 +69,10 @@ class GuardedTier:
     async def set(self, key: str, entry: CacheEntry, ttl: float) -> None:
         await self.call(lambda: self.tier.set(key, entry, ttl), None)
 
+    def probe_soon(self) -> None:
+        """Let the next call through even inside the bypass window (a purge must try)."""
+        self._down_until = 0.0
+
 
 class TieredCache:
     def __init__(self, memory: MemoryTier | None, remote: Sequence[GuardedTier], *, stale_window: float = 0.0) -> None:
@@ -128,6 +132,25 @@ class TieredCache:
         task = asyncio.ensure_future(coro)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
+
+    async def purge(self, tag: str) -> dict[str, int | None]:
+        """Drop every entry of one source from every tier; per tier how many (None: the tier
+        failed or is down, so its entries expire by TTL instead). The shared tier that can
+        broadcast (Redis pub/sub) then tells every other process to drop its L1 entries."""
+        counts: dict[str, int | None] = {}
+        if self.memory is not None:
+            counts[self.memory.name] = self.memory.purge_now(tag)
+        for guarded in self.remote:
+            purge = getattr(guarded.tier, "purge", None)
+            if purge is None:
+                continue
+            guarded.probe_soon()
+            counts[guarded.name] = await guarded.call(lambda purge=purge: purge(tag), None)  # type: ignore[misc]
+        for guarded in self.remote:
+            publish = getattr(guarded.tier, "publish_purge", None)
+            if publish is not None:
+                await guarded.call(lambda publish=publish: publish(tag), None)  # type: ignore[misc]
+        return counts
 
     async def flush(self) -> None:
         """Wait for background writes (tests and shutdown)."""

@@ -29,6 +29,7 @@ from imgproxy_py.processing import ProcessingConfig, vips
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.s3conn import S3Target
 from imgproxy_py.security import SourcePolicy
+from imgproxy_py.server.admin import purge_endpoint
 from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.handlers import ImageService
 from imgproxy_py.server.health import health_endpoint
@@ -129,6 +130,17 @@ async def _trim_memory(interval: float) -> None:
         await anyio.to_thread.run_sync(allocator.trim)
 
 
+def _listen_for_purges(cache: TieredCache | None) -> asyncio.Task[None] | None:
+    """With L1 and Redis: drop L1 entries whenever any process or replica purges a source."""
+    if cache is None or cache.memory is None:
+        return None
+    memory = cache.memory
+    for guarded in cache.remote:
+        if isinstance(guarded.tier, RedisTier):
+            return asyncio.ensure_future(guarded.tier.listen_for_purges(memory.purge_now))
+    return None
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     if os.environ.get("IMGPROXY_PY_SERVER_PROCESS") == "1":  # a worker started by `imgproxy-py serve`
@@ -172,10 +184,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if metrics is not None:
             metrics.workers.set(settings.workers.workers)  # only in a process that serves
         trimmer = asyncio.ensure_future(_trim_memory(settings.workers.free_memory_interval))
+        purges = _listen_for_purges(cache)
         try:
             yield
         finally:
             trimmer.cancel()
+            if purges is not None:
+                purges.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purges
             await service.flights.aclose()
             await info.flights.aclose()
             await service.fetches.aclose()
@@ -190,6 +207,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
     if settings.server.health_check_path:
         routes.append(Route(settings.server.health_check_path, health, methods=["GET", "HEAD"]))
+    admin_path = f"{prefix}/_admin/purge"
+    if settings.server.admin_secret:  # off unless a secret is set
+        routes.append(Route(admin_path, purge_endpoint(cache, settings.server.admin_secret), methods=["POST"]))
     if settings.server.playground:  # before the catch-all image route: "/" is the page then
         routes += Playground(settings, parser.preset_names).routes(prefix)
     routes += [
@@ -213,6 +233,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     if settings.server.secret:
         health_paths = {f"{prefix}/health", settings.server.health_check_path} - {""}
+        if settings.server.admin_secret:
+            health_paths.add(admin_path)  # has its own secret
         middleware.append(Middleware(RequireSecret, secret=settings.server.secret, exempt=frozenset(health_paths)))
     middleware.append(Middleware(ServeMemoryHits, service=service))  # after the secret check, before routing
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -7,6 +7,7 @@ from urllib.parse import quote, urlsplit
 
 from starlette.responses import PlainTextResponse, Response
 
+from imgproxy_py import keys
 from imgproxy_py.errors import ImgproxyError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
@@ -59,8 +60,12 @@ def validator_headers(
 
 
 def image_headers(fmt: ImageFormat, po: ProcessingOptions, source_url: str, base: dict[str, str]) -> dict[str, str]:
+    tag = keys.source_tag(source_url)
     return {
         **base,
+        # Names the source for a CDN's purge-by-tag (Fastly/Varnish: Surrogate-Key; Cloudflare: Cache-Tag).
+        "Surrogate-Key": tag,
+        "Cache-Tag": tag,
         "Content-Type": fmt.mime,
         "Content-Disposition": content_disposition(po, source_url, fmt),
         **SECURITY_HEADERS,

@@ -10,9 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import pytest
-
-from tests.support import free_port
+from tests.support import free_port, missing_prerequisite
 
 
 @dataclass
@@ -27,7 +25,7 @@ class RedisServer:
     def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.skip("redis-server is not installed (CI installs it: apt-get install redis-server)")
+            missing_prerequisite("redis-server is not installed (apt-get install redis-server; .ci/run does)")
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,

@@ -34,7 +34,9 @@ async def test_results_survive_a_restart_through_l3(s3_server: S3Server, origin:
         assert (await client.get(url)).headers["x-cache"] == "MISS"
         assert service.cache is not None
         await service.cache.flush()
-    async with app_with_service(**env) as (client, service):  # a new process: empty L1, no Redis
+    # A second app in this interpreter (empty L1, no Redis); real processes with other hash
+    # seeds sharing L3 are in test_shared_keys.py.
+    async with app_with_service(**env) as (client, service):
         hit = await client.get(url)
         assert hit.headers["x-cache"] == "HIT-L3"
         assert hit.headers["content-type"] == "image/webp"

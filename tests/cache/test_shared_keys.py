@@ -15,6 +15,7 @@ import httpx
 import redis
 
 from tests.cache.redis_server import RedisServer
+from tests.s3_server import S3Server
 from tests.support import REPO, serving
 
 ENV = {
@@ -67,3 +68,18 @@ def test_processes_with_different_hash_seeds_share_keys_and_etags(redis_server: 
         assert _entries(client) == keys
     finally:
         client.close()
+
+
+def test_a_restarted_process_with_another_seed_hits_l3(s3_server: S3Server) -> None:
+    """The durable tier across a real restart: the second process finds the first one's object."""
+    bucket = s3_server.new_bucket()
+    env = {**ENV, **s3_server.env(IMGPROXY_USE_S3="false", IMGPROXY_CACHE_S3_BUCKET=bucket)}
+    with serving(env={**env, "PYTHONHASHSEED": "11"}) as (a, _):
+        first = httpx.get(a + PATH, timeout=30)
+        assert first.headers["x-cache"] == "MISS"
+        deadline = time.monotonic() + 10  # the write to L3 happens after the response
+        while not list(s3_server.client().list_objects(bucket, recursive=True)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    with serving(env={**env, "PYTHONHASHSEED": "12"}) as (b, _):
+        second = httpx.get(b + PATH, timeout=30)
+        assert second.headers["x-cache"] == "HIT-L3" and second.headers["etag"] == first.headers["etag"]

@@ -77,13 +77,14 @@ async def test_a_dead_redis_costs_one_timeout_then_nothing_and_recovers(
         redis_server.stop()
         started = time.monotonic()
         assert await cache.get("missing") is None  # first call notices the outage
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 1.5
         started = time.monotonic()
         for i in range(50):
             assert await cache.get(f"missing-{i}") is None
             await cache.set(f"k{i}", entry())
         await cache.flush()
-        assert time.monotonic() - started < 0.2  # bypassed while down: no per-call timeout
+        # bypassed while down: 100 calls waiting out a 0.2 s timeout each would take 20 s
+        assert time.monotonic() - started < 2
         assert guard.down
         assert (await cache.get("k3")) is not None  # L1 keeps working
         redis_server.start()

@@ -5,8 +5,9 @@ which git ignores) through ``imgproxy_urls.cjs``: every URL of the session is de
 time with ``url(...)`` and built by one node process. They are signed with the key/salt of
 imgproxy's own examples, carry plain and base64 source URLs, point at ``local:///`` files and at
 a real HTTP origin, and go through the real app. Expected results come from imgproxy's
-documented behaviour (/work/shared/reference/imgproxy.md, the §10 table of
-/work/notes/imgproxy-geometry.md for the 2725×2225 photo, the option docs the builder links to),
+documented behaviour (../shared/reference/imgproxy.md, imgproxy's worked geometry examples for
+the 2725×2225 photo — the §10 rows of tests/processing/test_process.py —, the option docs the
+builder links to),
 never from running this server. Options only imgproxy Pro understands must be refused with 404,
 as imgproxy OSS does, rather than silently ignored.
 
@@ -40,7 +41,7 @@ import pyvips
 from imgproxy_py.security import sign_path
 from tests.conftest import ClientFactory, make_settings
 from tests.processing.heif_thumbnail import avif_with_thumbnail
-from tests.support import REPO, Origin, images_dir, load, mean_abs_diff, run_origin
+from tests.support import REPO, Origin, images_dir, load, mean_abs_diff, missing_prerequisite, run_origin
 
 # --- the builder ---------------------------------------------------------------------------
 
@@ -141,7 +142,9 @@ def install_builder() -> str:
     """Install the pinned packages once (skip without node/npm; fail, not skip, if npm cannot install)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("the imgproxy-node conformance suite needs Node.js and npm on PATH (not found)")
+        missing_prerequisite(
+            "the imgproxy-node conformance suite needs Node.js and npm on PATH (apt-get install nodejs npm)"
+        )
     NODE_DIR.mkdir(exist_ok=True)
     with open(NODE_DIR / ".install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel sessions share the folder
@@ -345,7 +348,7 @@ async def test_key_rotation_lists(builder: Builder, client_factory: ClientFactor
         assert (await client.get(path)).status_code == 403
 
 
-# --- geometry: exact sizes (geometry notes §10 for the 2725×2225 photo, §2 formulas otherwise) ---
+# --- geometry: exact sizes (§10 / §2 as in tests/processing/test_process.py's legend) ---
 
 
 def fit(width: int, height: int, **extra: Any) -> dict[str, Any]:

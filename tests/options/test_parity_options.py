@@ -1,7 +1,8 @@
 """The options added for imgproxy v4 parity, and the parser settings around them.
 
-Expectations come from the parser spec (/work/notes/imgproxy-parser-headers.md §1.4, §2.2,
-§3, §4) and imgproxy's option docs, not from running the parser. Deliberate differences
+Expectations come from ../shared/reference/imgproxy.md (§1.4 source URLs, §2 options, §3.4
+presets), imgproxy's option docs and its parser (upstream options/parser/*.go), not from
+running this parser. Other § marks below refer to that reference's sections. Deliberate differences
 from imgproxy are marked "deliberate".
 """
 

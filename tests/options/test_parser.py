@@ -1,4 +1,6 @@
-"""Path → options, as specified in /work/notes/imgproxy-parser-headers.md (§1.2, §1.4, §2, §3, §4).
+"""Path → options, as imgproxy v4 parses them: ../shared/reference/imgproxy.md (§1 URL format,
+§2 options, §3 server behaviour) and the upstream parser (options/parser/*.go). The § marks
+below refer to that reference's sections.
 
 Expectations come from the spec tables, not from running the parser. Where we are
 deliberately stricter or looser than imgproxy the test says so.

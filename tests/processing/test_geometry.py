@@ -1,4 +1,11 @@
-"""Pure geometry, checked against /work/notes/imgproxy-geometry.md.
+"""Pure geometry, checked against imgproxy's (upstream processing/*.go, imgproxy v4).
+
+The § marks number imgproxy's processing steps (upstream Go source, imgproxy v4):
+§2 calcScale/calcSizes (processing/prepare.go), §3 crop and gravity (processing/crop.go,
+calc_position.go), §4 shrink-on-load (processing/scale_on_load.go), §7 extend and
+extend_aspect_ratio (processing/extend.go), §8 flatten/format limits, §9 format choice
+(../shared/reference/imgproxy.md §3.3), §10 the worked examples for the 2725×2225 photo
+that the tests below reproduce row by row.
 
 The worked-examples table (§10) is reproduced with the spec's own size model: crop size →
 calcScale → calcSizes → final = MinNonZero(ResultCrop, Scaled) per axis, then extend /

@@ -163,7 +163,7 @@ def test_decompression_bomb_is_refused_from_the_header() -> None:
     started = time.monotonic()
     with pytest.raises(InvalidImageError):
         info("65536-uint32-limit.png")
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2  # decoding it would take minutes and 16 GB
 
 
 def test_resolution_limit_applies() -> None:

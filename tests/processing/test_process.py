@@ -1,8 +1,15 @@
 """process() on the benchmark photo: exact result sizes, crop and gravity positions, extend.
 
-Expected sizes come from the geometry spec (/work/notes/imgproxy-geometry.md), mostly its
-§10 table for the 2725×2225 benchmark photo; the few rows not in the table are derived
-in comments with the spec's formulas (§2–§4, §7). Pixel positions are checked against
+Expected sizes come from imgproxy's geometry, mostly the worked examples (§10) for the
+2725×2225 benchmark photo; the few other rows are derived in comments with imgproxy's
+formulas (§2–§4, §7). The § marks number imgproxy's processing steps (upstream Go source, imgproxy v4):
+§2 calcScale/calcSizes (processing/prepare.go), §3 crop and gravity (processing/crop.go,
+calc_position.go), §4 shrink-on-load (processing/scale_on_load.go), §7 extend and
+extend_aspect_ratio (processing/extend.go), §8 flatten/format limits, §9 format choice
+(../shared/reference/imgproxy.md §3.3), §10 the worked examples for the 2725×2225 photo
+that the tests below reproduce row by row.
+
+Pixel positions are checked against
 libvips operations on the same source (extract_area, resize, smartcrop), compared
 perceptually, never byte for byte.
 """

@@ -16,12 +16,15 @@ from imgproxy_py.cancel import CancelToken, current_token
 from imgproxy_py.errors import ClientClosedError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import Gravity, GravityType
+from imgproxy_py.processing import ProcessingConfig, process
 from imgproxy_py.processing.context import PipelineContext
 from imgproxy_py.processing.encode import EncoderSettings, encode_to_fit
 from imgproxy_py.processing.steps.crop import crop_image
 from imgproxy_py.processing.steps.filters import apply_filters
 from imgproxy_py.processing.steps.rotate_and_flip import rotate_and_flip
 from imgproxy_py.processing.steps.trim import trim
+from imgproxy_py.processing.watermark import load_watermark
+from imgproxy_py.settings import WatermarkSettings
 from tests.processing.process_helpers import BENCHMARK, fixture_bytes, options
 from tests.support import load
 
@@ -93,3 +96,26 @@ def test_materialising_steps_stop_with_the_token(step: Callable[[], None]) -> No
     step()  # without a token it runs (the step really does something here)
     with cancelled(), pytest.raises(ClientClosedError):
         step()
+
+
+def _config_with_watermark() -> ProcessingConfig:
+    mark = load(fixture_bytes("with-alpha.png")).thumbnail_image(40).write_to_buffer(".png")
+    return ProcessingConfig(watermark=load_watermark(WatermarkSettings(data=mark)))
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("animated-loop-3.gif", "bl:2/sh:1/rs:fit:80:80/wm:0.5:ce/f:gif"),  # every frame, then the watermark
+        ("with-alpha.png", "t:10/pix:4/bg:ff0000/wm:1:soea/f:jpg"),  # trim, filter, flatten, watermark
+        ("2569067123_aca715a2ee_o.jpg", "rs:fill:300:300/g:sm/rot:90/wm:1:re/mb:20000"),
+    ],
+)
+def test_the_whole_pipeline_stops_with_the_token(name: str, text: str) -> None:
+    """Animation frames, flatten and watermark are lazy and end in the cancellable save; the
+    result is the token's error, whatever step meets it first."""
+    config = _config_with_watermark()
+    data = fixture_bytes(name)
+    assert process(data, options(text), config).data  # it works without a token
+    with cancelled(), pytest.raises(ClientClosedError):
+        process(data, options(text), config)

@@ -298,7 +298,7 @@ def test_hostile_or_broken_documents_are_refused(data: bytes, message: str) -> N
     started = time.monotonic()
     with pytest.raises(SvgError) as info:
         sanitize_svg(data)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2  # entity expansion or unbounded parsing would not be
     assert info.value.status_code == 422
     assert message in info.value.public_message
 
@@ -309,7 +309,7 @@ def test_deep_nesting_is_refused_quickly() -> None:
     started = time.monotonic()
     with pytest.raises(SvgError) as info:
         sanitize_svg(data)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2  # a margin, not a benchmark
     assert info.value.status_code == 422
     assert f"deeper than {MAX_DEPTH}" in info.value.public_message
 
@@ -325,7 +325,7 @@ def test_oversized_svg_is_refused_before_parsing() -> None:
     started = time.monotonic()
     with pytest.raises(SvgError) as info:
         sanitize_svg(data)
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 1  # a margin, not a benchmark: the size is checked first
     assert "too large" in info.value.public_message
 
 

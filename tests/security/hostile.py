@@ -2,7 +2,7 @@
 
 Every case names the file it is served as (the extension may lie), the URL options, the
 status the server must answer with and, for a 200, why the input is in fact a valid image.
-``status=None`` means "200 or 422": random bit flips may hit a field no decoder checks.
+Every case has exactly one right answer, bit-flipped files included (FLIPPED says which).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ PAYLOAD_JS = b"*/=1;alert('polyglot');/*"
 class Case:
     name: str  # file name in the served root
     data: bytes
-    status: int | None  # None: 200 or 422 (see the module docstring)
+    status: int
     options: str = "rs:fit:100:100"
     suffix: str = ""  # e.g. "@png": rasterise an SVG
     why: str = ""  # why a 200 is right
@@ -184,6 +184,32 @@ def avif_with_size(data: bytes, width: int, height: int) -> bytes:
         out[at + 8 : at + 16] = struct.pack(">II", width, height)  # after the version/flags word
         at = out.find(b"ispe", at + 4)
     return bytes(out)
+
+
+# The answer to each bit-flipped header (flipped() is seeded, so the bytes are fixed): a 200
+# only where the flips land on fields no decoder can check, said here byte by byte.
+FLIPPED: dict[tuple[str, int], tuple[int, str]] = {
+    ("jpeg", 0): (200, "bytes 5, 49, 62: the APP0 length low byte (still inside the segment) and two DQT values"),
+    ("jpeg", 1): (200, "bytes 17, 32, 63: the JFIF vertical density and two DQT values"),
+    ("jpeg", 2): (422, ""),  # byte 7 breaks the JFIF header libjpeg parses
+    ("jpeg", 3): (200, "bytes 8, 30, 47: the JFIF identifier (APP0 is then just skipped) and two DQT values"),
+    ("png", 0): (422, ""),  # byte 5 is in the PNG signature
+    ("png", 1): (422, ""),  # byte 17 makes the width 131272, over the 65535 side limit
+    ("png", 2): (422, ""),  # byte 7 is in the PNG signature
+    ("png", 3): (422, ""),  # bytes 8, 30: the IHDR length and CRC
+    ("webp", 0): (422, ""),
+    ("webp", 1): (422, ""),
+    ("webp", 2): (422, ""),  # bytes 7, 10: the RIFF size and the WEBP tag
+    ("webp", 3): (422, ""),  # byte 8: the WEBP tag
+    ("gif", 0): (422, ""),  # byte 5: "GIF89a" becomes "GIF89q"
+    ("gif", 1): (200, "bytes 17, 32, 63: three global palette entries (other colours, same image)"),
+    ("gif", 2): (200, "bytes 7, 10, 21: the logical screen width (frames fit), colour resolution, a palette entry"),
+    ("gif", 3): (200, "bytes 8, 30, 47: the logical screen height (80 to 81) and two palette entries"),
+    ("avif", 0): (422, ""),  # byte 5 is in the ftyp box size/type
+    ("avif", 1): (422, ""),
+    ("avif", 2): (422, ""),  # byte 7: the ftyp box type
+    ("avif", 3): (422, ""),  # byte 8: the major brand
+}
 
 
 def flipped(data: bytes, seed: int, flips: int = 3, within: int = 64) -> bytes:
@@ -386,7 +412,8 @@ def cases() -> Iterator[Case]:
             yield Case(f"truncated-{kind}-{cut}.{ext}", data[:cut], 200 if valid else 422, why=why)
         yield Case(f"bad-magic.{ext}", bytes([data[0] ^ 0xFF]) + data[1:], 422)
         for seed in range(4):
-            yield Case(f"flipped-{kind}-{seed}.{ext}", flipped(data, seed), None)
+            status, why = FLIPPED[kind, seed]
+            yield Case(f"flipped-{kind}-{seed}.{ext}", flipped(data, seed), status, why=why)
 
     png = fixture("png")
     yield Case("ihdr-bad-depth.png", png[:24] + b"\x07" + png[25:], 422)  # bit depth 7, CRC now wrong

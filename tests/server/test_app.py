@@ -254,7 +254,7 @@ async def test_decompression_bomb_is_refused_quickly(client: httpx.AsyncClient) 
     started = time.monotonic()
     response = await client.get("/_/w:100/plain/local:///65536-uint32-limit.png")
     assert response.status_code == 422
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2  # decoding it would take minutes and 16 GB
 
 
 async def test_larger_resolution_limit_admits_the_giant(client_factory: ClientFactory) -> None:

@@ -88,6 +88,7 @@ async def test_the_deadline_kills_libvips_and_answers_503() -> None:
         started = time.monotonic()
         sent = await call(app, SLOW_FILTERS["sharpen"])
         assert sent[0]["status"] == 503
+        assert (b"retry-after", b"1") in sent[0]["headers"]  # a CDN retries a 503 that says when
         assert time.monotonic() - started < 4  # uncancelled: over 10 s
         assert await wait_idle(service, within=15) < 3
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import json
 import socket
 import time
 from typing import Any
@@ -35,10 +36,12 @@ async def test_a_full_queue_answers_429_fast_but_hits_and_health_never_wait(
         origin.delay = 0.6
         storm = [asyncio.ensure_future(client.get(f"/_/w:{50 + i}/plain/{origin.url(PHOTO)}")) for i in range(5)]
         await asyncio.sleep(0.2)  # one is processing, one waits, the rest are refused
-        started = time.monotonic()
         hit = await client.get(cached)
         health = await client.get("/health")
-        assert time.monotonic() - started < 0.3
+        # Neither waited behind the queue: the two admitted requests (0.6 s each, one after
+        # the other) have not both finished yet. Behaviour, not a wall-clock bound.
+        admitted_done = [f for f in storm if f.done() and f.result().status_code == 200]
+        assert len(admitted_done) < 2
         assert hit.status_code == 200 and hit.headers["x-cache"] == "HIT-L1"
         assert health.status_code == 200
         responses = await asyncio.gather(*storm)
@@ -126,14 +129,16 @@ async def test_redirects_into_private_networks_are_refused(
     ],
 )
 async def test_loopback_and_link_local_are_refused_by_default(
-    client_factory: ClientFactory, origin: Origin, url: str
+    client_factory: ClientFactory, origin: Origin, url: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    async with client_factory(IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES="false") as client:
-        started = time.monotonic()
+    async with client_factory(IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES="false", IMGPROXY_LOG_FORMAT="json") as client:
         response = await client.get(f"/_/w:10/plain/{url.format(port=origin.port)}")
-        assert response.status_code == 404
-        assert time.monotonic() - started < 1.0
+        # The policy's refusal, not a connection that merely failed fast ("Source is unreachable"):
+        # a policy bypass for [::1] and [fe80::1] once passed a status-and-time check.
+        assert (response.status_code, response.text) == (404, "Invalid source URL")
     assert origin.requests == []
+    (logged,) = [json.loads(line) for line in capfd.readouterr().out.splitlines() if '"msg":"request"' in line]
+    assert logged["detail"] == "source address is not allowed"
 
 
 async def test_a_name_resolving_to_loopback_is_refused_at_connect_time(

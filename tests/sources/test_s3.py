@@ -146,7 +146,7 @@ async def test_backend_down_is_unreachable_quickly() -> None:
         started = time.monotonic()
         with pytest.raises(SourceUnreachableError) as info:
             await source.fetch(f"s3://bucket/{JPEG}", LIMITS)
-        assert time.monotonic() - started < 1
+        assert time.monotonic() - started < 3  # no retries: well under the 5 s timeout (a margin)
         assert info.value.status_code == 404
     finally:
         await source.aclose()
@@ -168,7 +168,7 @@ async def test_silent_backend_times_out_on_the_deadline() -> None:
             started = time.monotonic()
             with pytest.raises(SourceTimeoutError) as info:
                 await source.fetch(f"s3://bucket/{JPEG}", FetchLimits(timeout=0.3))
-            assert time.monotonic() - started < 1
+            assert time.monotonic() - started < 3  # the 0.3 s deadline, not the 5 s socket timeout
             assert info.value.status_code == 504
         finally:
             await source.aclose()
