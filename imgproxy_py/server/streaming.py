@@ -76,6 +76,14 @@ class _Sink:
         elif not self.draining:
             await self._to_pipe(chunk)
 
+    def release(self) -> None:
+        """Free the bytes held now, not when the collector gets to a failed request's traceback
+        (which keeps this sink alive: a gigabyte per endless source otherwise, issue 16)."""
+        self.head = None
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+
     async def _to_pipe(self, data: bytes) -> None:
         try:
             await self.pipe.write(data)
@@ -114,7 +122,7 @@ async def fetch_streamed(
         if sink.decided.result() is Head.BUFFER:
             await download
             assert sink.body is not None
-            return _image(sink.meta, sink.body.getvalue())
+            return _image(sink.meta, sink.body.getvalue())  # BytesIO hands its buffer over, no copy
         meta = sink.meta
         validator = _validator(meta)
 
@@ -142,6 +150,7 @@ async def fetch_streamed(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await download
         pipe.abort()
+        sink.release()
 
 
 async def _within(download: Awaitable[None], pipe: ChunkPipe, timeout: float) -> None:
