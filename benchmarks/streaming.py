@@ -3,11 +3,12 @@
     .venv/bin/python -m benchmarks.streaming [--rates 10,50,200] [--requests 5] [--images jpeg,png]
 
 A loopback origin (benchmarks/throttled_origin.py) serves a generated 6000×4000 q90 JPEG
-(~10 MB) and a 3000×2000 PNG at each rate (MB/s); a fresh ``imgproxy-py serve`` per cell
-(so each cell's peak RSS is its own) gets sequential cold misses (a distinct query string on
-the source URL each time: no cache, coalescing or intermediate reuse) for a 600-px WebP,
-once with IMGPROXY_STREAM_SOURCES=true and once with false. Prints a markdown table:
-p50/p99 latency (with a handful of requests p99 is the slowest one) and the server's peak RSS.
+(~10 MB) and a 3000×2000 PNG at each rate (MB/s); fresh servers per cell (so each cell's
+peak RSS is its own) get sequential cold misses (a distinct query string on
+the source URL each time: no cache, coalescing or intermediate reuse) for a 600-px WebP, to
+two servers started side by side, IMGPROXY_STREAM_SOURCES=true and false, the requests
+alternating between them (load drift on a shared machine then hits both alike). Prints a markdown table:
+p50/p99 latency (with few requests p99 is the slowest one) and each server's peak RSS.
 ipx and thumbor are not run here: both buffer the whole source, and wiring their processes to
 this origin is the job of benchmarks/run.py, not of this quick comparison.
 """
@@ -75,16 +76,25 @@ def server(stream: bool) -> Iterator[tuple[str, int]]:
             proc.wait()
 
 
-def cell(source_url: str, stream: bool, requests: int) -> tuple[list[float], float]:
-    with server(stream) as (base, pid), PeakRSS(pid, interval=0.05) as rss, httpx.Client(timeout=120) as client:
-        times = []
+def cells(source_url: str, requests: int) -> dict[bool, tuple[list[float], float]]:
+    """Both servers at once, requests alternating between them, so load drift on a shared
+    machine hits both the same; returns latencies and peak RSS (MB) per mode."""
+    with (
+        server(True) as (on_base, on_pid),
+        server(False) as (off_base, off_pid),
+        PeakRSS(on_pid, interval=0.05) as on_rss,
+        PeakRSS(off_pid, interval=0.05) as off_rss,
+        httpx.Client(timeout=120) as client,
+    ):
+        times: dict[bool, list[float]] = {True: [], False: []}
         for i in range(requests):
-            started = time.monotonic()
-            response = client.get(f"{base}/_/rs:fit:600:600/f:webp/plain/{source_url}%3Fn={i}")
-            times.append(time.monotonic() - started)
-            if response.status_code != 200:
-                raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
-    return times, rss.peak / MB
+            for stream, base in ((True, on_base), (False, off_base)) if i % 2 else ((False, off_base), (True, on_base)):
+                started = time.monotonic()
+                response = client.get(f"{base}/_/rs:fit:600:600/f:webp/plain/{source_url}%3Fn={i}")
+                times[stream].append(time.monotonic() - started)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
+    return {True: (times[True], on_rss.peak / MB), False: (times[False], off_rss.peak / MB)}
 
 
 def main() -> None:
@@ -106,9 +116,7 @@ def main() -> None:
     for name, data in files.items():
         for rate in (float(r) for r in args.rates.split(",")):
             with throttled_origin(files, rate=rate * MB) as origin:
-                results = {}
-                for stream in (True, False):
-                    results[stream] = cell(origin.url(name), stream, args.requests)
+                results = cells(origin.url(name), args.requests)
             (on, on_rss), (off, off_rss) = results[True], results[False]
             p50_on, p50_off = statistics.median(on), statistics.median(off)
             print(

@@ -108,7 +108,7 @@ def options_allow(po: ProcessingOptions) -> bool:
     )
 
 
-ReadFn = Callable[[int], "bytes | None"]
+ReadFn = Callable[[int], "bytes | memoryview | None"]
 
 
 @dataclass(slots=True)

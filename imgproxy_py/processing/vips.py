@@ -160,7 +160,7 @@ def open_source(data: bytes, **options: Any) -> Any:
     return pyvips.Image.new_from_source(source, "", **options)
 
 
-def open_stream(read: Callable[[int], bytes | None], **options: Any) -> tuple[Any, Any]:
+def open_stream(read: Callable[[int], bytes | memoryview | None], **options: Any) -> tuple[Any, Any]:
     """An image decoded from ``read`` as libvips asks for bytes, and the source object to keep alive.
 
     ``read(n)`` returns up to n bytes, b"" at the end, or None to fail the read (libvips then

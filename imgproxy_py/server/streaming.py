@@ -126,7 +126,7 @@ async def fetch_streamed(
         meta = sink.meta
         validator = _validator(meta)
 
-        def read(size: int) -> bytes | None:
+        def read(size: int) -> memoryview | None:
             try:
                 return pipe.read(size, token.should_stop)
             except PipeAborted:

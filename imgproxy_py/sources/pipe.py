@@ -33,6 +33,8 @@ class ChunkPipe:
         "_space",
         "_waiting",
         "_blocked",
+        "_current",
+        "_current_size",
         "_blocked_since",
         "max_bytes",
         "peak",
@@ -53,6 +55,8 @@ class ChunkPipe:
         self._waiting = False  # the writer waits for room (read under the lock)
         self._blocked = 0.0  # seconds the writer has spent waiting for room (loop time)
         self._blocked_since: float | None = None
+        self._current = memoryview(b"")  # the chunk the reader is serving reads from (reader thread only)
+        self._current_size = 0  # its size when taken: held until it is used up
 
     @property
     def held(self) -> int:
@@ -100,37 +104,49 @@ class ChunkPipe:
         with self._cond:
             self._aborted = True
             self._chunks.clear()
-            self._held = 0
+            self._held = self._current_size = 0
             self._cond.notify_all()
         self._wake_writer()
 
-    def read(self, size: int, should_stop: Callable[[], bool] = lambda: False) -> bytes:
-        """Up to ``size`` bytes (worker thread); b"" at the end of the body.
+    def read(self, size: int, should_stop: Callable[[], bool] = lambda: False) -> memoryview:
+        """Up to ``size`` bytes (worker thread only); empty at the end of the body.
 
-        ``should_stop`` is polled while waiting, so a deadline stops a reader whose download stalled.
+        The reader takes a whole chunk at a time and serves the decoder's small reads (libvips
+        asks for 4 KiB) from it without the lock; the chunk counts as held until it is used
+        up, so the bound covers it. ``should_stop`` is polled while waiting, so a deadline
+        stops a reader whose download stalled.
         """
+        if self._aborted:
+            raise PipeAborted
+        current = self._current
+        if not current:
+            current = self._next_chunk(should_stop)
+        out, self._current = current[:size], current[size:]
+        return out
+
+    def _next_chunk(self, should_stop: Callable[[], bool]) -> memoryview:
         with self._cond:
+            self._held -= self._current_size  # the chunk just used up
+            self._current_size = 0
             while not self._chunks:
                 if self._aborted:
                     raise PipeAborted
                 if self._eof:
-                    return b""
+                    return memoryview(b"")
                 if should_stop():
                     raise PipeAborted
+                if self._waiting:  # the writer waits for the room just freed
+                    self._waiting = False
+                    self._wake_writer()
                 self._cond.wait(0.1)
             if self._aborted:
                 raise PipeAborted
-            first = self._chunks[0]
-            if len(first) <= size:
-                self._chunks.popleft()
-                out = first
-            else:
-                out, self._chunks[0] = first[:size], first[size:]
-            self._held -= len(out)
+            chunk = self._chunks.popleft()
+            self._current_size = len(chunk)
             wake, self._waiting = self._waiting, False
-        if wake:  # one loop wake-up per stall, not one per read
+        if wake:  # one loop wake-up per chunk at most, not one per read
             self._wake_writer()
-        return bytes(out)
+        return chunk
 
     def _wake_writer(self) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is writing any more
