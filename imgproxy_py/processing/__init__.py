@@ -156,10 +156,10 @@ def process_stream(
     The header, and so every limit, is read from ``stream.head`` before any pixel is decoded;
     the pixels are decoded from the stream as they arrive, shrunk on load.
     """
-    source_format = sniff(stream.head)
-    if source_format not in (ImageFormat.JPEG, ImageFormat.PNG):
-        raise InvalidImageError("source image type is not supported")  # pragma: no cover - checked by the caller
     try:
+        source_format = sniff(stream.head)
+        if source_format not in (ImageFormat.JPEG, ImageFormat.PNG):
+            raise InvalidImageError("source image type is not supported")  # pragma: no cover - the caller checks
         limits = config.limits.for_request(po)
         hot = intermediates.admit(source_key) if intermediates and source_key else False
         return _process(
@@ -167,6 +167,8 @@ def process_stream(
         )
     except (vips.Error, UnicodeDecodeError) as exc:
         raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None
+    finally:
+        stream.close()  # libvips holds its own duplicate of the descriptor while an image needs it
 
 
 def _process(

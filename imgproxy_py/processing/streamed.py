@@ -10,8 +10,8 @@ format or option that needs a second pass over the source is decoded from a buff
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from typing import Any
 
 from imgproxy_py.imagetype import ImageFormat, sniff
@@ -108,25 +108,26 @@ def options_allow(po: ProcessingOptions) -> bool:
     )
 
 
-ReadFn = Callable[[int], "bytes | memoryview | None"]
-
-
 @dataclass(slots=True)
 class StreamedInput:
-    """A source being downloaded: its header bytes and a one-shot reader of the whole body.
+    """A source being downloaded: its header bytes and the read end of the pipe it arrives through.
 
-    ``read(n)`` returns up to n bytes, b"" at the end, None when the download failed or the
-    request was cancelled (the decoder then stops with a read error).
+    The descriptor is this object's to close (``close``, called when processing ends). An early
+    end of file (the download failed or the request was cancelled) makes libvips fail the load.
     """
 
     head: bytes
-    read: ReadFn
-    _keep: list[Any] = field(default_factory=list)
+    fd: int
+    _opened: bool = False
 
     def open(self, fmt: ImageFormat, **extra: Any) -> Any:
         """The image decoded from the stream (lazily, as pixels are asked for); only once."""
-        if self._keep:
+        if self._opened:
             raise RuntimeError("a streamed source can be opened only once")
-        img, source = vips.open_stream(self.read, **load_options(fmt), **extra)
-        self._keep.append(source)  # the read callback must outlive every image reading from it
-        return img
+        self._opened = True
+        return vips.open_stream(self.fd, **load_options(fmt), **extra)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -160,25 +160,14 @@ def open_source(data: bytes, **options: Any) -> Any:
     return pyvips.Image.new_from_source(source, "", **options)
 
 
-def open_stream(read: Callable[[int], bytes | memoryview | None], **options: Any) -> tuple[Any, Any]:
-    """An image decoded from ``read`` as libvips asks for bytes, and the source object to keep alive.
+def open_stream(fd: int, **options: Any) -> Any:
+    """An image decoded from the descriptor ``fd`` (a pipe) as libvips reads it, in C, without the GIL.
 
-    ``read(n)`` returns up to n bytes, b"" at the end, or None to fail the read (libvips then
-    stops with an error). No seek handler: libvips treats the source as a pipe and keeps only
-    the bytes it sniffs the header from. The handler is connected directly (not through
-    SourceCustom.on_read) so a failed read is -1, not an end of file.
+    libvips reads a duplicate of ``fd`` (the caller still closes its own); a pipe cannot seek,
+    so libvips keeps only the bytes it sniffs the header from.
     """
-    source = pyvips.SourceCustom()
-
-    def on_read(buf: Any) -> int:
-        chunk = read(len(buf))
-        if chunk is None:
-            return -1
-        buf[: len(chunk)] = chunk
-        return len(chunk)
-
-    source.signal_connect("read", on_read)
-    return pyvips.Image.new_from_source(source, "", **options), source
+    source = pyvips.Source.new_from_descriptor(fd)
+    return pyvips.Image.new_from_source(source, "", **options)
 
 
 def save(img: Any, suffix: str, **options: Any) -> bytes:

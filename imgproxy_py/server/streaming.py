@@ -1,7 +1,7 @@
 """Decode a source while it downloads: the download on the event loop, the decoder on a worker thread.
 
 The download's first bytes are held until they show a complete header (processing/streamed.py);
-a streamable JPEG/PNG is then handed to the decoder through a bounded ChunkPipe (back-pressure:
+a streamable JPEG/PNG is then handed to the decoder through a bounded SourcePipe (back-pressure:
 at most ``pipe_bytes`` of source are held between the two), anything else is buffered whole and
 returned as a SourceImage for the usual path, without a second download. The size cap and the
 download deadline are enforced by the source as bytes arrive; the digest the cache key needs
@@ -24,7 +24,7 @@ from imgproxy_py.cancel import CancelToken
 from imgproxy_py.errors import SourceTimeoutError
 from imgproxy_py.processing.streamed import Head, StreamedInput, head_status
 from imgproxy_py.sources.base import FetchLimits, SourceImage, SourceMeta, StreamingSource
-from imgproxy_py.sources.pipe import ChunkPipe, PipeAborted
+from imgproxy_py.sources.pipe import PipeAborted, SourcePipe
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ class Streamed(Generic[T]):
 
 
 class _Sink:
-    def __init__(self, pipe: ChunkPipe) -> None:
+    def __init__(self, pipe: SourcePipe) -> None:
         self.pipe = pipe
         self.meta = SourceMeta()
         self.head: bytearray | None = bytearray()  # the first bytes, until they show a complete header
@@ -106,7 +106,7 @@ async def fetch_streamed(
     the digest is known only at the end (``Streamed.version``). Returns a SourceImage when the
     source is not streamable (decode was not called).
     """
-    pipe = ChunkPipe(pipe_bytes)
+    pipe = SourcePipe(pipe_bytes)
     sink = _Sink(pipe)
     # The source's own deadline would count the time the decoder holds the download back; the
     # download deadline is enforced here without it, the request's deadline bounds the rest.
@@ -126,14 +126,10 @@ async def fetch_streamed(
         meta = sink.meta
         validator = _validator(meta)
 
-        def read(size: int) -> memoryview | None:
-            try:
-                return pipe.read(size, token.should_stop)
-            except PipeAborted:
-                return None
-
         try:
-            value = await decode(StreamedInput(sink.header, read), meta, validator)
+            # the decoder owns the read end from here (processing closes it), so no descriptor
+            # number is closed on this side while a worker may still be about to read it
+            value = await decode(StreamedInput(sink.header, pipe.take_reader()), meta, validator)
         except Exception:
             failure = download.exception() if download.done() and not download.cancelled() else None
             if failure is not None:  # the decoder stopped because the download failed: that is the error
@@ -150,10 +146,11 @@ async def fetch_streamed(
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await download
         pipe.abort()
+        pipe.release_reader()
         sink.release()
 
 
-async def _within(download: Awaitable[None], pipe: ChunkPipe, timeout: float) -> None:
+async def _within(download: Awaitable[None], pipe: SourcePipe, timeout: float) -> None:
     """Run ``download``, failing it once it has taken ``timeout`` seconds not counting back-pressure waits."""
     loop = asyncio.get_running_loop()
     started = loop.time()

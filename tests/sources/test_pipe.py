@@ -1,79 +1,81 @@
-"""The bounded hand-over between a download (event loop) and a decoder (a thread): pure logic, real threads."""
+"""The bounded hand-over between a download (event loop) and a decoder (a thread): a real OS pipe."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
 
-from imgproxy_py.sources.pipe import ChunkPipe, PipeAborted
+from imgproxy_py.sources.pipe import PipeAborted, SourcePipe
+
+
+def _read_all(fd: int, into: bytearray) -> None:
+    while chunk := os.read(fd, 4096):  # as libvips reads
+        into.extend(chunk)
 
 
 async def test_the_writer_waits_for_the_reader_and_never_holds_more_than_the_bound() -> None:
-    pipe = ChunkPipe(1000)
-    data = bytes(range(256)) * 40  # 10240 bytes: ten times the bound
+    pipe = SourcePipe(65536)
+    assert pipe.max_bytes == 65536
+    data = os.urandom(1 << 20)  # sixteen times the bound
     received = bytearray()
-
-    def reader() -> None:
-        while chunk := pipe.read(300):
-            assert len(chunk) <= 300
-            received.extend(chunk)
-
-    thread = threading.Thread(target=reader)
+    fd = pipe.take_reader()
+    thread = threading.Thread(target=_read_all, args=(fd, received))
     thread.start()
-    for offset in range(0, len(data), 4096):  # chunks larger than the bound are split
-        await pipe.write(data[offset : offset + 4096])
-        assert pipe.held <= 1000
-    pipe.close()
-    await asyncio.to_thread(thread.join, 10)
+    try:
+        for offset in range(0, len(data), 100_000):
+            await pipe.write(data[offset : offset + 100_000])
+            assert pipe.held <= pipe.max_bytes
+        pipe.close()
+        await asyncio.to_thread(thread.join, 10)
+    finally:
+        os.close(fd)
     assert bytes(received) == data
-    assert pipe.peak == 1000 and pipe.total == len(data)
+    assert 0 < pipe.peak <= pipe.max_bytes and pipe.total == len(data)
 
 
 async def test_a_full_pipe_blocks_the_writer_until_read() -> None:
-    pipe = ChunkPipe(100)
-    await pipe.write(bytes(100))
-    blocked = asyncio.ensure_future(pipe.write(b"x"))
-    await asyncio.sleep(0.05)
-    assert not blocked.done()  # back-pressure
-    assert bytes(await asyncio.to_thread(pipe.read, 50)) == bytes(50)
-    await asyncio.sleep(0.05)
-    assert not blocked.done()  # the chunk being read still counts until it is used up
-    assert bytes(await asyncio.to_thread(pipe.read, 80)) == bytes(50)
-    assert bytes(await asyncio.to_thread(pipe.read, 80)) == b"x"  # the writer was let in when the reader asked for more
-    assert blocked.done()
-    assert pipe.peak == 100
-    assert pipe.blocked() > 0.0
+    pipe = SourcePipe(65536)
+    fd = pipe.take_reader()
+    try:
+        await pipe.write(bytes(65536))
+        blocked = asyncio.ensure_future(pipe.write(b"x" * 10))
+        await asyncio.sleep(0.05)
+        assert not blocked.done()  # back-pressure
+        assert pipe.held == 65536
+        assert len(await asyncio.to_thread(os.read, fd, 32768)) == 32768
+        await asyncio.wait_for(blocked, 5)
+        assert pipe.held == 32768 + 10
+        assert pipe.blocked() > 0.0
+    finally:
+        pipe.close()
+        os.close(fd)
 
 
-async def test_abort_wakes_both_sides() -> None:
-    pipe = ChunkPipe(10)
-    await pipe.write(bytes(10))
-    writer = asyncio.ensure_future(pipe.write(b"more"))
-    await asyncio.sleep(0.01)
-    pipe.abort()
-    with pytest.raises(PipeAborted):
-        await asyncio.wait_for(writer, 5)
-    with pytest.raises(PipeAborted):
-        await asyncio.to_thread(pipe.read, 10)
-    assert pipe.held == 0  # the bytes held are dropped at once
+async def test_abort_stops_a_waiting_writer_and_ends_the_readers_file() -> None:
+    pipe = SourcePipe(65536)
+    fd = pipe.take_reader()
+    try:
+        await pipe.write(bytes(65536))
+        writer = asyncio.ensure_future(pipe.write(b"more"))
+        await asyncio.sleep(0.01)
+        pipe.abort()
+        with pytest.raises(PipeAborted):
+            await asyncio.wait_for(writer, 5)
+        received = bytearray()
+        await asyncio.to_thread(_read_all, fd, received)  # what was written, then end of file
+        assert len(received) == 65536
+    finally:
+        os.close(fd)
 
 
-async def test_a_reader_waiting_on_a_stalled_download_stops_when_told() -> None:
-    pipe = ChunkPipe(10)
-    stop = threading.Event()
-    reading = asyncio.ensure_future(asyncio.to_thread(pipe.read, 10, stop.is_set))
-    await asyncio.sleep(0.05)
-    assert not reading.done()
-    stop.set()  # e.g. the deadline passed
-    with pytest.raises(PipeAborted):
-        await asyncio.wait_for(reading, 5)
-
-
-async def test_the_end_of_the_body_after_what_is_held() -> None:
-    pipe = ChunkPipe(10)
-    await pipe.write(b"abc")
-    pipe.close()
-    assert bytes(pipe.read(10)) == b"abc"
-    assert bytes(pipe.read(10)) == b""
+async def test_descriptors_are_released() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        pipe = SourcePipe(65536)
+        await pipe.write(b"abc")
+        pipe.abort()
+        pipe.release_reader()
+    assert len(os.listdir("/proc/self/fd")) == before
