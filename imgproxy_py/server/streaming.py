@@ -88,8 +88,9 @@ class _Sink:
         try:
             await self.pipe.write(data)
         except PipeAborted:
-            if not self.draining:
-                raise
+            # The decoder has closed its end (done at the image's end marker, or failed): the rest
+            # is still read, for the digest, the size cap and the truncation check, as when buffered.
+            self.draining = True
 
 
 async def fetch_streamed(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -203,3 +204,32 @@ async def test_s3_sources_stream(s3_server: S3Server, files: dict[str, bytes]) -
     _same_image(streamed.content, buffered.content)
     assert streamed.headers["etag"] == buffered.headers["etag"]
     assert 0 < on.peak_stream_bytes <= BOUND
+
+
+async def test_no_descriptor_is_left_behind(origin: ThrottledOrigin) -> None:
+    """Every pipe is closed, whether the decode succeeds, is refused from the header, or the download fails."""
+    paths = [
+        f"/_/w:300/plain/{origin.url('big.jpg')}",  # streamed, succeeds
+        f"/_/w:300/plain/{origin.url('long/big.jpg')}",  # streamed, the download fails
+        f"/_/w:300/plain/{origin.url('endless/big.jpg')}",  # decoded, then the drain hits the cap
+        f"/_/w:300/plain/{origin.url('photo.png')}",
+    ]
+    async with service_client(IMGPROXY_MAX_SRC_FILE_SIZE=str(20 * MB), IMGPROXY_MAX_SRC_RESOLUTION="1") as (client, _):
+        await client.get(paths[0])  # a first request opens what stays open (connection pools)
+        before = _pipes()
+        statuses = [(await client.get(path)).status_code for path in paths]
+        assert statuses == [422, 422, 422, 422]  # 1 MP limit: refused from the header
+    async with service_client(IMGPROXY_MAX_SRC_FILE_SIZE=str(20 * MB)) as (client, service):
+        statuses = [(await client.get(path)).status_code for path in paths]
+        assert statuses == [200, 422, 422, 200]
+        assert await _eventually(lambda: service.workers.busy == 0, 5)
+    assert _pipes() <= before
+
+
+def _pipes() -> int:
+    """Pipe descriptors this process holds."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{name}").startswith("pipe:")
+    return count
