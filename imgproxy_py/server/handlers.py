@@ -51,7 +51,7 @@ from imgproxy_py.server.responses import (
     validator_headers,
 )
 from imgproxy_py.server.scope import header, raw_path
-from imgproxy_py.server.streaming import Streamed, fetch_streamed
+from imgproxy_py.server.streaming import Share, Streamed, fetch_streamed
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import FetchLimits, Source, SourceImage, SourceMeta, StreamingSource
 from imgproxy_py.sources.registry import SourceRegistry
@@ -108,7 +108,7 @@ class ImageService:
     transforms: int = 0  # images processed by this process (observability, tests)
     _parsed: LRU[str, ParsedURL] = field(default_factory=lambda: LRU(8192))
     _keys: LRU[tuple[str, str], str] = field(default_factory=lambda: LRU(8192))
-    _streaming: dict[str, int] = field(default_factory=dict)  # source URLs being streamed → how many
+    _streaming: dict[str, Share] = field(default_factory=dict)  # source URLs being streamed
     peak_stream_bytes: int = 0  # the most source bytes one streamed request held between download and decoder
     _headers: LRU[tuple[str, str | None, float], list[tuple[bytes, bytes]]] = field(default_factory=lambda: LRU(8192))
 
@@ -271,7 +271,15 @@ class ImageService:
         async with contextlib.AsyncExitStack() as stack:
             with span("queue"):
                 slot = await stack.enter_async_context(self.workers.slot())
-            if self._streams(req, source):
+            share = self._streaming.get(req.source_url)
+            shared: SourceImage | None = None
+            if share is not None and not share.decided:  # join it: it becomes one shared buffered download
+                share.wanted = True
+                with span("downloading_source_image"):
+                    shared = await asyncio.shield(share.image)
+            if shared is not None:
+                image = shared
+            elif self._streams(req, source):
                 got = await self._stream(req, cast(StreamingSource, source), limits, deadline, slot)
                 if isinstance(got, Streamed):
                     note(source_bytes=got.size)
@@ -301,8 +309,9 @@ class ImageService:
         """Whether to try decoding this source as it downloads (server/streaming.py).
 
         A source another request is already downloading whole is joined instead (one download
-        shared by every variant); while one variant streams a source, others buffer theirs
-        through one shared download, so a burst of variants costs at most two downloads.
+        shared by every variant). Variants arriving before a streamed source's header is in have
+        joined it already (``Share``); later ones buffer theirs through one shared download, so
+        a burst of variants costs at most two downloads.
         """
         return (
             self.settings.sources.stream
@@ -326,16 +335,16 @@ class ImageService:
             source_key = f"{req.source_url}\x00{validator}" if validator is not None else None
             return await self._transform(slot, processing.process_stream, stream, req, deadline, source_key)
 
-        self._streaming[req.source_url] = self._streaming.get(req.source_url, 0) + 1
+        share = self._streaming[req.source_url] = Share()
         try:
-            with span("streaming_source_image"):
+            # the span covers the processing too (processing_image, nested): they overlap
+            with span("downloading_source_image"):
                 got = await fetch_streamed(
-                    source, req.source_url, limits, self.settings.sources.stream_buffer, token, decode
+                    source, req.source_url, limits, self.settings.sources.stream_buffer, token, decode, share
                 )
         finally:
-            left = self._streaming.pop(req.source_url) - 1
-            if left:
-                self._streaming[req.source_url] = left
+            if self._streaming.get(req.source_url) is share:
+                del self._streaming[req.source_url]
         self.peak_stream_bytes = max(self.peak_stream_bytes, got.peak_held if isinstance(got, Streamed) else 0)
         return got
 

@@ -17,7 +17,7 @@ import hashlib
 import io
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from imgproxy_py.cancel import CancelToken
@@ -40,9 +40,35 @@ class Streamed(Generic[T]):
     peak_held: int  # the most source bytes held between download and decoder at once
 
 
+@dataclass(eq=False)
+class Share:
+    """A streamed download other variants of the source may still join.
+
+    Until the header is complete nothing has reached a decoder; a variant asking for the same
+    source by then sets ``wanted``, which makes the download a buffered one, and every variant
+    gets its bytes from ``image`` (one download, as when buffering). A variant arriving later
+    downloads on its own (None from ``image`` also means that: the leader went away)."""
+
+    wanted: bool = False
+    decided: bool = False
+    image: asyncio.Future[SourceImage | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def publish(self, image: SourceImage | None) -> None:
+        if not self.image.done():
+            self.image.set_result(image)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.image.done():
+            self.image.set_exception(exc)
+            self.image.exception()  # retrieved: a share nobody joined must not warn
+
+
 class _Sink:
-    def __init__(self, pipe: SourcePipe) -> None:
+    def __init__(self, pipe: SourcePipe, share: Share) -> None:
         self.pipe = pipe
+        self.share = share
         self.meta = SourceMeta()
         self.head: bytearray | None = bytearray()  # the first bytes, until they show a complete header
         self.header = b""  # the bytes the decision was made on (a streamed source's header)
@@ -63,6 +89,9 @@ class _Sink:
             status = head_status(bytes(self.head))
             if status is Head.MORE:
                 return
+            self.share.decided = True
+            if status is Head.STREAM and self.share.wanted:  # other variants wait for these bytes
+                status = Head.BUFFER
             head, self.head = bytes(self.head), None
             self.header = head
             if status is Head.BUFFER:
@@ -100,6 +129,7 @@ async def fetch_streamed(
     pipe_bytes: int,
     token: CancelToken,
     decode: Callable[[StreamedInput, SourceMeta, str | None], Awaitable[T]],
+    share: Share | None = None,
 ) -> SourceImage | Streamed[T]:
     """Download ``url``; decode it with ``decode(input, meta, version or None)`` as it arrives if it can stream.
 
@@ -108,7 +138,8 @@ async def fetch_streamed(
     source is not streamable (decode was not called).
     """
     pipe = SourcePipe(pipe_bytes)
-    sink = _Sink(pipe)
+    share = share or Share()
+    sink = _Sink(pipe, share)
     # The source's own deadline would count the time the decoder holds the download back; the
     # download deadline is enforced here without it, the request's deadline bounds the rest.
     unbounded = FetchLimits(max_bytes=limits.max_bytes, timeout=max(limits.timeout, token.deadline - time.monotonic()))
@@ -118,12 +149,18 @@ async def fetch_streamed(
         either: set[asyncio.Future[Any]] = {download, sink.decided}
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         if not sink.decided.done():  # the whole body arrived (or failed) before a complete header
+            share.decided = True
             download.result()
-            return _image(sink.meta, bytes(sink.head or b""))
+            image = _image(sink.meta, bytes(sink.head or b""))
+            share.publish(image)
+            return image
         if sink.decided.result() is Head.BUFFER:
             await download
             assert sink.body is not None
-            return _image(sink.meta, sink.body.getvalue())  # BytesIO hands its buffer over, no copy
+            image = _image(sink.meta, sink.body.getvalue())  # BytesIO hands its buffer over, no copy
+            share.publish(image)
+            return image
+        share.publish(None)
         meta = sink.meta
         validator = _validator(meta)
 
@@ -141,7 +178,12 @@ async def fetch_streamed(
         await download
         version = validator or "d:" + sink.digest.hexdigest()
         return Streamed(value=value, meta=meta, version=version, size=sink.size, peak_held=pipe.peak)
+    except Exception as exc:
+        share.fail(exc)  # joiners get the same error, as from a shared buffered download
+        raise
     finally:
+        share.decided = True
+        share.publish(None)
         if not download.done():
             download.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
