@@ -67,7 +67,9 @@ SLOW_SECONDS = 5.0
 MEMORY_MB = 500
 MAX_INPUT = 4 * 1024 * 1024
 WORKER_RSS_LIMIT_MB = 1500  # a child above this after a case is replaced (retained heap)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".svg", ".tif", ".tiff", ".ico", ".heic"}
+IMAGE_SUFFIXES = {
+    ".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".svg", ".tif", ".tiff", ".ico", ".heic", ".jxl", ".bmp",
+}  # fmt: skip
 
 # Realistic option sets (imgproxy URL syntax). Deliberately no gigapixel enlargements: those
 # are an options problem (tests/security/test_hostile_inputs.py), not an input one.
@@ -293,8 +295,10 @@ def describe(case: Case) -> str:
     return f"case {case.index} ({case.fixture}; {', '.join(case.mutations)})"
 
 
-def load_fixtures(root: Path) -> list[Fixture]:
-    """Every fixture image, plus an ICO (no fixture has one) wrapping the smallest PNG."""
+def load_fixtures(root: Path, only: Sequence[str] = ()) -> list[Fixture]:
+    """Every fixture image, plus an ICO (no fixture has one) wrapping the smallest PNG and the
+    generated HEIC, JPEG XL, BMP and video seeds (benchmarks/codec_seeds.py); ``only`` keeps
+    the fixtures whose name ends with one of those suffixes (``--only .heic,.jxl``)."""
     files = sorted(p for d in (root / "images", root / "faces") if d.is_dir() for p in d.iterdir())
     fixtures = [Fixture(p.name, p.read_bytes()) for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     pngs = sorted((f for f in fixtures if f.data[:4] == b"\x89PNG" and len(f.data) >= 33), key=lambda f: len(f.data))
@@ -303,6 +307,13 @@ def load_fixtures(root: Path) -> list[Fixture]:
         width, height = struct.unpack(">II", png.data[16:24])
         entry = struct.pack("<BBBBHHII", width % 256, height % 256, 0, 0, 1, 32, len(png.data), 22)
         fixtures.append(Fixture(f"{png.name}.ico", struct.pack("<HHH", 0, 1, 1) + entry + png.data))
+    photo = next((f for f in fixtures if f.name == "320x240.jpg"), None)  # a small, intact photo
+    if photo is not None:
+        from benchmarks import codec_seeds
+
+        fixtures += [Fixture(name, data) for name, data in codec_seeds.seeds(photo.data).items()]
+    if only:
+        fixtures = [f for f in fixtures if f.name.lower().endswith(tuple(only))]
     return fixtures
 
 
@@ -348,8 +359,9 @@ class Runner:
         vips.init()
         self.root = root
         self.parser = Parser(OptionSettings())
-        self.config = ProcessingConfig()
+        self.config = ProcessingConfig(video_thumbnails=True)  # video sources reach FFmpeg, too
         env = {
+            "IMGPROXY_ENABLE_VIDEO_THUMBNAILS": "true",
             "IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(root),
             "IMGPROXY_WORKERS": "1",
             "IMGPROXY_LOG_LEVEL": "error",
@@ -407,7 +419,7 @@ class Runner:
 
         started = time.monotonic()
         try:
-            info_json(data, self.config.max_src_resolution)
+            info_json(data, self.config.max_src_resolution, True)
             return Outcome("info", "", "200", time.monotonic() - started)
         except ImgproxyError as exc:
             finding = "5xx" if exc.status_code >= 500 else ""
@@ -718,6 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-cases", type=int, default=0, help="stop after this many cases too (0: no limit)")
     parser.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
     parser.add_argument("--fixtures", default=str(DEFAULT_FIXTURES))
+    parser.add_argument("--only", default="", help="fuzz only fixtures ending with these suffixes: .heic,.jxl")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--asgi-every", type=int, default=8, help="every Nth case also goes through the app (0: none)")
     parser.add_argument("--case-timeout", type=float, default=60.0, help="seconds before a case counts as a hang")
@@ -732,7 +745,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replay(Path(args.replay))
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**31)
-    fixtures = load_fixtures(Path(args.fixtures))
+    only = [s.strip().lower() for s in args.only.split(",") if s.strip()]
+    fixtures = load_fixtures(Path(args.fixtures), only)
     if not fixtures:
         print(f"no fixture images under {args.fixtures}", file=sys.stderr)
         return 2

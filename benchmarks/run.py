@@ -7,7 +7,7 @@ Run everything (installs matplotlib into .venv, thumbor and ipx into benchmarks/
 which is ``.venv/bin/python -m benchmarks.run --duration 15 --concurrency 8,64``. Options:
 
     .venv/bin/python -m benchmarks.run [--duration S] [--warmup S] [--concurrency 8,64]
-        [--workloads W1,W2,W3,W4,W1cold] [--systems ceiling,server,thumbor,ipx,bare]
+        [--workloads W1,W2,W3,W4,W1cold,W5] [--systems ceiling,server,thumbor,ipx,bare]
         [--server-env K=V ...] [--ceiling-threads 1,2,4] [--out benchmarks/out] [--no-plot]
 
 Needs wrk (``apt-get install wrk``) and, for ipx, node + npm. Prints one markdown table
@@ -29,7 +29,9 @@ Workloads (``benchmarks/workloads.py``): W1 cache-miss JPEG q80 at widths 200-59
 server gets a cachebuster so nothing repeats); W2-webp / W2-avif the same to WebP q79 and
 AVIF q63; W3 one URL repeated (server vs bare); W4 a Zipf mix over 25 fixtures x 201
 variants with caches on (hit ratio from ``X-Cache``, beside an unbounded cache's); W1cold:
-W1 over 256 byte-distinct copies of the photo, with intermediate reuse switched off.
+W1 over 256 byte-distinct copies of the photo, with intermediate reuse switched off; W5
+(W5-heic, W5-jxl, W5-video) the formats decoded or encoded outside libvips, against this
+server and a same-library loop only (see benchmarks/ceiling.py).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of measured load per cell")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each measurement")
     parser.add_argument("--concurrency", type=_csv, default=["8", "64"], help="wrk connections, e.g. 8,64")
-    parser.add_argument("--workloads", type=_csv, default=["W1", "W2", "W3", "W4", "W1cold"])
+    parser.add_argument("--workloads", type=_csv, default=["W1", "W2", "W3", "W4", "W1cold", "W5"])
     parser.add_argument("--systems", type=_csv, default=list(ALL_SYSTEMS))
     parser.add_argument(
         "--server-env", action="append", default=[], metavar="K=V", help="extra environment for this server"
@@ -120,6 +122,8 @@ def _sniff(body: bytes) -> str:
         return "webp"
     if body[4:12] in (b"ftypavif", b"ftypavis"):
         return "avif"
+    if body[:2] == b"\xff\x0a" or body[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+        return "jxl"
     return "other"
 
 
@@ -140,7 +144,7 @@ def preflight_op(wl: Workload) -> Op:
         return Op(cold_name(0), 400, wl.fmt)
     if wl.kind == "mix":
         return Op(PHOTO, 401, "jpeg")  # W4 uses multiples of 16 only: the probe primes no cache entry
-    return Op(PHOTO, 400, wl.fmt)
+    return Op(wl.source, 400, wl.fmt)
 
 
 def preflight(running: systems.Running, wl: Workload, system: str, token: str) -> tuple[str | None, dict[str, Any]]:

@@ -18,8 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PHOTO = "2569067123_aca715a2ee_o.jpg"  # 2725x2225 baseline JPEG, sharp's benchmark photo
-QUALITY = {"jpeg": 80, "webp": 79, "avif": 63}
-SERVER_SUFFIX = {"jpeg": "jpg", "webp": "webp", "avif": "avif"}
+QUALITY = {"jpeg": 80, "webp": 79, "avif": 63, "jxl": 77}
+SERVER_SUFFIX = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "jxl": "jxl"}
+# Sources no shared fixture provides, made from PHOTO by prepare_root (benchmarks/codec_seeds.py).
+CODEC_DIR = "codecs"
+HEIC_SOURCE = f"{CODEC_DIR}/photo.heic"  # PHOTO as an 8-bit HEVC HEIC, full size
+VIDEO_SOURCE = f"{CODEC_DIR}/clip.mp4"  # 2 s of 1280x720 H.264 panning over PHOTO, keyframe every 5 frames
 
 # 400 distinct widths in a fixed shuffled order: any prefix of the run (a slow system gets
 # through fewer requests) asks for the same mix of sizes as the whole list.
@@ -73,7 +77,7 @@ CYCLE = "{cycle}"  # replaced by the Lua script with how often the list has wrap
 class Op:
     image: str  # path under the fixtures root
     width: int
-    fmt: str  # jpeg | webp | avif
+    fmt: str  # jpeg | webp | avif | jxl
 
     @property
     def quality(self) -> int:
@@ -111,6 +115,7 @@ class Workload:
     kind: str  # miss | cold | hit | mix
     fmt: str = "jpeg"
     server_env: dict[str, str] = field(default_factory=dict)
+    source: str = PHOTO  # what the cache-miss workloads read
 
     @property
     def cache_busting(self) -> bool:
@@ -119,7 +124,7 @@ class Workload:
 
     def ops(self) -> list[Op]:
         if self.kind == "miss":
-            return [Op(PHOTO, w, self.fmt) for w in W1_WIDTHS]
+            return [Op(self.source, w, self.fmt) for w in W1_WIDTHS]
         if self.kind == "cold":
             # lcm(256, 400) entries: every source file comes back only after 255 others.
             n = COLD_COUNT * len(W1_WIDTHS) // _gcd(COLD_COUNT, len(W1_WIDTHS))
@@ -184,6 +189,7 @@ def ideal_hit_ratio(ops: Sequence[Op], requests: int) -> float:
 
 ALL_SYSTEMS = ("ceiling", "server", "thumbor", "ipx", "bare")
 _PROCESSING = ("ceiling", "server", "thumbor", "ipx")
+_CODECS = ("ceiling", "server")  # formats the peers do not take the same way: against the same-library loop
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
@@ -201,9 +207,21 @@ WORKLOADS: dict[str, Workload] = {
             "jpeg",
             server_env={"IMGPROXY_INTERMEDIATE_CACHE_SIZE": "0"},
         ),
+        Workload(
+            "W5-heic", "cache-miss HEIC (HEVC) source -> JPEG q80, width 200-599", _CODECS, "miss", source=HEIC_SOURCE
+        ),
+        Workload("W5-jxl", "cache-miss JPEG -> JPEG XL q77 effort 4, width 200-599", _CODECS, "miss", "jxl"),
+        Workload(
+            "W5-video",
+            "cache-miss MP4 (H.264 720p) first keyframe -> JPEG q80, width 200-599",
+            _CODECS,
+            "miss",
+            server_env={"IMGPROXY_ENABLE_VIDEO_THUMBNAILS": "true"},
+            source=VIDEO_SOURCE,
+        ),
     )
 }
-ALIASES = {"W2": ("W2-webp", "W2-avif")}
+ALIASES = {"W2": ("W2-webp", "W2-avif"), "W5": ("W5-heic", "W5-jxl", "W5-video")}
 
 
 def select(names: Sequence[str]) -> list[Workload]:
@@ -217,6 +235,21 @@ def select(names: Sequence[str]) -> list[Workload]:
     return chosen
 
 
+def _codec_sources(shared: Path, root: Path) -> None:
+    """The W5 sources, made once per root (a full-size HEVC encode takes a few seconds)."""
+    (root / CODEC_DIR).mkdir(exist_ok=True)
+    heic, clip = root / HEIC_SOURCE, root / VIDEO_SOURCE
+    if heic.exists() and clip.exists():
+        return
+    from benchmarks import codec_seeds
+
+    photo = (shared / PHOTO).read_bytes()
+    if not heic.exists():
+        heic.write_bytes(codec_seeds.heic(photo, width=4096, quality=80))
+    if not clip.exists():
+        clip.write_bytes(codec_seeds.clip(photo, width=1280))
+
+
 def prepare_root(shared: Path, root: Path, cold: bool = True) -> Path:
     """One fixtures root for every system: the shared images plus (``cold``) the W1cold copies.
 
@@ -228,6 +261,7 @@ def prepare_root(shared: Path, root: Path, cold: bool = True) -> Path:
         dest = root / src.name
         if src.is_file() and (not dest.exists() or dest.stat().st_size != src.stat().st_size):
             dest.write_bytes(src.read_bytes())
+    _codec_sources(shared, root)
     if not cold:
         return root
     (root / COLD_DIR).mkdir(exist_ok=True)

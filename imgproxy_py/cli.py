@@ -1,4 +1,5 @@
-"""Command line: ``imgproxy-py serve``, ``sign``, ``url``, ``doctor``, ``health`` and ``purge``."""
+"""Command line: ``imgproxy-py serve``, ``sign``, ``url``, ``doctor``, ``health``, ``purge`` and
+``experiments report``."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "health",
         help="exit 0 if the server configured by IMGPROXY_* answers its health check (the container HEALTHCHECK)",
     )
+    _add_experiments_command(commands)
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -76,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "url":
         return _print_url(settings, args)
+    if args.command == "experiments":
+        return _experiments_report(settings, args)
     if args.command == "doctor":
         from imgproxy_py.doctor import diagnose
 
@@ -124,6 +128,60 @@ _URL_SHORTCUTS = {
     "sharpen": float,
     "rotate": int,
 }
+
+
+def _add_experiments_command(commands: Any) -> None:
+    experiments = commands.add_parser("experiments", help="online experiments (IMGPROXY_EXPERIMENTS)")
+    sub = experiments.add_subparsers(dest="experiments_command", required=True)
+    report = sub.add_parser(
+        "report",
+        help="per experiment and arm: requests, mean bytes and processing time with 95%% confidence intervals, "
+        "the difference to control, a sample-ratio-mismatch test and a verdict",
+    )
+    source = report.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--metrics", metavar="URL", help="the server's Prometheus endpoint, e.g. http://127.0.0.1:9090/metrics"
+    )
+    source.add_argument("--log", metavar="FILE", help="a JSON access log (IMGPROXY_LOG_FORMAT=json); - for stdin")
+    report.add_argument("--namespace", help="metric name prefix (default: IMGPROXY_PROMETHEUS_NAMESPACE)")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _experiments_report(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from imgproxy_py.experiments import Experiments, load_experiments
+    from imgproxy_py.experiments import report as rep
+
+    if args.metrics:
+        import httpx
+
+        try:
+            response = httpx.get(args.metrics, timeout=10)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            print(f"imgproxy-py: cannot read {args.metrics}: {exc}", file=sys.stderr)
+            return 2
+        namespace = settings.observability.prometheus_namespace if args.namespace is None else args.namespace
+        data = rep.from_metrics(response.text, namespace)
+    else:
+        definitions = load_experiments(settings.experiments)  # the configured shares, for the SRM test
+        shares = Experiments(definitions).shares() if definitions is not None else None
+        try:
+            if args.log == "-":
+                data = rep.from_access_log(sys.stdin, shares)
+            else:
+                with open(args.log, encoding="utf-8", errors="replace") as file:
+                    data = rep.from_access_log(file, shares)
+        except OSError as exc:
+            print(f"imgproxy-py: cannot read {args.log}: {exc}", file=sys.stderr)
+            return 2
+    summary = rep.summarise(data)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        rep.write_text(summary, sys.stdout)
+    return 0
 
 
 def _add_url_command(commands: Any) -> None:

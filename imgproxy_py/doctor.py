@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.util
 import ipaddress
 import logging
 import os
@@ -37,13 +38,16 @@ FORMATS: dict[ImageFormat, tuple[str | None, str | None, str]] = {
     ImageFormat.PNG: ("pngload_buffer", "pngsave_buffer", "libspng / libpng"),
     ImageFormat.WEBP: ("webpload_buffer", "webpsave_buffer", "libwebp"),
     ImageFormat.AVIF: ("heifload_buffer", "heifsave_buffer", "libheif with an AV1 codec"),
-    ImageFormat.HEIC: ("heifload_buffer", None, "libheif (decoding; no HEVC encoder is bundled)"),
     ImageFormat.GIF: ("gifload_buffer", "gifsave_buffer", "libnsgif (read), cgif (write)"),
     ImageFormat.TIFF: ("tiffload_buffer", "tiffsave_buffer", "libtiff"),
     ImageFormat.SVG: ("svgload_buffer", None, "librsvg (rasterising), imgproxy-py's sanitiser (passing through)"),
     ImageFormat.ICO: ("pngload_buffer", "pngsave_buffer", "imgproxy-py's ICO container around libspng/libpng"),
-    ImageFormat.BMP: (None, "pngsave_buffer", "imgproxy-py's BMP writer (write only)"),
-    ImageFormat.JXL: ("jxlload_buffer", "jxlsave_buffer", "libjxl"),
+}
+# Formats read and written outside libvips (processing/codecs): the module that must import, the library.
+CODEC_FORMATS: dict[ImageFormat, tuple[str, str]] = {
+    ImageFormat.HEIC: ("pillow_heif", "pillow-heif: libheif + libde265 (read), x265 (write); AV1 HEIF via libvips"),
+    ImageFormat.JXL: ("imagecodecs", "imagecodecs: libjxl"),
+    ImageFormat.BMP: ("PIL", "Pillow (read), imgproxy-py's BMP writer (write)"),
 }
 
 
@@ -88,6 +92,8 @@ def mask(name: str, value: Any) -> str:
     if _SECRET_FIELD.search(name) and not name.startswith(("max_", "allow_")):
         return "***" if value else "(not set)"
     if isinstance(value, str):
+        if "\n" in value:  # a file's content (IMGPROXY_EXPERIMENTS): its size, not the document
+            return f"<{len(value)} characters>"
         return _USERINFO.sub("***@", value) or "(empty)"
     return repr(_plain(value))
 
@@ -124,6 +130,10 @@ def _formats(report: Report) -> list[str]:
         reads = loader is not None and vips.operation_available(loader)
         writes = fmt in SAVABLE and saver is not None and vips.operation_available(saver)
         modes = "/".join(m for m, ok in (("read", reads), ("write", writes)) if ok) or "—"
+        lines.append(f"{fmt.value:5} {modes:10} {library}")
+    for fmt, (module, library) in CODEC_FORMATS.items():
+        ok = importlib.util.find_spec(module) is not None
+        modes = ("read/write" if fmt in SAVABLE else "read") if ok else "—"
         lines.append(f"{fmt.value:5} {modes:10} {library}")
     lines.append(f"libvips {vips.version()}")
     if not vips.operation_available("jpegload_buffer") or not vips.operation_available("pngsave_buffer"):

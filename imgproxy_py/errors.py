@@ -20,10 +20,11 @@ hold a secret: both are written to the logs too.
     │   ├── SourceNotFoundError    404 "Source image is not found"
     │   ├── SourceStatusError      4xx passed through, 5xx → 502
     │   ├── SourceTimeoutError     504 "Source download timed out"
-    │   ├── SourceTooBigError      422 "Invalid source image"
+    │   ├── SourceTooBigError      422 "Source image file is too big"
     │   └── SourceTruncatedError   422 "Source image is truncated"
     ├── ImageError                 422                          processing
-    │   ├── InvalidImageError          unknown type, resolution over the limit
+    │   ├── InvalidImageError          unknown type, side or scans over the limit
+    │   │   └── SourceResolutionError      422 "Source image resolution is too big" (imgproxy's text)
     │   ├── BrokenImageError           libvips could not decode it
     │   └── UnsupportedFormatError     cannot save in the requested format
     ├── TooManyRequestsError       429 "Too many requests"      queue
@@ -135,7 +136,7 @@ class SourceTimeoutError(SourceError):
 
 class SourceTooBigError(SourceError):
     status_code = 422
-    public_message = "Invalid source image"
+    public_message = "Source image file is too big"  # imgproxy's text
 
 
 class SourceTruncatedError(SourceError):
@@ -151,6 +152,12 @@ class ImageError(ImgproxyError):
 
 class InvalidImageError(ImageError):
     pass
+
+
+class SourceResolutionError(InvalidImageError):
+    """More pixels than the resolution limit allows (checked from the header, before decoding)."""
+
+    public_message = "Source image resolution is too big"  # imgproxy's text
 
 
 class BrokenImageError(ImageError):

@@ -89,10 +89,9 @@ _ALIASES: dict[str, ImageFormat] = {f.value: f for f in ImageFormat} | {
     "heif": ImageFormat.HEIC,
 }
 
-# Formats this server can write with the libvips bundled by pyvips[binary]: ICO is written by
-# processing/ico.py (PNG inside) and BMP by processing/bmp.py (libvips has no BMP saver). It has
-# no JXL saver and its libheif no HEVC encoder, so JXL and HEIC output are refused (422); SVG is
-# only ever passed through.
+# Formats this server can write: libvips (pyvips[binary]) writes most; ICO is written by
+# processing/ico.py (PNG inside), BMP by processing/bmp.py, HEIC (pillow-heif's x265) and JPEG XL
+# (imagecodecs' libjxl) by processing/codecs. SVG is only ever passed through.
 SAVABLE: frozenset[ImageFormat] = frozenset(
     {
         ImageFormat.JPEG,
@@ -103,6 +102,8 @@ SAVABLE: frozenset[ImageFormat] = frozenset(
         ImageFormat.ICO,
         ImageFormat.TIFF,
         ImageFormat.BMP,
+        ImageFormat.HEIC,
+        ImageFormat.JXL,
     }
 )
 
@@ -136,6 +137,27 @@ def sniff(data: bytes | memoryview) -> ImageFormat | None:
         return ImageFormat.JXL
     if _looks_like_svg(bytes(data[:4096])):
         return ImageFormat.SVG
+    return None
+
+
+_MP4_BRANDS = (b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"dash", b"mmp4")
+
+
+def sniff_video(data: bytes | memoryview) -> str | None:
+    """The video container (``mp4``, ``mov``, ``webm``, ``mkv``) from the first bytes, else None.
+
+    Only asked when video stills are enabled and the bytes are no image.
+    """
+    head = bytes(data[:64])
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand == b"qt  ":
+            return "mov"
+        return "mp4" if brand in _MP4_BRANDS else None
+    if head[4:8] in (b"moov", b"mdat", b"wide") and len(head) >= 8:
+        return "mov"  # old QuickTime files start with an atom, not ftyp
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm" if b"webm" in bytes(data[:4096]) else "mkv"
     return None
 
 

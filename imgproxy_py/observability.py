@@ -52,6 +52,7 @@ class RequestRecord:
     source_bytes: int = 0
     result_bytes: int = 0
     spans: dict[str, float] = field(default_factory=dict)
+    experiment: str = ""  # "name=arm" when an experiment applied (imgproxy_py.experiments)
 
 
 current_record: ContextVar[RequestRecord | None] = ContextVar("imgproxy_request_record", default=None)
@@ -129,7 +130,24 @@ class Metrics:
             "queue_rejections_total", "Requests refused because the queue was full", namespace=ns, registry=reg
         )
 
+        # Per experiment arm (labels experiment, arm). A mean and its confidence interval need a
+        # count, a sum and a sum of squares; `imgproxy-py experiments report` reads exactly these.
+        arm = ["experiment", "arm"]
+        self.arm_share = Gauge(
+            "experiment_arm_share",
+            "Configured traffic share of an arm (percent)",
+            arm,
+            namespace=ns,
+            registry=reg,
+            multiprocess_mode="max",
+        )
+        self.arm_counters = {
+            attr: Counter(f"experiment_{name}_total", doc, arm, namespace=ns, registry=reg)
+            for attr, name, doc in _ARM_COUNTERS
+        }
         self._children: dict[tuple[str, str], Any] = {}
+        self._arms: dict[str, _ArmTally] = {}
+        self._arms_flush_scheduled = False
 
     def _child(self, metric: Any, label: str) -> Any:
         """Labelled children, looked up once: ``labels()`` costs more than the increment."""
@@ -138,6 +156,20 @@ class Metrics:
         if child is None:
             child = self._children[key] = metric.labels(label)
         return child
+
+    def flush_arms(self) -> None:
+        """Add the arms' tallies to their counters (a fifth of a second after the first request:
+        a plain attribute increment per request instead of five counter updates on the hit path)."""
+        self._arms_flush_scheduled = False
+        for label, tally in self._arms.items():
+            if not tally.requests:
+                continue
+            name, _, arm = label.partition("=")
+            for attr, counter in self.arm_counters.items():
+                value = getattr(tally, attr)
+                if value:
+                    counter.labels(name, arm).inc(value)
+                    setattr(tally, attr, 0)
 
     def observe(self, record: RequestRecord, duration: float) -> None:
         self.requests.inc()
@@ -159,6 +191,63 @@ class Metrics:
             self.source_bytes.inc(record.source_bytes)
         if record.result_bytes:
             self.result_bytes.inc(record.result_bytes)
+        if record.experiment:
+            self._observe_arm(record)
+
+    def _observe_arm(self, record: RequestRecord) -> None:
+        tally = self._arms.get(record.experiment)
+        if tally is None:
+            tally = self._arms[record.experiment] = _ArmTally()
+        tally.requests += 1
+        if record.error and record.status != CLIENT_CLOSED:
+            tally.errors += 1
+        if record.cache.startswith("HIT-L"):
+            tally.cache_hits += 1
+        size = record.result_bytes
+        if size:
+            tally.results += 1
+            tally.result_bytes += size
+            tally.result_bytes_squared += size * size
+        processing = record.spans.get("processing_image")
+        if processing is not None:
+            tally.processed += 1
+            tally.processing_seconds += processing
+            tally.processing_seconds_squared += processing * processing
+        if not self._arms_flush_scheduled:
+            try:
+                asyncio.get_running_loop().call_later(0.2, self.flush_arms)
+                self._arms_flush_scheduled = True
+            except RuntimeError:  # no loop (direct use): count now
+                self.flush_arms()
+
+
+# (tally field, metric name without _total, help): what the report needs per arm.
+_ARM_COUNTERS = (
+    ("requests", "requests", "Requests by experiment arm"),
+    ("errors", "errors", "Errors by experiment arm"),
+    ("cache_hits", "cache_hits", "Result cache hits by experiment arm"),
+    ("results", "results", "Responses with image bytes by experiment arm"),
+    ("result_bytes", "result_bytes", "Image bytes sent by experiment arm"),
+    ("result_bytes_squared", "result_bytes_squared", "Sum of squared response sizes by experiment arm"),
+    ("processed", "processed", "Images processed by experiment arm"),
+    ("processing_seconds", "processing_seconds", "Image processing time by experiment arm"),
+    ("processing_seconds_squared", "processing_seconds_squared", "Sum of squared processing times by arm"),
+)
+
+
+@dataclass(slots=True)
+class _ArmTally:
+    """One arm's counts since the last flush into its counters."""
+
+    requests: int = 0
+    errors: int = 0
+    cache_hits: int = 0
+    results: int = 0
+    result_bytes: int = 0
+    result_bytes_squared: int = 0
+    processed: int = 0
+    processing_seconds: float = 0.0
+    processing_seconds_squared: float = 0.0
 
 
 # --- logging -----------------------------------------------------------------------------
@@ -340,6 +429,8 @@ class AccessLog:
         if not self.json:
             stamp = self._now()[0]
             extra = f" error={record.error}" if record.error else ""
+            if record.experiment:
+                extra += f" experiment={record.experiment}"
             return (
                 f"{stamp} {logging.getLevelName(level)} access: {record.method} {path} {record.status} "
                 f"{ms}ms {record.cache or '-'} id={record.request_id}{extra}\n"
@@ -362,6 +453,8 @@ class AccessLog:
             fields["result_bytes"] = record.result_bytes
         if record.spans:
             fields["spans_ms"] = {k: round(v * 1000, 2) for k, v in record.spans.items()}
+        if record.experiment:
+            fields["experiment"] = record.experiment
         if record.error:
             fields["error"] = record.error
             fields["detail"] = redact_text(record.detail)[:300]

@@ -216,9 +216,14 @@ class OptionSettings:
     auto_avif: bool = False
     enforce_webp: bool = False
     enforce_avif: bool = False
+    auto_jxl: bool = False  # IMGPROXY_AUTO_JXL: image/jxl in Accept picks JPEG XL (never without it)
+    enforce_jxl: bool = False
     preferred_formats: tuple[ImageFormat, ...] = (ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF)
     client_hints: bool = False  # IMGPROXY_ENABLE_CLIENT_HINTS: DPR / Width headers set dpr and width
     preserve_hdr: bool = False  # IMGPROXY_PRESERVE_HDR: the ``ph`` option's default
+    video_thumbnail_second: float | None = (
+        None  # IMGPROXY_VIDEO_THUMBNAIL_SECOND: ``vts``' default (None: first keyframe)
+    )
     keep_copyright: bool = True
     strip_color_profile: bool = True
     enforce_thumbnail: bool = False
@@ -233,7 +238,9 @@ class OptionSettings:
 
     @property
     def negotiates_format(self) -> bool:
-        return self.auto_webp or self.auto_avif or self.enforce_webp or self.enforce_avif
+        return any(
+            (self.auto_webp, self.auto_avif, self.auto_jxl, self.enforce_webp, self.enforce_avif, self.enforce_jxl)
+        )
 
     @property
     def vary(self) -> str | None:
@@ -296,6 +303,9 @@ class ProcessingSettings:
     png_interlaced: bool = False
     webp_effort: int = 4
     avif_speed: int = 8
+    jxl_effort: int = 4  # IMGPROXY_JXL_EFFORT, libjxl's 1 (fastest) … 9
+    video_thumbnails: bool = False  # IMGPROXY_ENABLE_VIDEO_THUMBNAILS: stills from MP4/MOV/WebM/MKV sources
+    max_video_duration: float = 3600.0  # IMGPROXY_MAX_VIDEO_DURATION: seconds; longer clips are refused
     intermediate_cache_size: int = 64 * 1024 * 1024  # bytes per process; 0 switches reuse off
     sanitize_svg: bool = True  # SVG passed through as SVG loses script and external references
     always_rasterize_svg: bool = False  # SVG without a requested format is rasterised, not passed through
@@ -341,6 +351,15 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ExperimentSettings:
+    """IMGPROXY_EXPERIMENTS as read: the definitions' text, parsed and validated by imgproxy_py.experiments."""
+
+    text: str = ""  # inline JSON, or the file's content
+    syntax: str = "json"  # json | yaml (a .yaml/.yml file)
+    origin: str = ""  # where it came from, for error messages ("IMGPROXY_EXPERIMENTS" or the file path)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
@@ -352,6 +371,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     watermark: WatermarkSettings = field(default_factory=WatermarkSettings)
+    experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
     # Start-up warnings (unknown or unsupported IMGPROXY_* names, an open unsigned server);
     # `imgproxy-py serve` logs them. Not a setting: never part of equality or a cache key.
     warnings: tuple[str, ...] = field(default=(), compare=False, repr=False)
@@ -380,6 +400,7 @@ class Settings:
             cache=_cache(env),
             observability=_observability(env),
             watermark=_watermark(env),
+            experiments=_experiments(env),
         )
 
 
@@ -451,9 +472,12 @@ def _options(env: _Env) -> OptionSettings:
         auto_avif=env.get_bool("IMGPROXY_AUTO_AVIF", env.get_bool("IMGPROXY_ENABLE_AVIF_DETECTION", False)),
         enforce_webp=env.get_bool("IMGPROXY_ENFORCE_WEBP", False),
         enforce_avif=env.get_bool("IMGPROXY_ENFORCE_AVIF", False),
+        auto_jxl=env.get_bool("IMGPROXY_AUTO_JXL", False),
+        enforce_jxl=env.get_bool("IMGPROXY_ENFORCE_JXL", False),
         preferred_formats=env.formats("IMGPROXY_PREFERRED_FORMATS", defaults.preferred_formats),
         client_hints=env.get_bool("IMGPROXY_ENABLE_CLIENT_HINTS", False),
         preserve_hdr=env.get_bool("IMGPROXY_PRESERVE_HDR", False),
+        video_thumbnail_second=_video_thumbnail_second(env),
         keep_copyright=env.get_bool("IMGPROXY_KEEP_COPYRIGHT", True),
         strip_color_profile=env.get_bool("IMGPROXY_STRIP_COLOR_PROFILE", True),
         enforce_thumbnail=env.get_bool("IMGPROXY_ENFORCE_THUMBNAIL", False),
@@ -466,6 +490,13 @@ def _options(env: _Env) -> OptionSettings:
         url_replacements=_url_replacements(env),
         arguments_separator=_arguments_separator(env),
     )
+
+
+def _video_thumbnail_second(env: _Env) -> float | None:
+    """Unset: the first keyframe (imgproxy Pro defaults to second 1; a keyframe costs least)."""
+    if env.raw("IMGPROXY_VIDEO_THUMBNAIL_SECOND") is None:
+        return None
+    return env.get_float("IMGPROXY_VIDEO_THUMBNAIL_SECOND", 0, min_value=0, max_value=1e9)
 
 
 def _format_names(env: _Env, name: str) -> frozenset[ImageFormat]:
@@ -489,6 +520,23 @@ def _preset_file(env: _Env) -> tuple[str, ...]:
             return tuple(file.read().splitlines())
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"IMGPROXY_PRESETS_PATH: cannot read {path!r}: {exc}") from None
+
+
+def _experiments(env: _Env) -> ExperimentSettings:
+    """IMGPROXY_EXPERIMENTS: inline JSON (starts with ``{``), else the path of a JSON or YAML file,
+    read here so a missing file stops start-up; the definitions are validated by the experiments package."""
+    value = env.raw("IMGPROXY_EXPERIMENTS")
+    if value is None:
+        return ExperimentSettings()
+    if value.startswith("{"):
+        return ExperimentSettings(value, "json", "IMGPROXY_EXPERIMENTS")
+    try:
+        with open(value, encoding="utf-8") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"IMGPROXY_EXPERIMENTS: cannot read {value!r}: {exc}") from None
+    syntax = "yaml" if value.lower().endswith((".yaml", ".yml")) else "json"
+    return ExperimentSettings(text, syntax, f"IMGPROXY_EXPERIMENTS ({value})")
 
 
 def _url_replacements(env: _Env) -> tuple[tuple[str, str], ...]:
@@ -617,6 +665,9 @@ def _processing(env: _Env) -> ProcessingSettings:
         png_interlaced=env.get_bool("IMGPROXY_PNG_INTERLACED", False),
         webp_effort=env.get_int("IMGPROXY_WEBP_EFFORT", 4, min_value=0, max_value=6),
         avif_speed=env.get_int("IMGPROXY_AVIF_SPEED", 8, min_value=0, max_value=9),
+        jxl_effort=env.get_int("IMGPROXY_JXL_EFFORT", 4, min_value=1, max_value=9),
+        video_thumbnails=env.get_bool("IMGPROXY_ENABLE_VIDEO_THUMBNAILS", False),
+        max_video_duration=env.get_float("IMGPROXY_MAX_VIDEO_DURATION", 3600, min_value=0, max_value=1e9),
         intermediate_cache_size=round(
             env.get_float("IMGPROXY_INTERMEDIATE_CACHE_SIZE", 64, min_value=0, max_value=1 << 20) * 1024 * 1024
         ),
@@ -787,10 +838,7 @@ UNSUPPORTED = frozenset(
         "IMGPROXY_PNG_QUANTIZATION_COLORS",
         "IMGPROXY_WEBP_COMPRESSION",
         "IMGPROXY_WEBP_SMART_SUBSAMPLE",
-        "IMGPROXY_JXL_EFFORT",
         "IMGPROXY_AVIF_SUBSAMPLE",
-        "IMGPROXY_AUTO_JXL",
-        "IMGPROXY_ENFORCE_JXL",
         "IMGPROXY_USE_LINEAR_COLORSPACE",
         "IMGPROXY_DISABLE_SHRINK_ON_LOAD",
         "IMGPROXY_STRIP_METADATA_DPI",
@@ -811,8 +859,6 @@ UNSUPPORTED = frozenset(
         "IMGPROXY_BEST_FORMAT_BY_DEFAULT",
         "IMGPROXY_BEST_FORMAT_ALLOW_SKIPS",
         "IMGPROXY_STRIP_METADATA_SOURCE",
-        "IMGPROXY_ENABLE_VIDEO_THUMBNAILS",
-        "IMGPROXY_VIDEO_THUMBNAIL_SECOND",
     }
 )
 _INTERNAL_PREFIX = "IMGPROXY_PY_"  # set by `imgproxy-py serve` for its own worker processes

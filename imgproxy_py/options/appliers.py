@@ -98,14 +98,29 @@ def _dimension(name: str, value: str) -> int:
     return parse_int(name, value, lo=0, hi=1_000_000)
 
 
-def parse_gravity(name: str, args: list[str], *, allow_smart: bool = True, previous: Gravity | None = None) -> Gravity:
-    """``type[:x[:y]]``; an omitted offset keeps the previous one (imgproxy), ``sm`` clears them."""
-    if not args or not args[0]:
+def parse_gravity(
+    name: str,
+    args: list[str],
+    *,
+    allow_smart: bool = True,
+    previous: Gravity | None = None,
+    nested: bool = False,
+) -> Gravity:
+    """``type[:x[:y]]``; an omitted or empty offset keeps the previous one (imgproxy), ``sm`` clears them.
+
+    Inside another option (``c:w:h:…``, ``ex:1:…``, ``nested``) an empty type keeps the previous type
+    too, as imgproxy reads an empty argument as "not given" (``c:50:50:ce::10``, ``ex:1:no::5``).
+    """
+    previous = previous or Gravity()
+    if not args or (not args[0] and not nested):
         raise _fail(name, "gravity type is missing")
-    try:
-        gtype = GravityType(args[0])
-    except ValueError:
-        raise _fail(name, f"unknown gravity {args[0]!r}") from None
+    if not args[0]:
+        gtype = previous.type
+    else:
+        try:
+            gtype = GravityType(args[0])
+        except ValueError:
+            raise _fail(name, f"unknown gravity {args[0]!r}") from None
     if gtype is GravityType.REPLICATE:
         raise _fail(name, "'re' is a watermark position only")
     if gtype is GravityType.SMART:
@@ -115,15 +130,14 @@ def parse_gravity(name: str, args: list[str], *, allow_smart: bool = True, previ
         return Gravity(gtype)
     if gtype is GravityType.FOCUS_POINT:
         _exact_args(name, args, 3)
-        x = parse_float(name, args[1])
-        y = parse_float(name, args[2])
+        x = parse_float(name, args[1]) if args[1] else previous.x
+        y = parse_float(name, args[2]) if args[2] else previous.y
         if x > 1 or y > 1:
             raise _fail(name, "focus point coordinates must be within 0..1")
         return Gravity(gtype, x, y)
     _max_args(name, args, 3)
-    previous = previous or Gravity()
-    x = _offset(name, args[1]) if len(args) > 1 else previous.x
-    y = _offset(name, args[2]) if len(args) > 2 else previous.y
+    x = _offset(name, args[1]) if len(args) > 1 and args[1] else previous.x
+    y = _offset(name, args[2]) if len(args) > 2 and args[2] else previous.y
     return Gravity(gtype, x, y)
 
 
@@ -138,7 +152,7 @@ def _extend(name: str, args: list[str], previous: Extend) -> Extend:
     enabled = parse_flag(name, args[0]) if args and args[0] else False
     gravity = previous.gravity
     if len(args) > 1:
-        gravity = parse_gravity(name, args[1:], allow_smart=False, previous=gravity)
+        gravity = parse_gravity(name, args[1:], allow_smart=False, previous=gravity, nested=True)
     return Extend(enabled, gravity)
 
 
@@ -230,10 +244,10 @@ def apply_crop(st: ParseState, args: list[str]) -> None:
     _max_args("crop", args, 5)
     current = st.po.crop
     width = parse_float("crop", args[0])
-    height = parse_float("crop", args[1]) if len(args) > 1 else current.height
+    height = parse_float("crop", args[1]) if len(args) > 1 and args[1] else current.height
     gravity = current.gravity
     if len(args) > 2:
-        gravity = parse_gravity("crop", args[2:], previous=gravity)
+        gravity = parse_gravity("crop", args[2:], previous=gravity, nested=True)
     st.po = evolve(st.po, crop=Crop(width, height, gravity))
 
 
@@ -395,12 +409,12 @@ def apply_background(st: ParseState, args: list[str]) -> None:
 
 def apply_blur(st: ParseState, args: list[str]) -> None:
     _exact_args("blur", args, 1)
-    st.po = evolve(st.po, blur=parse_float("blur", args[0], lo_open=True))
+    st.po = evolve(st.po, blur=parse_float("blur", args[0]))  # 0: off (imgproxy accepts it)
 
 
 def apply_sharpen(st: ParseState, args: list[str]) -> None:
     _exact_args("sharpen", args, 1)
-    st.po = evolve(st.po, sharpen=parse_float("sharpen", args[0], lo_open=True))
+    st.po = evolve(st.po, sharpen=parse_float("sharpen", args[0]))  # 0: off (imgproxy accepts it)
 
 
 def apply_pixelate(st: ParseState, args: list[str]) -> None:
@@ -488,6 +502,12 @@ def apply_max_result_dimension(st: ParseState, args: list[str]) -> None:
     st.po = evolve(st.po, max_result_dimension=parse_int("max_result_dimension", value, lo=-(2**62)))
 
 
+def apply_video_thumbnail_second(st: ParseState, args: list[str]) -> None:
+    """``vts:<seconds>`` (imgproxy Pro's option): the time of the still taken from a video source."""
+    _exact_args("video_thumbnail_second", args, 1)
+    st.po = evolve(st.po, video_thumbnail_second=parse_float("video_thumbnail_second", args[0]))
+
+
 def apply_option(st: ParseState, name: str, args: list[str]) -> None:
     applier = APPLIERS.get(name)
     if applier is None:
@@ -570,3 +590,4 @@ _register(apply_max_src_file_size, "max_src_file_size", "msfs")
 _register(apply_max_animation_frames, "max_animation_frames", "maf")
 _register(apply_max_animation_frame_resolution, "max_animation_frame_resolution", "mafr")
 _register(apply_max_result_dimension, "max_result_dimension", "mrd")
+_register(apply_video_thumbnail_second, "video_thumbnail_second", "vts")

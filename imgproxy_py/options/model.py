@@ -193,6 +193,7 @@ class ProcessingOptions:
     max_animation_frames: int | None = None
     max_animation_frame_resolution: int | None = None  # pixels; 0: frames are summed instead
     max_result_dimension: int | None = None  # pixels; ≤0: no limit
+    video_thumbnail_second: float | None = None  # vts: the still's time; None: the first keyframe
 
     def canonical(self) -> str:
         """A stable text of every non-default field, e.g. ``rt=fill;w=300;h=200;g=sm:0:0``."""
@@ -301,6 +302,7 @@ _SHORT = {
     "max_animation_frames": "maf",
     "max_animation_frame_resolution": "mafr",
     "max_result_dimension": "mrd",
+    "video_thumbnail_second": "vts",
 }
 assert set(_SHORT) == set(_DEFAULTS), "every option field needs a canonical short name"
 _CANONICAL_ORDER = tuple((f.name, _SHORT[f.name], _DEFAULTS[f.name]) for f in fields(ProcessingOptions))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from imgproxy_py.errors import InvalidOptionError, InvalidURLError
@@ -22,6 +23,8 @@ _SHORT_NAME = re.compile(r"[A-Za-z0-9]{1,10}")
 class ParsedURL:
     options: ProcessingOptions
     source_url: str
+    presets: tuple[str, ...] = ()  # every preset applied (``default`` included), for experiment scopes
+    experiment: str = ""  # ``name=arm`` when an experiment arm's options were appended (imgproxy_py.experiments)
 
 
 def split_signature(raw_path: str, prefix: str = "") -> tuple[str, str]:
@@ -119,17 +122,19 @@ class Parser:
             enforce_thumbnail=settings.enforce_thumbnail,
             skip_processing=settings.skip_processing_formats,
             preserve_hdr=settings.preserve_hdr,
+            video_thumbnail_second=settings.video_thumbnail_second,
         )
 
     @property
     def preset_names(self) -> frozenset[str]:
         return frozenset(self._presets)
 
-    def parse(self, path: str, hints: ClientHints | None = None) -> ParsedURL:
+    def parse(self, path: str, hints: ClientHints | None = None, extra: Sequence[str] = ()) -> ParsedURL:
         """Parse ``/<options>/.../<source>`` (the part after the signature).
 
         Client hints (when enabled) are defaults: the ``default`` preset and the URL's own
-        options override them, as in imgproxy.
+        options override them, as in imgproxy. ``extra`` option segments (an experiment arm's,
+        from the operator, not the URL) are applied after the URL's own options.
         """
         segments = path.lstrip("/").split("/")
         base = self._base if hints is None else hints.apply(self._base)
@@ -142,6 +147,8 @@ class Parser:
             index = 1
         else:
             index = self._apply_url_options(state, segments)
+        for segment in extra:
+            apply_option(state, *split_option(segment, self._sep))
         source_url, ext = decode_source(segments[index:])
         if self._rewriter.active:
             source_url = self._rewriter.rewrite(source_url)
@@ -157,7 +164,13 @@ class Parser:
                     hint="expected one of jpg, png, webp, avif, gif, ico, tiff, bmp, svg",
                 )
             po = evolve(po, format=fmt)
-        return ParsedURL(po, source_url)
+        return ParsedURL(po, source_url, tuple(state.applied_presets))
+
+    def check_options(self, segments: Sequence[str]) -> None:
+        """Apply option segments to default options: raises the option's error if one is invalid."""
+        state = ParseState(self._base, self._presets, allow_security=self._settings.allow_security_options)
+        for segment in segments:
+            apply_option(state, *split_option(segment, self._sep))
 
     def _apply_url_options(self, state: ParseState, segments: list[str]) -> int:
         """Apply the option segments; return the index of the first source URL segment."""

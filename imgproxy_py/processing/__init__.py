@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgproxy_py.errors import BrokenImageError, InvalidImageError, UnsupportedFormatError
-from imgproxy_py.imagetype import SAVABLE, ImageFormat, sniff
+from imgproxy_py.imagetype import SAVABLE, ImageFormat, sniff, sniff_video
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.processing import animation, ico, pipeline, svg, vips
+from imgproxy_py.processing import animation, codecs, ico, pipeline, svg, vips
+from imgproxy_py.processing import external as external_codec
 from imgproxy_py.processing.context import PipelineContext, _frame_height
 from imgproxy_py.processing.encode import EncoderSettings, encode_to_fit, resolve_quality
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats, choose_format
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.jpeg_scans import scan_count_bound
-from imgproxy_py.processing.limits import Limits
+from imgproxy_py.processing.limits import Limits, check_raster
 from imgproxy_py.processing.steps.scale_on_load import load_options
 from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.processing.svg_cost import check_svg_cost
@@ -38,12 +39,13 @@ LOADABLE = frozenset(
         ImageFormat.TIFF,
         ImageFormat.SVG,
         ImageFormat.ICO,  # PNG entries only (processing/ico.py)
+        ImageFormat.BMP,  # Pillow (processing/codecs/bmp.py)
+        ImageFormat.JXL,  # libjxl through imagecodecs (processing/codecs/jxl.py)
     }
 )
 _THUMBNAIL_FORMATS = frozenset({ImageFormat.HEIC, ImageFormat.AVIF})
 
 
-MAX_SIDE = 65535  # the largest side any encoder we write (JPEG, GIF) can store
 MAX_JPEG_SCANS = 100
 
 
@@ -63,6 +65,8 @@ class ProcessingConfig:
     max_result_dimension: int = 0
     max_result_resolution: int = 100_000_000  # pixels of a result (all frames); larger is refused, 422
     watermark: WatermarkImage | None = None  # decoded once, at start-up
+    video_thumbnails: bool = False  # IMGPROXY_ENABLE_VIDEO_THUMBNAILS
+    max_video_duration: float = 3600.0  # seconds
 
     @property
     def limits(self) -> Limits:
@@ -82,6 +86,7 @@ class ProcessingConfig:
             png_interlaced=proc.png_interlaced,
             webp_effort=proc.webp_effort,
             avif_speed=proc.avif_speed,
+            jxl_effort=proc.jxl_effort,
         )
         return cls(
             options=settings.options,
@@ -95,6 +100,8 @@ class ProcessingConfig:
             max_result_dimension=settings.security.max_result_dimension,
             max_result_resolution=settings.security.max_result_resolution,
             watermark=load_watermark(settings.watermark, settings.sources.download_timeout),
+            video_thumbnails=proc.video_thumbnails,
+            max_video_duration=proc.max_video_duration,
         )
 
 
@@ -120,6 +127,11 @@ def process(
     intermediates: IntermediateCache | None = None,
 ) -> ProcessResult:
     source_format = sniff(data)
+    if source_format is None and config.video_thumbnails and (container := sniff_video(data)):
+        try:
+            return _video_still(data, container, po, config, client, deadline)
+        except (vips.Error, UnicodeDecodeError) as exc:
+            raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None
     if source_format is None or source_format not in LOADABLE:
         raise InvalidImageError("source image type is not supported")
     try:
@@ -171,6 +183,22 @@ def process_stream(
         stream.close()  # libvips holds its own duplicate of the descriptor while an image needs it
 
 
+def _video_still(
+    data: bytes,
+    container: str,
+    po: ProcessingOptions,
+    config: ProcessingConfig,
+    client: ClientFormats,
+    deadline: float,
+) -> ProcessResult:
+    """A still of a video through the normal pipeline; it counts as a JPEG source for the format choice."""
+    limits = config.limits.for_request(po)
+    _, img = external_codec.video_still(
+        data, container, po.video_thumbnail_second, limits.max_src_resolution, config.max_video_duration
+    )
+    return _process(data, ImageFormat.JPEG, po, config, client, deadline, None, None, False, limits, preloaded=img)
+
+
 def _process(
     data: bytes,
     source_format: ImageFormat,
@@ -183,14 +211,24 @@ def _process(
     hot: bool,
     limits: Limits,
     stream: StreamedInput | None = None,
+    preloaded: Any = None,
 ) -> ProcessResult:
     if source_format is ImageFormat.ICO:
         data = _ico_image(data)
     # enforce_thumbnail: the embedded HEIF thumbnail *is* the source (libvips falls back to the
     # primary image when there is none); shrink-on-load must then not reload the full image.
     thumbnail = po.enforce_thumbnail and source_format in _THUMBNAIL_FORMATS
-    img = vips.open_source(data, **load_options(source_format), **({"thumbnail": True} if thumbnail else {}))
-    img, vector_scale = _check_header(img, data, source_format, limits.max_src_resolution)
+    external = preloaded is not None or codecs.decodes(data, source_format)
+    if preloaded is not None:  # a video still, already decoded and checked
+        img, vector_scale = preloaded, 1.0
+    elif external:
+        # Decoded outside libvips (BMP, HEVC HEIC, JPEG XL): limits checked on the probed header
+        # first; the pixels then go through the same pipeline, with no reload to shrink on.
+        img = external_codec.load(data, source_format, limits.max_src_resolution, thumbnail)
+        vector_scale = 1.0
+    else:
+        img = vips.open_source(data, **load_options(source_format), **({"thumbnail": True} if thumbnail else {}))
+        img, vector_scale = _check_header(img, data, source_format, limits.max_src_resolution)
     source_width, source_height = img.width, _frame_height(img)
 
     expect_alpha = po.background is None and (img.hasalpha() or po.extend.enabled or po.padding.enabled)
@@ -226,7 +264,7 @@ def _process(
         po=po,
         source_format=source_format,
         target_format=target,
-        data=None if thumbnail or stream is not None else data,
+        data=None if thumbnail or external or stream is not None else data,
         deadline=deadline,
         max_src_resolution=limits.max_src_resolution,
         max_result_dimension=limits.max_result_dimension,
@@ -283,11 +321,7 @@ def _check_header(img: Any, data: bytes, fmt: ImageFormat, max_resolution: int) 
             scale = math.sqrt(max_resolution / pixels)
             return vips.open_source(data, **load_options(fmt), scale=scale), scale
         return img, 1.0
-    if pixels == 0 or pixels > max_resolution:
-        raise InvalidImageError(f"source resolution {img.width}x{img.height} exceeds the limit")
-    if max(img.width, img.height) > MAX_SIDE:
-        # Decoders buffer whole rows: a 400000×125 image costs gigabytes though it is only 50 MP.
-        raise InvalidImageError(f"source side {max(img.width, img.height)} exceeds {MAX_SIDE}")
+    check_raster(img.width, img.height, max_resolution)
     if fmt is ImageFormat.JPEG and scan_count_bound(data) > MAX_JPEG_SCANS:
         # Each progressive scan re-reads the whole image in one libjpeg call nothing can cancel:
         # hundreds of scans are a denial of service, never a real photo (they have about 10).
@@ -313,6 +347,10 @@ def skips_processing(source_format: ImageFormat, po: ProcessingOptions) -> bool:
 
 def _passthrough(data: bytes, source_format: ImageFormat, limits: Limits) -> ProcessResult:
     """The source bytes untouched; the header is still read so an image bomb is not handed on."""
+    if codecs.decodes(data, source_format):
+        header = external_codec.probe(data, source_format, limits.max_src_resolution)
+        width, height = header.width, header.height
+        return ProcessResult(data, source_format, width, height, source_format, width, height, passthrough=True)
     inner = _ico_image(data) if source_format is ImageFormat.ICO else data
     img = vips.open_source(inner, **load_options(source_format))
     width, height = img.width, _frame_height(img)

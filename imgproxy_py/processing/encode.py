@@ -8,7 +8,8 @@ from typing import Any
 from imgproxy_py.errors import UnsupportedFormatError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.processing import bmp, ico, vips
+from imgproxy_py.processing import bmp, external, ico, vips
+from imgproxy_py.processing.codecs import ENCODED_HERE
 from imgproxy_py.processing.geometry import round_half_away
 from imgproxy_py.settings import OptionSettings
 
@@ -18,7 +19,8 @@ class EncoderSettings:
     jpeg_progressive: bool = False
     png_interlaced: bool = False
     webp_effort: int = 4
-    avif_speed: int = 8  # imgproxy's IMGPROXY_AVIF_SPEED: libvips effort = 9 - speed
+    avif_speed: int = 8  # imgproxy's IMGPROXY_AVIF_SPEED: libvips effort = 9 - speed (HEIC: x265 preset)
+    jxl_effort: int = 4
 
 
 def resolve_quality(fmt: ImageFormat, po: ProcessingOptions, defaults: OptionSettings) -> int:
@@ -67,8 +69,6 @@ def save_options(
         return ".png", {"compression": 6, "filter": "none", "keep": "none"}  # wrapped by ico.wrap_png
     if fmt is ImageFormat.BMP:
         return ".bmp", {}  # written by bmp.encode, never by libvips
-    if fmt is ImageFormat.HEIC:
-        raise UnsupportedFormatError("cannot save heic: this libvips has no HEVC encoder")
     raise UnsupportedFormatError(f"cannot save {fmt.value}")
 
 
@@ -77,6 +77,8 @@ def encode(img: Any, fmt: ImageFormat, quality: int, keep_metadata: bool, enc: E
         raise UnsupportedFormatError(f"cannot save {fmt.value}")
     if fmt is ImageFormat.BMP:
         return bmp.encode(img)
+    if fmt in ENCODED_HERE:  # HEIC, JPEG XL: metadata is not written (the default strips it anyway)
+        return external.encode(img, fmt, quality, jxl_effort=enc.jxl_effort, heic_speed=enc.avif_speed)
     keep_exif = vips.has_field(img, "exif-data")  # after strip_metadata: only a kept copyright notice
     suffix, options = save_options(fmt, quality, keep_metadata, enc, keep_exif)
     if img.format == "ushort":  # preserve_hdr kept 16 bits: ask the saver not to drop them

@@ -16,14 +16,20 @@ class ClientFormats:
     avif: bool = False
     enforce_webp: bool = False
     enforce_avif: bool = False
+    jxl: bool = False
+    enforce_jxl: bool = False
 
     def key(self) -> str:
         """A short stable text for cache keys and ETags."""
-        return "".join(
-            flag
-            for flag, on in (("w", self.webp), ("a", self.avif), ("W", self.enforce_webp), ("A", self.enforce_avif))
-            if on
+        flags = (
+            ("w", self.webp),
+            ("a", self.avif),
+            ("W", self.enforce_webp),
+            ("A", self.enforce_avif),
+            ("j", self.jxl),
+            ("J", self.enforce_jxl),
         )
+        return "".join(flag for flag, on in flags if on)
 
 
 NO_CLIENT_FORMATS = ClientFormats()
@@ -38,7 +44,10 @@ def choose_format(
     expect_alpha: bool,
     preferred: Sequence[ImageFormat],
 ) -> ImageFormat:
+    # imgproxy's order: JPEG XL, then AVIF (neither animates here), then WebP.
     if requested is None:
+        if client.jxl and not animated:
+            return ImageFormat.JXL
         if client.avif and not animated:
             return ImageFormat.AVIF
         if client.webp:
@@ -52,6 +61,8 @@ def choose_format(
                 continue
             return fmt
         return preferred[0]
+    if client.enforce_jxl and not animated:
+        return ImageFormat.JXL
     if client.enforce_avif and not animated:
         return ImageFormat.AVIF
     if client.enforce_webp:

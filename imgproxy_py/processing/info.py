@@ -26,9 +26,9 @@ import json
 import math
 from typing import Any
 
-from imgproxy_py.errors import BrokenImageError, InvalidImageError
-from imgproxy_py.imagetype import ImageFormat, sniff
-from imgproxy_py.processing import vips
+from imgproxy_py.errors import BrokenImageError, InvalidImageError, SourceResolutionError
+from imgproxy_py.imagetype import ImageFormat, sniff, sniff_video
+from imgproxy_py.processing import codecs, external, vips
 from imgproxy_py.processing.steps.scale_on_load import load_options
 from imgproxy_py.processing.svg_cost import check_svg_cost
 
@@ -42,6 +42,8 @@ INFO_LOADABLE = frozenset(
         ImageFormat.GIF,
         ImageFormat.TIFF,
         ImageFormat.SVG,
+        ImageFormat.BMP,
+        ImageFormat.JXL,
     }
 )
 THUMBNAIL_SIZE = 256
@@ -64,16 +66,23 @@ _BITS = {
 }
 
 
-def info_json(data: bytes, max_src_resolution: int) -> bytes:
+def info_json(data: bytes, max_src_resolution: int, video_thumbnails: bool = False, max_video: float = 3600) -> bytes:
     """The info document as compact UTF-8 JSON (what the endpoint sends and caches)."""
-    return json.dumps(image_info(data, max_src_resolution), separators=(",", ":")).encode()
+    info = image_info(data, max_src_resolution, video_thumbnails=video_thumbnails, max_video_duration=max_video)
+    return json.dumps(info, separators=(",", ":")).encode()
 
 
-def image_info(data: bytes, max_src_resolution: int) -> dict[str, Any]:
+def image_info(
+    data: bytes, max_src_resolution: int, *, video_thumbnails: bool = False, max_video_duration: float = 3600
+) -> dict[str, Any]:
     fmt = sniff(data)
-    if fmt is None or fmt not in INFO_LOADABLE:
+    container = sniff_video(data) if fmt is None and video_thumbnails else None
+    if container is None and (fmt is None or fmt not in INFO_LOADABLE):
         raise InvalidImageError("source image type is not supported")
     try:
+        if container is not None:
+            return _video_info(data, container, max_src_resolution, max_video_duration)
+        assert fmt is not None
         return _image_info(data, fmt, max_src_resolution)
     except (vips.Error, UnicodeDecodeError) as exc:
         # pyvips decodes libvips' messages and field names as UTF-8; a hostile file can put
@@ -84,10 +93,12 @@ def image_info(data: bytes, max_src_resolution: int) -> dict[str, Any]:
 def _image_info(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> dict[str, Any]:
     if fmt is ImageFormat.SVG:
         check_svg_cost(data)  # the colour summary renders it: refuse <use> and filter bombs first
-    header = vips.open_source(data, **load_options(fmt))
+    # BMP, HEVC HEIC, JPEG XL: limits from the probed header, then decoded outside libvips.
+    decoded = codecs.decodes(data, fmt)
+    header = external.load(data, fmt, max_src_resolution) if decoded else vips.open_source(data, **load_options(fmt))
     width, height = header.width, header.height  # the first page: one frame of an animation
     if not fmt.is_vector and (width * height == 0 or width * height > max_src_resolution):
-        raise InvalidImageError(f"source resolution {width}x{height} exceeds the limit")
+        raise SourceResolutionError(f"source resolution {width}x{height} exceeds the limit")
     orientation = _int_field(header, "orientation", 1)
     if not 1 <= orientation <= 8:
         orientation = 1
@@ -116,7 +127,38 @@ def _image_info(data: bytes, fmt: ImageFormat, max_src_resolution: int) -> dict[
         "bands": header.bands,
         "metadata": {name: vips.has_field(header, field) for name, field in _METADATA.items()},
     }
-    info.update(colour_summary(_small_srgb(data, fmt)))
+    info.update(colour_summary(_small_srgb(data, fmt, header if decoded else None)))
+    return info
+
+
+def _video_info(data: bytes, container: str, max_src_resolution: int, max_duration: float) -> dict[str, Any]:
+    """A video: its container, codec, size and duration, and the colours of the first keyframe."""
+    from imgproxy_py.processing.codecs.video import CONTAINERS
+
+    header, still = external.video_still(data, container, None, max_src_resolution, max_duration)
+    width, height = still.width, still.height  # as displayed (the recorded rotation applied)
+    orientation = _int_field(still, "orientation", 1)
+    if orientation >= 5:
+        width, height = height, width
+    info: dict[str, Any] = {
+        "format": container,
+        "mime_type": CONTAINERS[container][1],
+        "file_size": len(data),
+        "width": width,
+        "height": height,
+        "orientation": 1,
+        "pages": 1,
+        "animation": None,
+        "alpha": False,
+        "colorspace": "srgb",
+        "bit_depth": 8,
+        "bands": 3,
+        "metadata": {"exif": False, "icc": False, "xmp": False, "iptc": False},
+        "video": {"duration": round(header.duration, 3), "codec": header.codec},
+    }
+    if orientation != 1:
+        still = still.autorot()
+    info.update(colour_summary(_small_srgb(data, ImageFormat.JPEG, still)))
     return info
 
 
@@ -124,10 +166,16 @@ def _int_field(img: Any, name: str, default: int) -> int:
     return int(img.get(name)) if vips.has_field(img, name) else default
 
 
-def _small_srgb(data: bytes, fmt: ImageFormat) -> Any:
-    """An upright ≤256 px 8-bit sRGB (+ alpha) version, decoded into memory once."""
-    loader = "" if fmt is ImageFormat.SVG else "fail_on=truncated"
-    img = vips.thumbnail(data, THUMBNAIL_SIZE, height=THUMBNAIL_SIZE, size="down", option_string=loader)
+def _small_srgb(data: bytes, fmt: ImageFormat, decoded: Any = None) -> Any:
+    """An upright ≤256 px 8-bit sRGB (+ alpha) version, decoded into memory once.
+
+    ``decoded``: the source already decoded (and upright) by a codec outside libvips.
+    """
+    if decoded is not None:
+        img = vips.thumbnail_image(decoded, THUMBNAIL_SIZE, height=THUMBNAIL_SIZE, size="down")
+    else:
+        loader = "" if fmt is ImageFormat.SVG else "fail_on=truncated"
+        img = vips.thumbnail(data, THUMBNAIL_SIZE, height=THUMBNAIL_SIZE, size="down", option_string=loader)
     if img.interpretation not in ("srgb", "b-w"):
         img = img.colourspace("srgb")  # 16-bit, LAB, …; CMYK was imported by thumbnail
     elif vips.has_field(img, "icc-profile-data"):

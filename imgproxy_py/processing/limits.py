@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgproxy_py.errors import InvalidImageError
+from imgproxy_py.errors import InvalidImageError, SourceResolutionError
 from imgproxy_py.options.model import ProcessingOptions
 
 
@@ -40,6 +40,20 @@ class Limits:
         frames = max(frames, 1)
         if frames > 1 and self.max_animation_frame_resolution > 0:
             if width * height > self.max_animation_frame_resolution:
-                raise InvalidImageError(f"source frame resolution {width}x{height} exceeds the limit")
+                raise SourceResolutionError(f"source frame resolution {width}x{height} exceeds the limit")
         elif width * height * frames > self.max_src_resolution:
-            raise InvalidImageError(f"source resolution {width}x{height}x{frames} exceeds the limit")
+            raise SourceResolutionError(f"source resolution {width}x{height}x{frames} exceeds the limit")
+
+
+MAX_SIDE = 65535  # the largest side any encoder we write (JPEG, GIF) can store
+
+
+def check_raster(width: int, height: int, max_resolution: int) -> None:
+    """A raster source's size from its header: not empty, within the limit, no absurd side."""
+    if width <= 0 or height <= 0:
+        raise InvalidImageError("source image is empty")
+    if width * height > max_resolution:
+        raise SourceResolutionError(f"source resolution {width}x{height} exceeds the limit")
+    if max(width, height) > MAX_SIDE:
+        # Decoders buffer whole rows: a 400000×125 image costs gigabytes though it is only 50 MP.
+        raise InvalidImageError(f"source side {max(width, height)} exceeds {MAX_SIDE}")

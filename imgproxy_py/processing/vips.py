@@ -241,6 +241,43 @@ def health_check() -> bool:
     return len(save(img, ".png")) > 0
 
 
+def from_pixels(
+    pixels: Any,
+    width: int,
+    height: int,
+    bands: int,
+    band_format: str,
+    interpretation: str,
+    *,
+    icc: bytes | None = None,
+    exif: bytes | None = None,
+    xmp: bytes | None = None,
+    orientation: int = 1,
+    bits: int = 0,
+) -> Any:
+    """An image over pixels decoded by another library (processing/codecs), with its metadata.
+
+    The image references ``pixels`` rather than copying them; the fields are the ones libvips'
+    own loaders set, so the rest of the pipeline cannot tell the difference.
+    """
+    img = pyvips.Image.new_from_memory(pixels, width, height, bands, band_format).copy(interpretation=interpretation)
+    for name, blob in (("icc-profile-data", icc), ("exif-data", exif), ("xmp-data", xmp)):
+        if blob:
+            img.set_type(pyvips.GValue.blob_type, name, blob)
+    if bits:
+        img.set_type(pyvips.GValue.gint_type, "bits-per-sample", bits)
+    if orientation != 1 or has_field(img, "orientation"):
+        # Setting exif-data makes libvips parse it and copy its orientation tag; the codec's
+        # word wins (libheif has already applied the HEIF container's rotation).
+        img.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    return img
+
+
+def thumbnail_image(img: Any, width: int, **options: Any) -> Any:
+    """``thumbnail`` for an image already in memory (decoded by another library)."""
+    return img.thumbnail_image(width, **options)
+
+
 def operation_available(name: str) -> bool:
     """Whether this libvips build has the operation (``jpegload_buffer``, ``heifsave_buffer``…)."""
     return bool(pyvips.type_find("VipsOperation", name) != 0)

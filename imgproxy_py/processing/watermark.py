@@ -161,11 +161,22 @@ def apply(img: Any, wm_image: WatermarkImage, options: Watermark, offset_scale: 
 
 
 def _composite(img: Any, wm: Any, left: int, top: int) -> Any:
+    """``wm`` (8-bit sRGBA) over ``img`` in the image's own depth; a grey image stays grey (imgproxy).
+
+    A 16-bit image (preserve_hdr) is composited in rgb16, where libvips scales the 8-bit watermark
+    up: compositing in sRGB would squeeze the image to 8 bits and the cast back leave it near black.
+    """
     had_alpha = img.hasalpha()
     band_format = img.format
-    if img.bands < 3:
-        img = img.colourspace("srgb")  # a colour watermark on a grey image makes it a colour one
-    out = img.composite2(wm, "over", x=left, y=top, compositing_space="srgb").cast(band_format)
+    deep = band_format == "ushort"
+    space = "rgb16" if deep else "srgb"
+    grey = img.bands < 3
+    if grey:
+        img = img.colourspace(space)
+    out = img.composite2(wm, "over", x=left, y=top, compositing_space=space)
+    if grey:
+        out = out.colourspace("grey16" if deep else "b-w")
+    out = out.cast(band_format)
     if not had_alpha and out.hasalpha():
         out = out[: out.bands - 1]
     return out

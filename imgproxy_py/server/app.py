@@ -22,6 +22,8 @@ from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
+from imgproxy_py.experiments import Experiments, load_experiments
+from imgproxy_py.monitoring import ModelMetrics, ModelRegistry
 from imgproxy_py.netpolicy import AddressPolicy
 from imgproxy_py.observability import AccessLog, Metrics, configure_logging
 from imgproxy_py.options.parser import Parser
@@ -148,6 +150,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     allocator.tune_glibc()  # before the worker threads exist
     vips.init()
     parser = Parser(settings.options)  # validates presets: a bad one stops start-up
+    definitions = load_experiments(settings.experiments, parser.check_options)  # a bad one stops start-up too
+    experiments = Experiments(definitions) if definitions is not None and definitions.experiments else None
     config = ProcessingConfig.from_settings(settings)
     workers = WorkerPool(settings.workers.workers, settings.workers.queue_size)
     sources = build_sources(settings)
@@ -155,6 +159,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Nothing can read metrics without the listener: then counting them is wasted work per request.
     obs = settings.observability
     metrics = Metrics(obs.prometheus_namespace) if obs.prometheus_bind else None
+    # Models (face detection, auto-quality) get their monitor from here: latency, breaker, drift, shadows.
+    models = ModelRegistry(ModelMetrics(metrics.registry, obs.prometheus_namespace) if metrics is not None else None)
     service = ImageService(
         settings=settings,
         parser=parser,
@@ -168,6 +174,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         cache=cache,
         lock=lock,
         metrics=metrics,
+        experiments=experiments,
     )
 
     info = InfoService(
@@ -183,6 +190,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if metrics is not None:
             metrics.workers.set(settings.workers.workers)  # only in a process that serves
+            for (name, arm), share in (experiments.shares() if experiments else {}).items():
+                metrics.arm_share.labels(name, arm).set(share)
         trimmer = asyncio.ensure_future(_trim_memory(settings.workers.free_memory_interval))
         purges = _listen_for_purges(cache)
         try:
@@ -201,9 +210,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await sources.aclose()
             workers.close()
             access_log.flush()
+            if metrics is not None:
+                metrics.flush_arms()
 
     prefix = settings.server.path_prefix
-    health = health_endpoint(cache.remote if cache is not None else (), settings.server.health_check_cache_tiers)
+    health = health_endpoint(
+        cache.remote if cache is not None else (), settings.server.health_check_cache_tiers, models.status_lines
+    )
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
     if settings.server.health_check_path:
         routes.append(Route(settings.server.health_check_path, health, methods=["GET", "HEAD"]))
@@ -242,4 +255,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.service = service
     app.state.info = info
     app.state.metrics = metrics
+    app.state.models = models
     return app

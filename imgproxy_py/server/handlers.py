@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -30,6 +31,7 @@ from imgproxy_py.errors import (
     RequestTimeoutError,
     SourceError,
 )
+from imgproxy_py.experiments import Experiments
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import ProcessingOptions
@@ -89,6 +91,8 @@ class Request_:
     key: str
     vary: str | None
     if_none_match: str | None
+    experiment: str = ""  # "name=arm" when an experiment applies (X-Experiment, access log, metrics)
+    variant: str = ""  # the client's format key plus the arm: part of the cache key and the ETag
 
 
 @dataclass(slots=True)
@@ -105,6 +109,7 @@ class ImageService:
     flights: SingleFlight[Outcome] = field(default_factory=SingleFlight)
     fetches: SingleFlight[SourceImage] = field(default_factory=SingleFlight)
     metrics: Metrics | None = None
+    experiments: Experiments | None = None
     transforms: int = 0  # images processed by this process (observability, tests)
     _parsed: LRU[str, ParsedURL] = field(default_factory=lambda: LRU(8192))
     _keys: LRU[tuple[str, str], str] = field(default_factory=lambda: LRU(8192))
@@ -130,13 +135,15 @@ class ImageService:
         entry = self.cache.get_memory(req.key)
         if entry is None or not entry.is_fresh():
             return None
-        note(cache="HIT-L1", result_bytes=len(entry.data))
+        note(cache="HIT-L1", result_bytes=len(entry.data), experiment=req.experiment)
         return self._prebuilt_headers(req, entry, "HIT-L1"), entry.data
 
     async def handle(self, request: Request) -> Response:
         started = time.monotonic()
         try:
             req = self._resolve(request.scope)
+            if req.experiment:
+                note(experiment=req.experiment)  # errors count against the arm too
             memory_hit = self.cache.get_memory(req.key) if self.cache is not None else None
             if memory_hit is not None and memory_hit.is_fresh():
                 return self._respond(req, memory_hit, "HIT-L1")  # no I/O, no timers
@@ -179,20 +186,23 @@ class ImageService:
             signature, path = split_signature(raw, settings.server.path_prefix)
             verify_signature(settings.security, signature, path)
             parsed = self.parser.parse(path, hints)
+            if self.experiments is not None and not parsed.options.raw:
+                parsed = self._with_arm(path, hints, parsed, self.experiments)
             if not parsed.options.expires:  # an expiring URL must be re-checked every time
                 self._parsed.put(memo_key, parsed)
         if scope.get("query_string") and parsed.source_url.startswith("s3://") and "?" not in parsed.source_url:
             _refuse_lost_version(raw)
         po = parsed.options
         opts = settings.options
-        if po.format is None or opts.enforce_webp or opts.enforce_avif:
+        if po.format is None or opts.enforce_webp or opts.enforce_avif or opts.enforce_jxl:
             client = client_formats(header(scope, b"accept") or "", opts)
         else:
             client = NO_CLIENT_FORMATS
         client_key = client.key()
+        variant = f"{client_key}|x:{parsed.experiment}" if parsed.experiment else client_key
         key = self._keys.get((memo_key, client_key))
         if key is None:
-            key = keys.cache_key(po, client_key, parsed.source_url, self.settings_fingerprint)
+            key = keys.cache_key(po, variant, parsed.source_url, self.settings_fingerprint)
             self._keys.put((memo_key, client_key), key)
         return Request_(
             po=po,
@@ -201,7 +211,19 @@ class ImageService:
             key=key,
             vary=opts.vary,
             if_none_match=header(scope, b"if-none-match"),
+            experiment=parsed.experiment,
+            variant=variant,
         )
+
+    def _with_arm(self, path: str, hints: ClientHints | None, parsed: ParsedURL, experiments: Experiments) -> ParsedURL:
+        """The URL parsed again with its experiment arm's options appended (after the signature
+        check: the arm is not part of the signed path, so signed URLs stay valid)."""
+        assignment = experiments.assign(parsed.source_url, parsed.presets)
+        if assignment is None:
+            return parsed
+        if assignment.segments:
+            parsed = self.parser.parse(path, hints, assignment.segments)
+        return dataclasses.replace(parsed, experiment=assignment.label)
 
     async def _handle(self, req: Request_, deadline: float) -> Response:
         if req.po.raw:
@@ -219,7 +241,7 @@ class ImageService:
                 outcome, shared = await self.flights.do(req.key, lambda: self._produce(req, deadline))
                 if isinstance(outcome, NotModified):
                     if req.if_none_match and keys.etag_matches(req.if_none_match, outcome.etag):
-                        base = self._validators(req.po, outcome.etag, outcome.last_modified)
+                        base = self._validators(req, outcome.etag, outcome.last_modified)
                         note(cache="MISS")
                         return Response(status_code=304, headers={**base, "X-Cache": "MISS"})
                     continue  # the leader's own 304 is no answer for a waiter without that ETag
@@ -351,7 +373,7 @@ class ImageService:
     def _etag(self, req: Request_, version: str) -> str | None:
         if not self.settings.server.use_etag:
             return None
-        digest = keys.result_digest(req.po, req.client.key(), req.source_url, version, self.settings_fingerprint)
+        digest = keys.result_digest(req.po, req.variant, req.source_url, version, self.settings_fingerprint)
         return keys.etag_for(digest)
 
     def _skips_transform(self, req: Request_, etag: str | None) -> bool:
@@ -433,19 +455,23 @@ class ImageService:
             headers = image_headers(fmt, req.po, req.source_url, base)
         return Response(image.data, status_code=200, headers=headers)
 
-    def _validators(self, po: ProcessingOptions, etag: str | None, last_modified: str | None) -> dict[str, str]:
+    def _validators(self, req: Request_, etag: str | None, last_modified: str | None) -> dict[str, str]:
         vary = self.settings.options.vary
-        return validator_headers(po=po, ttl=self.settings.server.ttl, etag=etag, last_modified=last_modified, vary=vary)
+        ttl = self.settings.server.ttl
+        base = validator_headers(po=req.po, ttl=ttl, etag=etag, last_modified=last_modified, vary=vary)
+        if req.experiment:
+            base["X-Experiment"] = req.experiment
+        return base
 
     def _respond(self, req: Request_, entry: CacheEntry, via: str) -> Response:
         note(cache=via)
         if entry.etag and req.if_none_match and keys.etag_matches(req.if_none_match, entry.etag):
-            base = self._validators(req.po, entry.etag, entry.last_modified)
+            base = self._validators(req, entry.etag, entry.last_modified)
             if via == "STALE":
                 base["Cache-Control"] = f"max-age={STALE_MAX_AGE}, public"
             return Response(status_code=304, headers={**base, "X-Cache": via})
         if via == "STALE" or req.po.expires:  # time-dependent Cache-Control: nothing to reuse
-            base = self._validators(req.po, entry.etag, entry.last_modified)
+            base = self._validators(req, entry.etag, entry.last_modified)
             if via == "STALE":
                 base["Cache-Control"] = f"max-age={STALE_MAX_AGE}, public"
             headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, {**base, "X-Cache": via})
@@ -459,7 +485,7 @@ class ImageService:
         memo_key = (req.key, entry.etag, entry.stored_at)
         raw = self._headers.get(memo_key)
         if raw is None:
-            base = self._validators(req.po, entry.etag, entry.last_modified)
+            base = self._validators(req, entry.etag, entry.last_modified)
             headers = image_headers(ImageFormat(entry.format), req.po, req.source_url, base)
             raw = encode_headers({**headers, "Content-Length": str(len(entry.data))})
             self._headers.put(memo_key, raw)

@@ -29,7 +29,12 @@ async def vips_healthy() -> bool:
         return False
 
 
-def health_endpoint(tiers: Sequence[GuardedTier], require_tiers: bool) -> Callable[[Request], Awaitable[Response]]:
+def health_endpoint(
+    tiers: Sequence[GuardedTier], require_tiers: bool, models: Callable[[], list[str]] | None = None
+) -> Callable[[Request], Awaitable[Response]]:
+    """``models`` gives one line per model version (its circuit breaker): a model whose breaker
+    is open is reported, not a failure, because requests are served by its fallback."""
+
     async def health(request: Request) -> Response:
         if not await vips_healthy():
             return PlainTextResponse("Error: libvips is not working", status_code=500, headers=_HEADERS)
@@ -40,6 +45,8 @@ def health_endpoint(tiers: Sequence[GuardedTier], require_tiers: bool) -> Callab
             lines.append(f"{tier.name}: {'ok' if up else 'down'}")
             if not up:
                 down.append(tier.name)
+        if models is not None:
+            lines += models()
         status = 503 if down and require_tiers else 200
         return PlainTextResponse("\n".join(lines), status_code=status, headers=_HEADERS)
 

@@ -166,7 +166,14 @@ class InfoService:
                     and keys.etag_matches(req.if_none_match, etag)
                 ):
                     return _NotModified(etag, last_modified)  # without a cache, skip the computation
-                body = await self.workers.run(slot, info_json, image.data, settings.security.max_src_resolution)
+                body = await self.workers.run(
+                    slot,
+                    info_json,
+                    image.data,
+                    settings.security.max_src_resolution,
+                    settings.processing.video_thumbnails,
+                    settings.processing.max_video_duration,
+                )
             now = time.time()
             fresh_for = float(settings.cache.ttl)
             if req.po.expires:

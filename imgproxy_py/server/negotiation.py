@@ -1,6 +1,6 @@
 """What the client accepts, as far as the settings let it matter.
 
-As imgproxy, only an explicit ``image/webp`` / ``image/avif`` media range counts (``*/*`` and
+As imgproxy, only an explicit ``image/webp`` / ``image/avif`` / ``image/jxl`` media range counts (``*/*`` and
 ``image/*`` never select a modern format), but unlike imgproxy's substring test the ranges are
 parsed (RFC 9110 §12.5.1): ``image/webp;q=0`` means "not acceptable". Hand-written rather
 than python-mimeparse & co., whose wildcard matching would answer a different question.
@@ -13,14 +13,14 @@ import functools
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.settings import OptionSettings
 
-_MODERN = ("image/webp", "image/avif")
+_MODERN = ("image/webp", "image/avif", "image/jxl")
 
 
 @functools.lru_cache(maxsize=1024)  # a few distinct headers (one per browser) make nearly all requests
 def accepted_types(accept: str) -> frozenset[str]:
-    """The explicit ``image/webp``/``image/avif`` ranges of ``accept`` with a q-value above 0."""
+    """The explicit ``image/webp``/``image/avif``/``image/jxl`` ranges of ``accept`` with a q-value above 0."""
     lowered = accept.lower()
-    if "image/webp" not in lowered and "image/avif" not in lowered:
+    if not any(media in lowered for media in _MODERN):
         return frozenset()
     found = set()
     for item in lowered.split(","):
@@ -50,9 +50,12 @@ def client_formats(accept: str, settings: OptionSettings) -> ClientFormats:
     types = accepted_types(accept)
     webp = "image/webp" in types
     avif = "image/avif" in types
+    jxl = "image/jxl" in types
     return ClientFormats(
         webp=webp and (settings.auto_webp or settings.enforce_webp),
         avif=avif and (settings.auto_avif or settings.enforce_avif),
         enforce_webp=webp and settings.enforce_webp,
         enforce_avif=avif and settings.enforce_avif,
+        jxl=jxl and (settings.auto_jxl or settings.enforce_jxl),
+        enforce_jxl=jxl and settings.enforce_jxl,
     )

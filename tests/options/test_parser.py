@@ -264,9 +264,19 @@ def test_registered_names_are_the_documented_names_and_aliases() -> None:
         "max_src_resolution", "msr", "max_src_file_size", "msfs", "max_animation_frames", "maf",
         "max_animation_frame_resolution", "mafr", "max_result_dimension", "mrd", "raw", "preserve_hdr", "ph",
     }  # fmt: skip
-    # min_width/min_height are our own extra spellings (imgproxy only knows min-width, mw).
-    extra = {"min_width", "min_height"}
+    # min_width/min_height are our own extra spellings (imgproxy only knows min-width, mw);
+    # video_thumbnail_second/vts is imgproxy Pro's option for video stills.
+    extra = {"min_width", "min_height", "video_thumbnail_second", "vts"}
     assert set(APPLIERS) == documented | extra
+
+
+def test_video_thumbnail_second() -> None:
+    assert options("vts:1.5").video_thumbnail_second == 1.5
+    assert options("video_thumbnail_second:0").video_thumbnail_second == 0
+    assert options("vts:2").canonical() == "vts=2"
+    for bad in ("vts:-1", "vts:", "vts:x", "vts:1:2"):
+        with pytest.raises(InvalidOptionError):
+            options(bad)
 
 
 def test_gravity_offsets_persist_when_omitted() -> None:
@@ -282,6 +292,33 @@ def test_crop_keeps_unspecified_parts() -> None:
     assert options("c:100").crop == Crop(100, 0)
     assert options("c:100:50:no/c:200").crop == Crop(200, 50, Gravity(G.NORTH))
     assert options("c:100:50:no:5:5/c:10:20:so").crop == Crop(10, 20, Gravity(G.SOUTH, 5, 5))
+
+
+@pytest.mark.parametrize(
+    ("opts", "expected"),
+    [
+        ("g:no::5", with_(gravity=Gravity(G.NORTH, 0, 5))),
+        ("g:no:3:4/g:so::5", with_(gravity=Gravity(G.SOUTH, 3, 5))),
+        ("g:no:3:", with_(gravity=Gravity(G.NORTH, 3, 0))),
+        ("c:50:50:ce::10", with_(crop=Crop(50, 50, Gravity(G.CENTER, 0, 10)))),
+        ("c:50::no", with_(crop=Crop(50, 0, Gravity(G.NORTH)))),
+        ("c:50:50:", with_(crop=Crop(50, 50, Gravity()))),
+        ("c:50:50:no/c:50:50::1", with_(crop=Crop(50, 50, Gravity(G.NORTH, 1, 0)))),
+        ("ex:1:no::5", with_(extend=Extend(True, Gravity(G.NORTH, 0, 5)))),
+        ("ex:1:", with_(extend=Extend(True))),
+        ("ex:1:no/ex:1::2", with_(extend=Extend(True, Gravity(G.NORTH, 2, 0)))),
+        ("exar:1:no::0.1", with_(extend_aspect_ratio=Extend(True, Gravity(G.NORTH, 0, 0.1)))),
+        ("bl:0", DEFAULT),
+        ("bl:2/bl:0", DEFAULT),
+        ("sh:0", DEFAULT),
+        ("sharpen:0.5/sh:0", DEFAULT),
+        ("pix:0", DEFAULT),
+        ("pix:5/pix:0", DEFAULT),
+    ],
+)
+def test_empty_arguments_and_zero_filters(opts: str, expected: ProcessingOptions) -> None:
+    """imgproxy reads an empty optional argument as "not given" and a zero filter as "off"."""
+    assert options(opts) == expected
 
 
 def test_extend_without_gravity_keeps_the_previous_gravity() -> None:
@@ -354,7 +391,6 @@ BAD_OPTIONS = [
     "g:fp:nan:0.5",
     "g:ce:1:2:3",
     "g:no:x",
-    "g:no::5",  # an empty offset is an error (Go ParseFloat(""))
     "g:no:inf",
     # crop
     "c::",
@@ -363,13 +399,11 @@ BAD_OPTIONS = [
     "c:10:-1",
     "c:x:10",
     "c:10:10:xx",
-    "c:10:10:",
     "c:10:10:fp:2:2",
     "c:10:10:no:1:1:1",
     # extend / extend_aspect_ratio
     "ex:1:sm",
     "ex:1:xx",
-    "ex:1:",
     "ex:1:no:1:2:3",
     "ex:maybe",
     "exar:1:sm",

@@ -531,6 +531,15 @@ def cases() -> Iterator[Case]:
         suffix="@png",
         why="rendered without the external references (checked against a reference-free drawing)",
     )
+    yield from codec_cases()
+
+
+def codec_cases() -> Iterator[Case]:
+    """HEIC, JPEG XL, BMP and video (stills on): see hostile_codecs.py."""
+    from tests.security import hostile_codecs
+
+    for name, data, status, why in hostile_codecs.cases():
+        yield Case(name, data, status, why=why)
 
 
 def sniff_pixels(data: bytes) -> tuple[int, int]:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from imgproxy_py.security import compute_signature
+from tests.codec_samples import decode_any
 from tests.conftest import ClientFactory
 from tests.support import Origin, fixture_path, load, loader_of, size_of
 
@@ -182,6 +183,24 @@ async def test_accept_negotiation(client_factory: ClientFactory, accept: str, ex
         assert explicit.headers["content-type"] == "image/png"
 
 
+async def test_jxl_is_chosen_only_when_enabled(client_factory: ClientFactory) -> None:
+    fixture_path(PHOTO)
+    accept = {"Accept": "image/jxl,image/avif,image/webp,*/*"}
+    url = f"/_/rs:fit:120:120/plain/local:///{PHOTO}"
+    async with client_factory(IMGPROXY_AUTO_WEBP="1", IMGPROXY_AUTO_AVIF="1") as client:
+        assert (await client.get(url, headers=accept)).headers["content-type"] == "image/avif"
+    async with client_factory(IMGPROXY_AUTO_JXL="1", IMGPROXY_AUTO_WEBP="1") as client:
+        response = await client.get(url, headers=accept)
+        assert response.headers["content-type"] == "image/jxl"
+        assert response.headers["vary"] == "Accept"
+        assert decode_any(response.content).width == 120
+        webp_only = await client.get(url, headers={"Accept": "image/webp"})
+        assert webp_only.headers["content-type"] == "image/webp"
+        assert (await client.get(f"{url}@png", headers=accept)).headers["content-type"] == "image/png"
+    async with client_factory(IMGPROXY_ENFORCE_JXL="1") as client:
+        assert (await client.get(f"{url}@png", headers=accept)).headers["content-type"] == "image/jxl"
+
+
 async def test_enforce_overrides_explicit_format(client_factory: ClientFactory) -> None:
     fixture_path(PHOTO)
     async with client_factory(IMGPROXY_ENFORCE_WEBP="1") as client:
@@ -228,7 +247,7 @@ async def test_presets(client_factory: ClientFactory) -> None:
         ("/_/w:100/plain/local:///truncated.png", 422),
         ("/_/w:100/plain/local:///corrupt-header.jpg", 422),
         ("/_/w:100/plain/local:///SOURCES.md", 404),
-        ("/_/w:100/plain/local:///320x240.jpg@jxl", 422),
+        ("/_/w:100/plain/local:///320x240.jpg@svg", 422),  # SVG out only for SVG sources
     ],
 )
 async def test_error_statuses(client: httpx.AsyncClient, path: str, status: int) -> None:

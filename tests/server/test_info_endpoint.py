@@ -262,3 +262,21 @@ async def test_info_shares_the_image_endpoints_machinery(client: httpx.AsyncClie
     app = client._transport.app  # type: ignore[attr-defined]
     info, images = app.state.info, app.state.service
     assert info.workers is images.workers and info.fetches is images.fetches and info.cache is images.cache
+
+
+async def test_video_info_and_still_through_the_app(tmp_path: Path, client_factory: ClientFactory) -> None:
+    """With IMGPROXY_ENABLE_VIDEO_THUMBNAILS, /info describes a clip and the image URL makes a still."""
+    from tests.security.hostile_codecs import clip
+
+    (tmp_path / "a.mp4").write_bytes(clip(frames=20, size=(96, 64)))
+    async with client_factory(IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(tmp_path)) as client:
+        assert (await client.get("/_/info/plain/local:///a.mp4")).status_code == 422  # off by default
+    env = {"IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(tmp_path), "IMGPROXY_ENABLE_VIDEO_THUMBNAILS": "true"}
+    async with client_factory(**env) as client:
+        data = await get_info(client, "/_/info/plain/local:///a.mp4")
+        assert (data["format"], data["mime_type"], data["width"], data["height"]) == ("mp4", "video/mp4", 96, 64)
+        assert data["video"]["codec"] == "h264" and data["video"]["duration"] == pytest.approx(2.0, abs=0.15)
+        still = await client.get("/_/rs:fill:48:32/vts:1/plain/local:///a.mp4@webp")
+        assert still.status_code == 200 and still.headers["content-type"] == "image/webp"
+        img = vips.Image.new_from_buffer(still.content, "")
+        assert (img.width, img.height) == (48, 32)

@@ -121,8 +121,9 @@ async def test_missing_object_is_404(backend: Backend) -> None:
 
 async def test_size_cap(backend: Backend) -> None:
     size = (backend.root / "320x240.jpg").stat().st_size
-    with pytest.raises(SourceTooBigError):
+    with pytest.raises(SourceTooBigError) as info:
         await backend.source.fetch(backend.url("320x240.jpg"), FetchLimits(max_bytes=size - 1, timeout=5))
+    assert (info.value.status_code, info.value.public_message) == (422, "Source image file is too big")
     exact = await backend.source.fetch(backend.url("320x240.jpg"), FetchLimits(max_bytes=size, timeout=5))
     assert len(exact.data) == size
 

@@ -16,8 +16,21 @@ from imgproxy_py.processing.context import PipelineContext
 
 _KEEP = {"srgb", "b-w"}
 _GREY = {"b-w", "grey16"}
-# Formats that store 16 bits per channel (AVIF as 12-bit): where preserve_hdr can keep depth.
-HDR_FORMATS = frozenset({ImageFormat.PNG, ImageFormat.TIFF, ImageFormat.AVIF})
+# Formats that store more than 8 bits per channel (AVIF as 12-bit, HEIC as 10-bit, JPEG XL as
+# 16-bit): where preserve_hdr can keep depth.
+HDR_FORMATS = frozenset({ImageFormat.PNG, ImageFormat.TIFF, ImageFormat.AVIF, ImageFormat.HEIC, ImageFormat.JXL})
+
+
+_FLOAT = {"float", "double", "complex", "dpcomplex"}
+_DEEP_SPACES = {"rgb16", "grey16", "scrgb"}
+_DEVICE_SPACES = {"cmyk", "lab", "labs", "labq"}
+
+
+def is_high_bit_depth(img: Any) -> bool:
+    """16-bit integers or floating point samples (a 32-bit float TIFF counts, as in imgproxy)."""
+    if img.interpretation in _DEVICE_SPACES:
+        return False  # converted through their profile to 8-bit sRGB first
+    return img.interpretation in _DEEP_SPACES or img.format in _FLOAT | {"ushort"}
 
 
 def colorspace_to_processing(ctx: PipelineContext) -> None:
@@ -25,13 +38,16 @@ def colorspace_to_processing(ctx: PipelineContext) -> None:
     interpretation = img.interpretation
     if interpretation in _KEEP and img.format == "uchar":
         return
-    if (
-        ctx.po.preserve_hdr
-        and ctx.target_format in HDR_FORMATS
-        and interpretation in ("rgb16", "grey16")
-        and img.format == "ushort"
-    ):
-        ctx.hdr = True  # keep the 16-bit pixels as they are, through to the saver
+    if img.format in _FLOAT and img.bands < 3:
+        # Float grey (TIFF SAMPLEFORMAT_IEEEFP) holds 0..1; libvips calls it b-w without a range,
+        # and a plain cast would turn it black. Scaled to 16 bits it is ordinary grey16.
+        img = (img * 65535).cast("ushort").copy(interpretation="grey16")
+        interpretation = "grey16"
+    if ctx.po.preserve_hdr and ctx.target_format in HDR_FORMATS and is_high_bit_depth(img):
+        if interpretation not in ("rgb16", "grey16") or img.format != "ushort":
+            img = img.colourspace("grey16" if img.bands < 3 else "rgb16").cast("ushort")
+        ctx.hdr = True  # keep 16 bits per channel through to the saver
+        ctx.img = img
         return
     if interpretation == "cmyk" or interpretation == "lab" or interpretation == "labs":
         img = _import_profile(img)

@@ -9,12 +9,18 @@ from imgproxy_py.processing.context import PipelineContext
 from imgproxy_py.processing.geometry import calc_position
 
 
+def with_opaque_alpha(img: Any) -> Any:
+    """Add an opaque alpha band at the image's depth (65535 for 16-bit: 255 would be nearly transparent)."""
+    if img.hasalpha():
+        return img
+    return img.bandjoin_const([65535 if img.format == "ushort" else 255])
+
+
 def embed_into(img: Any, width: int, height: int, gravity: Gravity, off_scale: float) -> Any:
     if width <= img.width and height <= img.height:
         return img
     left, top = calc_position(width, height, img.width, img.height, gravity, off_scale)
-    if not img.hasalpha():
-        img = img.bandjoin_const([255])
+    img = with_opaque_alpha(img)
     return img.embed(left, top, width, height, extend="black")
 
 

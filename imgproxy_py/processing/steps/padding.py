@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from imgproxy_py.processing.context import PipelineContext
 from imgproxy_py.processing.geometry import padding_pixels
+from imgproxy_py.processing.steps.extend import with_opaque_alpha
 
 
 def padding(ctx: PipelineContext) -> None:
     if not ctx.po.padding.enabled:
         return
     top, right, bottom, left = padding_pixels(ctx.po, ctx.dpr_scale)  # follows the dpr, as imgproxy
-    img = ctx.img
-    if not img.hasalpha():
-        img = img.bandjoin_const([255])
+    img = with_opaque_alpha(ctx.img)
     ctx.img = img.embed(left, top, img.width + left + right, img.height + top + bottom, extend="black")

@@ -1,0 +1,43 @@
+"""The models' Prometheus metrics, on the server's registry (one set per app)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+
+_INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_AGREEMENT_BUCKETS = (0.1, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+class ModelMetrics:
+    def __init__(self, registry: CollectorRegistry, namespace: str = "") -> None:
+        ns, reg = namespace, registry
+        mv = ["model", "version"]
+        self.inference = Histogram(
+            "model_inference_seconds", "Model inference latency", mv, namespace=ns, registry=reg,
+            buckets=_INFERENCE_BUCKETS,
+        )  # fmt: skip
+        self.errors = Counter("model_errors_total", "Model calls that raised", mv, namespace=ns, registry=reg)
+        self.fallbacks = Counter(
+            "model_fallbacks_total", "Requests served by the fallback instead of the model", [*mv, "reason"],
+            namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.circuit_open = Gauge(
+            "model_circuit_open", "1 while the model's circuit breaker is open (not called)", mv,
+            namespace=ns, registry=reg, multiprocess_mode="max",
+        )  # fmt: skip
+        self.outputs = Summary(
+            "model_output", "Model outputs (faces found, scores, chosen quality): count and sum",
+            [*mv, "output"], namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.drift = Gauge(
+            "model_drift_psi", "Population-stability index of a feature against the reference profile",
+            [*mv, "feature"], namespace=ns, registry=reg, multiprocess_mode="max",
+        )  # fmt: skip
+        self.shadow_agreement = Histogram(
+            "model_shadow_agreement", "Agreement of a shadow version with the serving one (1 = same)",
+            ["model", "serving", "shadow", "measure"], namespace=ns, registry=reg, buckets=_AGREEMENT_BUCKETS,
+        )  # fmt: skip
+        self.shadow_runs = Counter(
+            "model_shadow_runs_total", "Shadow runs by outcome (ok, error)", ["model", "shadow", "outcome"],
+            namespace=ns, registry=reg,
+        )  # fmt: skip
