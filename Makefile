@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test check bench bench-smoke clean
+.PHONY: serve test check bench bench-smoke bench-streaming clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(BENCH_STAMP)
 # Two seconds of W1 against this server only: the harness works (also part of `make test`).
 bench-smoke: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_benchmarks_smoke.py
+
+# Cold misses of large sources from a throttled loopback origin, streamed vs buffered (~2 min).
+bench-streaming: $(STAMP)
+	$(BIN)/python -m benchmarks.streaming
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

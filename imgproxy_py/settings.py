@@ -275,6 +275,10 @@ class SourceSettings:
     allow_link_local: bool = False
     allow_private: bool = False
     allowed_sources: tuple[str, ...] = ()
+    # Decode JPEG/PNG sources (http, s3, local) while they download (server/streaming.py);
+    # off: buffer every source whole.
+    stream: bool = True
+    stream_buffer: int = 1 << 20  # bytes of source held between the download and the decoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,6 +625,8 @@ def _sources(env: _Env) -> SourceSettings:
         allow_link_local=env.get_bool("IMGPROXY_ALLOW_LINK_LOCAL_SOURCE_ADDRESSES", False),
         allow_private=env.get_bool("IMGPROXY_ALLOW_PRIVATE_SOURCE_ADDRESSES", False),
         allowed_sources=env.get_list("IMGPROXY_ALLOWED_SOURCES"),
+        stream=env.get_bool("IMGPROXY_STREAM_SOURCES", True),
+        stream_buffer=env.get_int("IMGPROXY_STREAM_BUFFER_SIZE", 1 << 20, min_value=65536),
     )
 
 

@@ -25,6 +25,9 @@ class SingleFlight(Generic[T]):
     def __len__(self) -> int:
         return len(self._inflight)
 
+    def in_flight(self, key: str) -> bool:
+        return key in self._inflight
+
     async def do(self, key: str, fn: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """Run ``fn`` unless a call for ``key`` is in flight; returns (result, shared).
 

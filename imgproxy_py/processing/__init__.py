@@ -35,6 +35,7 @@ from imgproxy_py.processing.quality import (
     size_bucket,
 )
 from imgproxy_py.processing.steps.scale_on_load import load_options
+from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.processing.svg_cost import check_svg_cost
 from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
 from imgproxy_py.settings import OptionSettings, Settings
@@ -202,6 +203,49 @@ def process(
         raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None
 
 
+def process_stream(
+    stream: StreamedInput,
+    po: ProcessingOptions,
+    config: ProcessingConfig,
+    client: ClientFormats = NO_CLIENT_FORMATS,
+    deadline: float = math.inf,
+    source_key: str | None = None,
+    intermediates: IntermediateCache | None = None,
+    faces: FaceOptions = NO_FACES,
+    quality_hints: Mapping[str, int] | None = None,
+) -> ProcessResult:
+    """``process`` for a source still downloading (processing/streamed.py decided it can stream).
+
+    The header, and so every limit, is read from ``stream.head`` before any pixel is decoded;
+    the pixels are decoded from the stream as they arrive, shrunk on load.
+    """
+    try:
+        source_format = sniff(stream.head)
+        if source_format not in (ImageFormat.JPEG, ImageFormat.PNG):
+            raise InvalidImageError("source image type is not supported")  # pragma: no cover - the caller checks
+        limits = config.limits.for_request(po)
+        hot = intermediates.admit(source_key) if intermediates and source_key else False
+        return _process(
+            stream.head,
+            source_format,
+            po,
+            config,
+            client,
+            deadline,
+            source_key,
+            intermediates,
+            hot,
+            limits,
+            faces,
+            quality_hints,
+            stream=stream,
+        )
+    except (vips.Error, UnicodeDecodeError) as exc:
+        raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None
+    finally:
+        stream.close()  # libvips holds its own duplicate of the descriptor while an image needs it
+
+
 def _video_still(
     data: bytes,
     container: str,
@@ -231,6 +275,7 @@ def _process(
     limits: Limits,
     faces: FaceOptions = NO_FACES,
     quality_hints: Mapping[str, int] | None = None,
+    stream: StreamedInput | None = None,
     preloaded: Any = None,
 ) -> ProcessResult:
     if source_format is ImageFormat.ICO:
@@ -289,7 +334,7 @@ def _process(
         po=po,
         source_format=source_format,
         target_format=target,
-        data=None if thumbnail or external else data,
+        data=None if thumbnail or external or stream is not None else data,
         deadline=deadline,
         max_src_resolution=limits.max_src_resolution,
         max_result_dimension=limits.max_result_dimension,
@@ -299,8 +344,10 @@ def _process(
         source_key=source_key,
         intermediates=intermediates,
         hot=hot,
-        # Sources decoded outside libvips cannot be re-read by it: the detector uses the pipeline's image.
-        faces=FaceTrack(faces, None if external else data) if faces.available else None,
+        # Sources decoded outside libvips, or still streaming, cannot be re-read by it: the detector
+        # uses the pipeline's image.
+        faces=FaceTrack(faces, None if external or stream is not None else data) if faces.available else None,
+        stream=stream,
     )
     ctx.calc_params()
     pipeline.run(pipeline.MAIN, ctx)

@@ -50,6 +50,7 @@ class PipelineContext:
     intermediates: IntermediateCache | None = None
     hot: bool = False  # the source was seen recently: keep its decoded intermediate
     faces: FaceTrack | None = None  # None: no face detection for this image (animations, no detector)
+    stream: Any = None  # processing.streamed.StreamedInput: ``img`` is the header only; decode from this
 
     @property
     def is_vector(self) -> bool:

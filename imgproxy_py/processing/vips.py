@@ -160,6 +160,16 @@ def open_source(data: bytes, **options: Any) -> Any:
     return pyvips.Image.new_from_source(source, "", **options)
 
 
+def open_stream(fd: int, **options: Any) -> Any:
+    """An image decoded from the descriptor ``fd`` (a pipe) as libvips reads it, in C, without the GIL.
+
+    libvips reads a duplicate of ``fd`` (the caller still closes its own); a pipe cannot seek,
+    so libvips keeps only the bytes it sniffs the header from.
+    """
+    source = pyvips.Source.new_from_descriptor(fd)
+    return pyvips.Image.new_from_source(source, "", **options)
+
+
 def save(img: Any, suffix: str, **options: Any) -> bytes:
     """Encode to ``suffix`` (e.g. ``.jpg``) in memory, abandoning the work if cancelled.
 

@@ -11,9 +11,9 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,10 +37,11 @@ from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import GravityType, ProcessingOptions, ResizingType
 from imgproxy_py.options.parser import ClientHints, ParsedURL, Parser, split_signature
-from imgproxy_py.processing import ProcessResult
+from imgproxy_py.processing import ProcessResult, streamed
 from imgproxy_py.processing.faces import NO_FACES, FaceOptions
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.processing.intermediates import IntermediateCache
+from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.security import verify_signature
 from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.features import FeatureStore
@@ -55,10 +56,11 @@ from imgproxy_py.server.responses import (
     validator_headers,
 )
 from imgproxy_py.server.scope import header, raw_path
+from imgproxy_py.server.streaming import Share, Streamed, fetch_streamed
 from imgproxy_py.settings import Settings
-from imgproxy_py.sources.base import FetchLimits, Source, SourceImage
+from imgproxy_py.sources.base import FetchLimits, Source, SourceImage, SourceMeta, StreamingSource
 from imgproxy_py.sources.registry import SourceRegistry
-from imgproxy_py.workers import WorkerPool
+from imgproxy_py.workers import Slot, WorkerPool
 
 log = logging.getLogger("imgproxy_py.request")
 
@@ -117,6 +119,8 @@ class ImageService:
     detections: int = 0  # images the face detector ran on in this process
     _parsed: LRU[str, ParsedURL] = field(default_factory=lambda: LRU(8192))
     _keys: LRU[tuple[str, str], str] = field(default_factory=lambda: LRU(8192))
+    _streaming: dict[str, Share] = field(default_factory=dict)  # source URLs being streamed
+    peak_stream_bytes: int = 0  # the most source bytes one streamed request held between download and decoder
     _headers: LRU[tuple[str, str | None, float], list[tuple[bytes, bytes]]] = field(default_factory=lambda: LRU(8192))
 
     def memory_hit(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
@@ -295,51 +299,156 @@ class ImageService:
         async with contextlib.AsyncExitStack() as stack:
             with span("queue"):
                 slot = await stack.enter_async_context(self.workers.slot())
-            with span("downloading_source_image"):
-                image, _ = await self.fetches.do(req.source_url, lambda: source.fetch(req.source_url, limits))
+            share = self._streaming.get(req.source_url)
+            shared: SourceImage | None = None
+            if share is not None and not share.decided:  # join it: it becomes one shared buffered download
+                share.wanted = True
+                with span("downloading_source_image"):
+                    shared = await asyncio.shield(share.image)
+            if shared is not None:
+                image = shared
+            elif self._streams(req, source):
+                got = await self._stream(req, cast(StreamingSource, source), limits, deadline, slot)
+                if isinstance(got, Streamed):
+                    note(source_bytes=got.size)
+                    last_modified = got.meta.last_modified if settings.server.use_last_modified else None
+                    etag = self._etag(req, got.version)
+                    if isinstance(got.value, NotModified):
+                        return got.value
+                    if self._skips_transform(req, etag):  # no validator: known only now, after the work
+                        return NotModified(cast(str, etag), last_modified)
+                    return self._produced(req, got.value, etag, last_modified)
+                image = got
+            else:
+                with span("downloading_source_image"):
+                    image, _ = await self.fetches.do(req.source_url, lambda: source.fetch(req.source_url, limits))
             note(source_bytes=len(image.data))
             version = keys.source_version(image.etag, image.last_modified, image.data)
-            digest = keys.result_digest(req.po, req.variant, req.source_url, version, self.settings_fingerprint)
-            etag = keys.etag_for(digest) if settings.server.use_etag else None
+            etag = self._etag(req, version)
             last_modified = image.last_modified if settings.server.use_last_modified else None
-            if (
-                self.cache is None
-                and etag is not None
-                and req.if_none_match
-                and keys.etag_matches(req.if_none_match, etag)
-            ):
-                return NotModified(etag, last_modified)  # without a cache, skip the transform entirely
-            metrics = self.metrics
+            if self._skips_transform(req, etag):
+                return NotModified(cast(str, etag), last_modified)  # without a cache, skip the transform entirely
             source_id, record = await self._read_features(req.po, image.data)
             faces = self.faces
             if record is not None and record.faces is not None:
                 faces = dataclasses.replace(faces, known=record.faces)
-            if metrics is not None:
-                metrics.images_in_progress.inc()
-            try:
-                with span("processing_image"):
-                    result = await self.workers.run(
-                        slot,
-                        processing.process,
-                        image.data,
-                        req.po,
-                        self.processing,
-                        req.client,
-                        deadline,
-                        f"{req.source_url}\x00{version}",
-                        self.intermediates,
-                        faces,
-                        record.qualities if record is not None else None,
-                    )
-            finally:
-                if metrics is not None:
-                    metrics.images_in_progress.dec()
-            self.transforms += 1
-            if metrics is not None:
-                metrics.transforms.inc()
+            result = await self._transform(
+                slot,
+                processing.process,
+                image.data,
+                req,
+                deadline,
+                f"{req.source_url}\x00{version}",
+                faces,
+                record.qualities if record is not None else None,
+            )
             self._learnt(result, source_id, record)
+        return self._produced(req, result, etag, last_modified)
+
+    def _streams(self, req: Request_, source: Source) -> bool:
+        """Whether to try decoding this source as it downloads (server/streaming.py).
+
+        A source another request is already downloading whole is joined instead (one download
+        shared by every variant). Variants arriving before a streamed source's header is in have
+        joined it already (``Share``); later ones buffer theirs through one shared download, so
+        a burst of variants costs at most two downloads.
+        """
+        return (
+            self.settings.sources.stream
+            and hasattr(source, "stream")
+            and streamed.options_allow(req.po)
+            and not self.fetches.in_flight(req.source_url)
+            and req.source_url not in self._streaming
+            # the feature store is keyed by the source bytes' digest: such requests read the source whole
+            and not (self.features is not None and self._wants_analysis(req.po))
+        )
+
+    async def _stream(
+        self, req: Request_, source: StreamingSource, limits: FetchLimits, deadline: float, slot: Slot
+    ) -> SourceImage | Streamed[ProcessResult | NotModified]:
+        token = current_token.get() or CancelToken(deadline=deadline)
+
+        async def decode(stream: StreamedInput, meta: SourceMeta, validator: str | None) -> ProcessResult | NotModified:
+            if validator is not None:
+                etag = self._etag(req, validator)
+                if self._skips_transform(req, etag):
+                    last_modified = meta.last_modified if self.settings.server.use_last_modified else None
+                    return NotModified(cast(str, etag), last_modified)
+            source_key = f"{req.source_url}\x00{validator}" if validator is not None else None
+            result = await self._transform(
+                slot, processing.process_stream, stream, req, deadline, source_key, self.faces
+            )
+            self._learnt(result, None, None)  # counts a detection; nothing is stored without the bytes' digest
+            return result
+
+        share = self._streaming[req.source_url] = Share()
+        try:
+            # the span covers the processing too (processing_image, nested): they overlap
+            with span("downloading_source_image"):
+                got = await fetch_streamed(
+                    source, req.source_url, limits, self.settings.sources.stream_buffer, token, decode, share
+                )
+        finally:
+            if self._streaming.get(req.source_url) is share:
+                del self._streaming[req.source_url]
+        self.peak_stream_bytes = max(self.peak_stream_bytes, got.peak_held if isinstance(got, Streamed) else 0)
+        return got
+
+    def _etag(self, req: Request_, version: str) -> str | None:
+        if not self.settings.server.use_etag:
+            return None
+        digest = keys.result_digest(req.po, req.variant, req.source_url, version, self.settings_fingerprint)
+        return keys.etag_for(digest)
+
+    def _skips_transform(self, req: Request_, etag: str | None) -> bool:
+        """Without a cache, a request whose If-None-Match already matches needs no transform."""
+        return (
+            self.cache is None
+            and etag is not None
+            and bool(req.if_none_match)
+            and keys.etag_matches(cast(str, req.if_none_match), etag)
+        )
+
+    async def _transform(
+        self,
+        slot: Slot,
+        fn: Callable[..., ProcessResult],
+        data: object,
+        req: Request_,
+        deadline: float,
+        source_key: str | None,
+        faces: FaceOptions = NO_FACES,
+        quality_hints: Mapping[str, int] | None = None,
+    ) -> ProcessResult:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.images_in_progress.inc()
+        try:
+            with span("processing_image"):
+                result = await self.workers.run(
+                    slot,
+                    fn,
+                    data,
+                    req.po,
+                    self.processing,
+                    req.client,
+                    deadline,
+                    source_key,
+                    self.intermediates,
+                    faces,
+                    quality_hints,
+                )
+        finally:
+            if metrics is not None:
+                metrics.images_in_progress.dec()
+        self.transforms += 1
+        if metrics is not None:
+            metrics.transforms.inc()
+        return result
+
+    def _produced(self, req: Request_, result: ProcessResult, etag: str | None, last_modified: str | None) -> Produced:
         now = time.time()
-        fresh_for = float(settings.cache.ttl)
+        fresh_for = float(self.settings.cache.ttl)
         if req.po.expires:
             fresh_for = min(fresh_for, req.po.expires - now)
         entry = CacheEntry(

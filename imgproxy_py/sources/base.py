@@ -65,9 +65,52 @@ class BoundedBody:
         self._buffer.close()
 
 
+class SizeCap:
+    """Counts a streamed body's bytes and refuses it the moment it passes ``max_bytes`` (0: no cap)."""
+
+    __slots__ = ("_max_bytes", "size")
+
+    def __init__(self, max_bytes: int, declared: str | None = None) -> None:
+        self._max_bytes = max_bytes
+        self.size = 0
+        if max_bytes and declared and declared.isdigit() and int(declared) > max_bytes:
+            raise SourceTooBigError("source is larger than the limit")
+
+    def add(self, n: int) -> None:
+        self.size += n
+        if self._max_bytes and self.size > self._max_bytes:
+            raise SourceTooBigError("source is larger than the limit")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceMeta:
+    """What a streamed source says about itself before its body."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+
+
+class StreamSink(Protocol):
+    """Where a streamed body goes: ``begin`` once before the body, then ``write`` per chunk (awaited:
+    back-pressure). The body ending is the ``stream`` call returning."""
+
+    async def begin(self, meta: SourceMeta) -> None: ...
+
+    async def write(self, chunk: bytes) -> None: ...
+
+
 class Source(Protocol):
     async def fetch(self, url: str, limits: FetchLimits) -> SourceImage:
         """Return the whole body or raise a SourceError."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+class StreamingSource(Source, Protocol):
+    """A source that can also hand its body over as it arrives (http, s3, local)."""
+
+    async def stream(self, url: str, limits: FetchLimits, sink: StreamSink) -> None:
+        """Send the body to ``sink`` within the size cap and timeout, or raise a SourceError."""
+        ...

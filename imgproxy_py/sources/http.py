@@ -8,9 +8,10 @@ The body is streamed with a size cap and the whole download has one deadline.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import anyio
 import httpcore
@@ -24,7 +25,7 @@ from imgproxy_py.errors import (
     SourceUnreachableError,
 )
 from imgproxy_py.netpolicy import AddressPolicy
-from imgproxy_py.sources.base import BoundedBody, FetchLimits, SourceImage
+from imgproxy_py.sources.base import BoundedBody, FetchLimits, SizeCap, SourceImage, SourceMeta, StreamSink
 
 
 class BlockedAddressError(InvalidSourceURLError):
@@ -130,25 +131,41 @@ class HTTPSource:
         )
 
     async def fetch(self, url: str, limits: FetchLimits) -> SourceImage:
-        try:
+        with _mapped_errors():
             with anyio.fail_after(limits.timeout):
                 return await self._download(url, limits.max_bytes)
-        except TimeoutError:
-            raise SourceTimeoutError("download timed out") from None
-        except httpx.TimeoutException:
-            raise SourceTimeoutError("download timed out") from None
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
-            raise InvalidSourceURLError("invalid source URL") from None
-        except httpx.RemoteProtocolError:
-            raise SourceUnreachableError("source closed the connection or sent a bad response") from None
-        except (httpx.TooManyRedirects, httpx.TransportError):
-            raise SourceUnreachableError("source is unreachable") from None
+        raise AssertionError("unreachable")  # pragma: no cover - _mapped_errors re-raises
 
-    async def _download(self, url: str, max_bytes: int) -> SourceImage:
+    async def stream(self, url: str, limits: FetchLimits, sink: StreamSink) -> None:
+        """The body to ``sink`` as it arrives: the same redirects, checks, cap and deadline as ``fetch``."""
+        with _mapped_errors():
+            with anyio.fail_after(limits.timeout):
+                response = await self._open(url)
+                try:
+                    _check_status(response)
+                    cap = SizeCap(limits.max_bytes, response.headers.get("content-length"))
+                    await sink.begin(
+                        SourceMeta(
+                            etag=response.headers.get("etag"),
+                            last_modified=response.headers.get("last-modified"),
+                            content_type=response.headers.get("content-type"),
+                        )
+                    )
+                    try:
+                        async for chunk in response.aiter_raw():
+                            cap.add(len(chunk))
+                            await sink.write(chunk)
+                    except httpx.RemoteProtocolError:
+                        raise SourceTruncatedError("source body ended early") from None
+                finally:
+                    await response.aclose()
+
+    async def _open(self, url: str) -> httpx.Response:
+        """The response to GET ``url`` after following (and checking) redirects, body unread."""
         for _ in range(self._max_redirects + 1):
             response = await self._client.send(self._client.build_request("GET", url), stream=True)
             if response.status_code not in _REDIRECTS or "location" not in response.headers:
-                break
+                return response
             location = response.headers["location"]
             await response.aclose()
             url = str(httpx.URL(url).join(location))
@@ -156,18 +173,17 @@ class HTTPSource:
                 raise InvalidSourceURLError("redirect to a non-http(s) URL")
             if self._allow_url is not None and not self._allow_url(url):
                 raise InvalidSourceURLError("redirect to a source that is not allowed")
-        else:
-            raise SourceUnreachableError("too many redirects")
+        raise SourceUnreachableError("too many redirects")
+
+    async def _download(self, url: str, max_bytes: int) -> SourceImage:
+        response = await self._open(url)
         try:
             return await self._read(response, max_bytes)
         finally:
             await response.aclose()
 
     async def _read(self, response: httpx.Response, max_bytes: int) -> SourceImage:
-        if response.status_code >= 400:
-            raise SourceStatusError(response.status_code)
-        if response.status_code != 200:
-            raise SourceUnreachableError(f"unexpected source status {response.status_code}")
+        _check_status(response)
         body = BoundedBody(max_bytes, response.headers.get("content-length"))
         try:
             async for chunk in response.aiter_raw():
@@ -187,3 +203,27 @@ class HTTPSource:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _check_status(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        raise SourceStatusError(response.status_code)
+    if response.status_code != 200:
+        raise SourceUnreachableError(f"unexpected source status {response.status_code}")
+
+
+@contextlib.contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """httpx's and the deadline's exceptions as the SourceError family."""
+    try:
+        yield
+    except TimeoutError:
+        raise SourceTimeoutError("download timed out") from None
+    except httpx.TimeoutException:
+        raise SourceTimeoutError("download timed out") from None
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        raise InvalidSourceURLError("invalid source URL") from None
+    except httpx.RemoteProtocolError:
+        raise SourceUnreachableError("source closed the connection or sent a bad response") from None
+    except (httpx.TooManyRedirects, httpx.TransportError):
+        raise SourceUnreachableError("source is unreachable") from None

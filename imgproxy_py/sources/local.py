@@ -11,6 +11,7 @@ import hashlib
 import os
 import stat
 from email.utils import formatdate
+from typing import BinaryIO
 
 import anyio
 import anyio.to_thread
@@ -21,7 +22,7 @@ from imgproxy_py.errors import (
     SourceTimeoutError,
     SourceTooBigError,
 )
-from imgproxy_py.sources.base import FetchLimits, SourceImage
+from imgproxy_py.sources.base import FetchLimits, SizeCap, SourceImage, SourceMeta, StreamSink
 
 
 class LocalSource:
@@ -56,8 +57,58 @@ class LocalSource:
         except TimeoutError:
             raise SourceTimeoutError("local read timed out") from None
 
+    async def stream(self, url: str, limits: FetchLimits, sink: StreamSink) -> None:
+        """The file to ``sink`` in chunks read on threads, within the same cap and timeout as ``fetch``."""
+
+        def open_file() -> tuple[BinaryIO, SourceMeta]:
+            return _open(self.resolve(url), limits.max_bytes)
+
+        async def read(f: BinaryIO) -> bytes:
+            return await anyio.to_thread.run_sync(f.read, _CHUNK, limiter=self._limiter, abandon_on_cancel=True)
+
+        try:
+            with anyio.fail_after(limits.timeout):
+                f, meta = await anyio.to_thread.run_sync(open_file, limiter=self._limiter, abandon_on_cancel=True)
+                with f:
+                    cap = SizeCap(limits.max_bytes)
+                    await sink.begin(meta)
+                    while chunk := await read(f):
+                        cap.add(len(chunk))  # the file may grow while it is read
+                        await sink.write(chunk)
+        except TimeoutError:
+            raise SourceTimeoutError("local read timed out") from None
+
     async def aclose(self) -> None:
         return None
+
+
+_CHUNK = 256 * 1024
+
+
+def _open(path: str, max_bytes: int) -> tuple[BinaryIO, SourceMeta]:
+    """The regular file at ``path`` opened for reading, with its validators; checks as ``_read``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, OSError):
+        raise SourceNotFoundError(
+            "local file is missing or unreadable", hint="local:/// paths are relative to IMGPROXY_LOCAL_FILESYSTEM_ROOT"
+        ) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceNotFoundError("local path is not a regular file")
+        if max_bytes and info.st_size > max_bytes:
+            raise SourceTooBigError("local file exceeds the size limit")
+        f = os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return f, SourceMeta(etag=_etag(path, info), last_modified=formatdate(info.st_mtime, usegmt=True))
+
+
+def _etag(path: str, info: os.stat_result) -> str:
+    tag = hashlib.blake2b(f"{path}\x00{info.st_size}\x00{info.st_mtime_ns}".encode(), digest_size=12)
+    return f'"{tag.hexdigest()}"'
 
 
 def _read(path: str, max_bytes: int) -> SourceImage:
@@ -85,9 +136,8 @@ def _read(path: str, max_bytes: int) -> SourceImage:
             os.close(fd)
     if max_bytes and len(data) > max_bytes:
         raise SourceTooBigError("local file exceeds the size limit")
-    tag = hashlib.blake2b(f"{path}\x00{info.st_size}\x00{info.st_mtime_ns}".encode(), digest_size=12)
     return SourceImage(
         data=data or b"",
-        etag=f'"{tag.hexdigest()}"',
+        etag=_etag(path, info),
         last_modified=formatdate(info.st_mtime, usegmt=True),
     )

@@ -18,6 +18,7 @@ from email.utils import formatdate, parsedate_to_datetime
 import anyio
 from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
+from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import (
     HTTPError,
     MaxRetryError,
@@ -37,7 +38,7 @@ from imgproxy_py.errors import (
     SourceUnreachableError,
 )
 from imgproxy_py.s3conn import BACKEND_ERRORS, S3Target, close_client, in_thread
-from imgproxy_py.sources.base import BoundedBody, FetchLimits, SourceImage
+from imgproxy_py.sources.base import BoundedBody, FetchLimits, SizeCap, SourceImage, SourceMeta, StreamSink
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-_:]{1,61}[a-z0-9]")  # what the minio client accepts
 _NOT_FOUND = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NotFound"})
@@ -85,8 +86,51 @@ class S3Source:
             except TimeoutError:
                 raise SourceTimeoutError("s3 download timed out") from None
 
+    async def stream(self, url: str, limits: FetchLimits, sink: StreamSink) -> None:
+        """The object to ``sink`` as it arrives: each chunk read on a thread, then handed over on the loop."""
+        bucket, key, version = self.parse(url)
+        with _mapped_errors():
+            try:
+                with anyio.fail_after(limits.timeout):
+                    response = await in_thread(self._limiter, _get, self._client, bucket, key, version)
+                    complete = False
+                    try:
+                        cap = SizeCap(limits.max_bytes, response.headers.get("content-length"))
+                        await sink.begin(
+                            SourceMeta(
+                                etag=_quoted(response.headers.get("etag")),
+                                last_modified=_http_date(response.headers.get("last-modified")),
+                                content_type=response.headers.get("content-type"),
+                            )
+                        )
+                        chunks = response.stream(_CHUNK)
+                        while chunk := await in_thread(self._limiter, _next_chunk, chunks):
+                            cap.add(len(chunk))
+                            await sink.write(chunk)
+                        complete = True
+                    finally:
+                        if not complete:
+                            response.close()  # an unread body makes the connection unusable
+                        response.release_conn()
+            except TimeoutError:
+                raise SourceTimeoutError("s3 download timed out") from None
+
     async def aclose(self) -> None:
         close_client(self._client)
+
+
+def _get(client: Minio, bucket: str, key: str, version: str | None) -> BaseHTTPResponse:
+    return client.get_object(bucket, key, version_id=version)
+
+
+def _next_chunk(chunks: Iterator[bytes]) -> bytes:
+    """The next chunk of a body, b"" at its end (runs in a thread)."""
+    try:
+        return next(chunks)
+    except StopIteration:
+        return b""
+    except ProtocolError:  # urllib3 enforces Content-Length: a short body ends up here
+        raise SourceTruncatedError("s3 object body ended early") from None
 
 
 def _download(

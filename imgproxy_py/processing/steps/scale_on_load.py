@@ -49,6 +49,9 @@ def _reuse(ctx: PipelineContext, variant: str, load: Callable[[], Any]) -> Any:
 
 
 def scale_on_load(ctx: PipelineContext) -> None:
+    if ctx.stream is not None:
+        _scale_on_stream(ctx)
+        return
     data = ctx.data
     if data is None:
         return
@@ -83,13 +86,38 @@ def scale_on_load(ctx: PipelineContext) -> None:
         img = _reuse(ctx, f"shrink={extra['shrink']}", lambda: vips.open_source(data, **load_options(fmt), **extra))
     else:
         img = vips.open_source(data, **load_options(fmt), **extra)
+    _rescale(ctx, img, extra)
+
+
+def _scale_on_stream(ctx: PipelineContext) -> None:
+    """A streamed source (JPEG or PNG) is opened here, once, at the shrink its header allows.
+
+    Until now ``ctx.img`` was a header-only image; the decoded one replaces it in every case.
+    """
+    fmt = ctx.source_format
+    preshrink = min(
+        ctx.src_width / scale_int(ctx.src_width, ctx.wscale),
+        ctx.src_height / scale_int(ctx.src_height, ctx.hscale),
+    )
+    stream = ctx.stream
+    ctx.stream = None
+    factor = jpeg_shrink_factor(preshrink) if preshrink > 1 and fmt is ImageFormat.JPEG else 1
+    if factor == 1:
+        ctx.img = _reuse(ctx, "full", lambda: stream.open(fmt))
+        return
+    img = _reuse(ctx, f"shrink={factor}", lambda: stream.open(fmt, shrink=factor))
+    _rescale(ctx, img, {"shrink": factor})
+
+
+def _rescale(ctx: PipelineContext, img: Any, extra: dict[str, Any]) -> None:
+    """Take the reloaded ``img`` and correct the scales, crop sizes and offsets for its size."""
     new_w, new_h = img.width, _frame_height(img)
     if ctx.swaps_axes:
         new_w, new_h = new_h, new_w
     wpre = ctx.src_width / new_w
     hpre = ctx.src_height / new_h
     ctx.img = img
-    if "scale" in extra and fmt is ImageFormat.SVG:
+    if "scale" in extra and ctx.source_format is ImageFormat.SVG:
         ctx.vector_scale = extra["scale"]
     ctx.wscale *= wpre
     ctx.hscale *= hpre
