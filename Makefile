@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test check bench bench-smoke clean
+.PHONY: serve test check bench bench-smoke clean default-model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ bench: $(BENCH_STAMP)
 # Two seconds of W1 against this server only: the harness works (also part of `make test`).
 bench-smoke: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_benchmarks_smoke.py
+
+# Rebuild the aq:ml model shipped in the package (imgproxy_py/quality_model/default/) from the
+# repository's own images: label them with the DSSIM search, then train (scikit-learn: the train extra).
+AQ_DATA ?= $(VENV)/aq-default.sqlite
+default-model: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	$(BIN)/imgproxy-py models collect examples/images ../shared/fixtures/images --targets 0.0015,0.0025,0.004 --into $(AQ_DATA)
+	$(BIN)/imgproxy-py models train --data $(AQ_DATA) --out imgproxy_py/quality_model/default
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
