@@ -53,6 +53,7 @@ class QualityModelTracker:
         if monitor.version in self._watched or self.service is None:
             return
         self._watched.add(monitor.version)
+        self.service.version  # noqa: B018 - loads the serving version (and its metadata) if not yet
         meta = self.service.handle.meta
         if meta.get("version") != monitor.version or not meta.get("feature_profile"):
             return
