@@ -11,6 +11,7 @@ evaluation can estimate what another quality would have cost and whether it pass
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -65,7 +66,7 @@ class Dataset:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
+        with contextlib.closing(self._connect()) as db, db:
             db.execute(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
@@ -76,7 +77,7 @@ class Dataset:
     def add(self, rows: Sequence[Row]) -> None:
         """Insert or replace (the same source, format, bucket and target keep the latest label)."""
         now = time.time()
-        with self._connect() as db:
+        with contextlib.closing(self._connect()) as db, db:  # closed, and committed (or rolled back)
             db.executemany(
                 "INSERT OR REPLACE INTO rows VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [
@@ -95,8 +96,6 @@ class Dataset:
                     for r in rows
                 ],
             )
-        # sqlite3's context manager commits but does not close.
-        db.close()
 
     def rows(self, feature_version: str | None = None, metric_version: str | None = None) -> Iterator[Row]:
         db = self._connect()
