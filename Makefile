@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test check bench bench-smoke bench-streaming clean
+.PHONY: serve test check bench bench-smoke bench-streaming clean default-model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ bench-smoke: $(STAMP)
 # Cold misses of large sources from a throttled loopback origin, streamed vs buffered (~2 min).
 bench-streaming: $(STAMP)
 	$(BIN)/python -m benchmarks.streaming
+
+# Rebuild the aq:ml model shipped in the package (imgproxy_py/quality_model/default/) from the
+# repository's own images: label them with the DSSIM search, then train (scikit-learn: the train extra).
+AQ_DATA ?= $(VENV)/aq-default.sqlite
+default-model: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	$(BIN)/imgproxy-py models collect examples/images ../shared/fixtures/images --targets 0.0015,0.0025,0.004 --into $(AQ_DATA)
+	$(BIN)/imgproxy-py models train --data $(AQ_DATA) --out imgproxy_py/quality_model/default
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,5 +1,5 @@
 """Command line: ``imgproxy-py serve``, ``sign``, ``url``, ``doctor``, ``health``, ``purge`` and
-``experiments report``."""
+``experiments report`` and ``models``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from imgproxy_py import __version__, allocator
 from imgproxy_py.errors import SettingsError
+from imgproxy_py.quality_model import cli as models_cli
 from imgproxy_py.settings import Settings
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".gif")
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="exit 0 if the server configured by IMGPROXY_* answers its health check (the container HEALTHCHECK)",
     )
     _add_experiments_command(commands)
+    models_cli.add_command(commands)
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -80,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _print_url(settings, args)
     if args.command == "experiments":
         return _experiments_report(settings, args)
+    if args.command == "models":
+        return models_cli.run(settings, args)
     if args.command == "doctor":
         from imgproxy_py.doctor import diagnose
 

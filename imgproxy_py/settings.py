@@ -319,7 +319,7 @@ class AnalysisSettings:
     face_threshold: float = 0.5  # IMGPROXY_FACE_DETECTION_THRESHOLD: minimum confidence, 0..1
     detection_size: int = 512  # IMGPROXY_FACE_DETECTION_SIZE: longest side of the copy the detector sees
     keep_faces_whole: bool = True  # IMGPROXY_KEEP_FACES_WHOLE: any gravity's crop moves to keep faces whole
-    autoquality_method: str = "none"  # IMGPROXY_AUTOQUALITY_METHOD: none | dssim
+    autoquality_method: str = "none"  # IMGPROXY_AUTOQUALITY_METHOD: none | dssim | ml
     autoquality_target: float = 0.0025  # IMGPROXY_AUTOQUALITY_TARGET: DSSIM (1/SSIM - 1), our metric's scale
     autoquality_min: int = 30
     autoquality_max: int = 90
@@ -329,6 +329,9 @@ class AnalysisSettings:
     best_format_by_default: bool = False  # IMGPROXY_BEST_FORMAT_BY_DEFAULT: no format asked → best
     best_format_max_resolution: float = 0.0  # megapixels; above it the first candidate is taken without trying
     feature_store: bool = True  # IMGPROXY_FEATURE_STORE: keep per-source analysis in the cache tiers
+    autoquality_dataset: str = ""  # IMGPROXY_AUTOQUALITY_DATASET: SQLite file of training rows ("": none)
+    models_registry: str = ""  # IMGPROXY_MODELS_REGISTRY: model registry folder ("": the shipped model)
+    models_poll: float = 5.0  # IMGPROXY_MODELS_POLL_INTERVAL: seconds between checks of the pointer file
 
 
 @dataclass(frozen=True, slots=True)
@@ -700,8 +703,8 @@ def _processing(env: _Env) -> ProcessingSettings:
 
 def _analysis(env: _Env) -> AnalysisSettings:
     method = env.get_str("IMGPROXY_AUTOQUALITY_METHOD", "none")
-    if method not in ("none", "dssim"):
-        raise SettingsError(f"IMGPROXY_AUTOQUALITY_METHOD: supported methods are none and dssim, got {method!r}")
+    if method not in ("none", "dssim", "ml"):
+        raise SettingsError(f"IMGPROXY_AUTOQUALITY_METHOD: supported methods are none, dssim and ml, got {method!r}")
     aq_min = env.get_int("IMGPROXY_AUTOQUALITY_MIN", 30, min_value=1, max_value=100)
     aq_max = env.get_int("IMGPROXY_AUTOQUALITY_MAX", 90, min_value=1, max_value=100)
     if aq_min > aq_max:
@@ -721,6 +724,9 @@ def _analysis(env: _Env) -> AnalysisSettings:
         best_format_by_default=env.get_bool("IMGPROXY_BEST_FORMAT_BY_DEFAULT", False),
         best_format_max_resolution=env.get_float("IMGPROXY_BEST_FORMAT_MAX_RESOLUTION", 0, min_value=0),
         feature_store=env.get_bool("IMGPROXY_FEATURE_STORE", True),
+        autoquality_dataset=env.get_str("IMGPROXY_AUTOQUALITY_DATASET", ""),
+        models_registry=env.get_str("IMGPROXY_MODELS_REGISTRY", ""),
+        models_poll=env.get_float("IMGPROXY_MODELS_POLL_INTERVAL", 5.0, min_value=0.1, max_value=3600),
     )
 
 

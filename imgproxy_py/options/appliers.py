@@ -491,7 +491,7 @@ def apply_draw_detections(st: ParseState, args: list[str]) -> None:
     st.po = evolve(st.po, draw_detections=Detections(enabled, 0.0, classes))
 
 
-AUTOQUALITY_METHODS = frozenset({"none", "dssim"})
+AUTOQUALITY_METHODS = frozenset({"none", "dssim", "ml"})
 
 
 def apply_autoquality(st: ParseState, args: list[str]) -> None:
@@ -499,7 +499,7 @@ def apply_autoquality(st: ParseState, args: list[str]) -> None:
     _max_args("autoquality", args, 5)
     method = args[0] if args else ""
     if method not in AUTOQUALITY_METHODS:
-        raise _fail("autoquality", f"unsupported method {method!r} (supported: dssim, none)")
+        raise _fail("autoquality", f"unsupported method {method!r} (supported: dssim, ml, none)")
     target = parse_float("autoquality", args[1], lo_open=True) if len(args) > 1 and args[1] else 0.0
     if target >= 1:
         raise _fail("autoquality", "the DSSIM target must be below 1")

@@ -165,7 +165,7 @@ class Detections:
 class AutoQuality:
     """``autoquality``: method ``""`` takes IMGPROXY_AUTOQUALITY_*; zeros take the configured bounds."""
 
-    method: str = ""  # "", "none" or "dssim"
+    method: str = ""  # "", "none", "dssim" or "ml"
     target: float = 0.0
     min_quality: int = 0
     max_quality: int = 0

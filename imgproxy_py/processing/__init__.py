@@ -17,7 +17,7 @@ from imgproxy_py.analysis.detector import Detection
 from imgproxy_py.errors import BrokenImageError, InvalidImageError, UnsupportedFormatError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat, sniff, sniff_video
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.processing import animation, codecs, ico, pipeline, svg, vips
+from imgproxy_py.processing import animation, aqfeatures, codecs, ico, pipeline, svg, vips
 from imgproxy_py.processing import external as external_codec
 from imgproxy_py.processing.context import PipelineContext, _frame_height
 from imgproxy_py.processing.encode import EncoderSettings, encode, encode_to_fit, resolve_quality
@@ -30,6 +30,7 @@ from imgproxy_py.processing.quality import (
     AUTOQUALITY_FORMATS,
     AutoQualityDefaults,
     Reference,
+    correct,
     measurable,
     search,
     size_bucket,
@@ -38,6 +39,8 @@ from imgproxy_py.processing.steps.scale_on_load import load_options
 from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.processing.svg_cost import check_svg_cost
 from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
+from imgproxy_py.quality_model.features import Sample
+from imgproxy_py.quality_model.serving import MlOutcome, QualityModelService
 from imgproxy_py.settings import OptionSettings, Settings
 
 LOADABLE = frozenset(
@@ -82,6 +85,10 @@ class ProcessingConfig:
     best_max_resolution: float = 0.0  # megapixels; above it f:best takes its first candidate untried
     video_thumbnails: bool = False  # IMGPROXY_ENABLE_VIDEO_THUMBNAILS
     max_video_duration: float = 3600.0  # seconds
+    # aq:ml (set by the server; None: aq:ml searches). Not in the settings fingerprint: the serving
+    # version goes into aq:ml results' cache keys instead (server/handlers.py).
+    quality_model: QualityModelService | None = field(default=None, compare=False)
+    collect_samples: bool = False  # IMGPROXY_AUTOQUALITY_DATASET: a training sample from every search
 
     @property
     def limits(self) -> Limits:
@@ -128,6 +135,7 @@ class ProcessingConfig:
             best_max_resolution=settings.analysis.best_format_max_resolution,
             video_thumbnails=proc.video_thumbnails,
             max_video_duration=proc.max_video_duration,
+            collect_samples=bool(settings.analysis.autoquality_dataset),
         )
 
 
@@ -146,6 +154,8 @@ class ProcessResult:
     detect_seconds: float = 0.0
     qualities: tuple[tuple[str, int], ...] = ()  # ("<size bucket>:<format>", quality) chosen by a search
     encodes: int = 1
+    samples: tuple[Sample, ...] = ()  # training rows from DSSIM searches (collect_samples)
+    ml: tuple[MlOutcome, ...] = ()  # what aq:ml did, per format
 
 
 def process(
@@ -392,7 +402,7 @@ def _encode(
     results = [
         _encode_one(out, fmt, po, config, frames, len(candidates) > 1, hints or {}, reference) for fmt in candidates
     ]
-    data, fmt, qualities, encodes = min(results, key=lambda r: len(r[0]))
+    data, fmt, qualities, encodes = min(results, key=lambda r: len(r[0]))[:4]
     height = _frame_height(out) if frames else out.height
     return ProcessResult(
         data=data,
@@ -404,12 +414,14 @@ def _encode(
         source_height=source_height,
         qualities=tuple(q for r in results for q in r[2]),
         encodes=sum(r[3] for r in results),
+        samples=tuple(r[4] for r in results if r[4] is not None),
+        ml=tuple(r[5] for r in results if r[5] is not None),
     )
 
 
 def _autoquality_on(po: ProcessingOptions, config: ProcessingConfig, frames: bool) -> bool:
     method = po.autoquality.method or config.autoquality.method
-    return method == "dssim" and not frames
+    return method in ("dssim", "ml") and not frames
 
 
 def _encode_one(
@@ -421,35 +433,60 @@ def _encode_one(
     best: bool,
     hints: Mapping[str, int],
     reference: list[Reference],
-) -> tuple[bytes, ImageFormat, list[tuple[str, int]], int]:
+) -> tuple[bytes, ImageFormat, list[tuple[str, int]], int, Sample | None, MlOutcome | None]:
     """One format: auto-quality when asked (always for ``f:best``, as imgproxy may), else the configured quality."""
     keep = not po.strip_metadata
     searchable = fmt in AUTOQUALITY_FORMATS and not po.quality and not frames and measurable(out)
     if searchable and (best and po.autoquality.method != "none" or _autoquality_on(po, config, frames)):
         aq = po.autoquality
+        method = aq.method or config.autoquality.method
         params = config.autoquality.params(fmt, "dssim", aq.target, aq.min_quality, aq.max_quality, aq.allowed_error)
         # A stored choice is only valid for the same size bucket, format and search parameters.
         bucket = size_bucket(out.width, out.height)
         key = f"{bucket}:{fmt.value}:{params.target:g}:{params.min_quality}-{params.max_quality}"
         hinted = hints.get(key)
-        if hinted is not None and params.min_quality <= hinted <= params.max_quality:
-            data = encode(out, fmt, hinted, keep, config.encoder)  # a repeat: the stored choice, one encode
-            choice_q, encodes = hinted, 1
-        else:
+        sample: Sample | None = None
+        outcome: MlOutcome | None = None
+
+        def encode_at(q: int) -> bytes:
+            return encode(out, fmt, q, keep, config.encoder)
+
+        def measure(blob: bytes) -> float:
             if not reference:
                 reference.append(Reference(out))
-            ref = reference[0]
-            choice = search(
-                lambda q: encode(out, fmt, q, keep, config.encoder),
-                lambda blob: ref.dssim(blob, lambda data: _decode_candidate(data, fmt, out.width * out.height)),
-                params,
-            )
+            return reference[0].dssim(blob, lambda data: _decode_candidate(data, fmt, out.width * out.height))
+
+        if hinted is not None and params.min_quality <= hinted <= params.max_quality:
+            data = encode_at(hinted)  # a repeat: the stored choice, one encode
+            choice_q, encodes = hinted, 1
+        else:
+            features: tuple[float, ...] | None = None
+            prediction = None
+            if method == "ml" and config.quality_model is not None:
+                features = aqfeatures.compute(out)
+                prediction = config.quality_model.predict(
+                    features, fmt.value, params.target, params.min_quality, params.max_quality
+                )
+            if prediction is not None and features is not None:
+                choice = correct(encode_at, measure, params, prediction.quality)
+                outcome = MlOutcome(
+                    prediction.version, prediction.quality, choice.quality, choice.dssim, choice.encodes, features
+                )
+            else:
+                choice = search(encode_at, measure, params)
+                if method == "ml":
+                    outcome = MlOutcome("fallback", 0, choice.quality, choice.dssim, choice.encodes)
+                elif config.collect_samples:
+                    features = aqfeatures.compute(out)
+                    sizes = dict(choice.sizes)
+                    trail = tuple((q, d, sizes.get(q, 0)) for q, d in choice.trail)
+                    sample = Sample(fmt.value, bucket, params.target, features, choice.quality, trail)
             data, choice_q, encodes = choice.data, choice.quality, choice.encodes
         if po.max_bytes and len(data) > po.max_bytes:
             data = encode_to_fit(out, fmt, choice_q, po.max_bytes, keep, config.encoder)
-        return data, fmt, [(key, choice_q)], encodes
+        return data, fmt, [(key, choice_q)], encodes, sample, outcome
     quality = resolve_quality(fmt, po, config.options)
-    return encode_to_fit(out, fmt, quality, po.max_bytes, keep, config.encoder), fmt, [], 1
+    return encode_to_fit(out, fmt, quality, po.max_bytes, keep, config.encoder), fmt, [], 1, None, None
 
 
 def _decode_candidate(data: bytes, fmt: ImageFormat, pixels: int) -> Any:

@@ -33,6 +33,7 @@ from imgproxy_py.processing import ProcessingConfig, vips
 from imgproxy_py.processing.faces import FaceOptions
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.quality import METRIC_VERSION
+from imgproxy_py.quality_model.dataset import Dataset, DatasetWriter
 from imgproxy_py.s3conn import S3Target
 from imgproxy_py.security import SourcePolicy
 from imgproxy_py.server.admin import purge_endpoint
@@ -44,6 +45,7 @@ from imgproxy_py.server.hits import ServeMemoryHits
 from imgproxy_py.server.info import InfoService
 from imgproxy_py.server.middleware import ObserveRequests, RequireSecret
 from imgproxy_py.server.playground import Playground
+from imgproxy_py.server.quality_models import QualityModelTracker, build_quality_model
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import Source
 from imgproxy_py.sources.http import HTTPSource
@@ -187,6 +189,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics = Metrics(obs.prometheus_namespace) if obs.prometheus_bind else None
     # Models (face detection, auto-quality) get their monitor from here: latency, breaker, drift, shadows.
     models = ModelRegistry(ModelMetrics(metrics.registry, obs.prometheus_namespace) if metrics is not None else None)
+    quality_model = build_quality_model(settings, models)
+    config = dataclasses.replace(config, quality_model=quality_model)
     service = ImageService(
         settings=settings,
         parser=parser,
@@ -203,6 +207,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         faces=faces,
         features=features,
         experiments=experiments,
+        quality_models=QualityModelTracker(quality_model, models),
+        dataset=DatasetWriter(Dataset(settings.analysis.autoquality_dataset))
+        if settings.analysis.autoquality_dataset
+        else None,
     )
 
     info = InfoService(
@@ -234,6 +242,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await purges
             if features is not None:
                 await features.flush()
+            if service.dataset is not None:
+                await service.dataset.flush()
             await service.flights.aclose()
             await info.flights.aclose()
             await service.fetches.aclose()

