@@ -7,15 +7,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-
 from benchmarks import cluster
+from tests.support import missing_prerequisite
 
 
 async def test_drill_stack_coalesces_one_variant_across_replicas() -> None:
     for tool in ("haproxy", "varnishd", "redis-server", "redis-cli"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            pytest.skip(f"{tool} is not installed (CI installs varnish, haproxy, redis-server)")
+            missing_prerequisite(f"{tool} is not installed (CI installs varnish, haproxy, redis-server)")
     (row,) = await cluster.main(2, ["coalesce"])
     statuses = {s.status for s in row.run.samples}
     assert statuses == {200}

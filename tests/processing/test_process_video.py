@@ -24,6 +24,7 @@ from imgproxy_py.processing import ProcessingConfig
 from imgproxy_py.processing.info import image_info
 from tests.codec_samples import decode_any
 from tests.processing.process_helpers import run
+from tests.support import missing_prerequisite
 
 FPS = 10
 RED_STEP = 10
@@ -169,7 +170,7 @@ def _rotated_with_ffmpeg(data: bytes, tmp: Path) -> bytes:
     """``data`` remuxed by the ffmpeg CLI with a 90° display rotation (counter-clockwise), as phones record."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        pytest.skip("the ffmpeg CLI is not installed (.ci/run installs it)")
+        missing_prerequisite("the ffmpeg CLI is not installed (.ci/run installs it)")
     src, dst = tmp / "in.mp4", tmp / "out.mp4"
     src.write_bytes(data)
     attempts = [  # ffmpeg 5 takes the rotate tag, ffmpeg 6+ the display_rotation input option

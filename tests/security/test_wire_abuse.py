@@ -24,7 +24,7 @@ import pytest
 
 from imgproxy_py.allocator import jemalloc_path
 from tests.security.rss import process_rss_mb
-from tests.support import Origin, free_port, images_dir, serving
+from tests.support import Origin, free_port, images_dir, missing_prerequisite, serving
 
 PHOTO = "2569067123_aca715a2ee_o.jpg"
 
@@ -57,7 +57,7 @@ def test_an_endless_source_is_cut_at_the_default_cap_and_its_memory_returns(
     origin: Origin, tmp_path: Path, malloc: str
 ) -> None:
     if malloc == "jemalloc" and jemalloc_path() is None:
-        pytest.skip("libjemalloc2 is not installed")
+        missing_prerequisite("libjemalloc2 is not installed")
     env = {"IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES": "1", "IMGPROXY_MALLOC": malloc}
     with server(tmp_path, **env) as (base, proc), httpx.Client(base_url=base, timeout=30) as client:
         assert client.get("/health").status_code == 200
