@@ -35,7 +35,7 @@ async def running(root: Path) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
         IMGPROXY_PROMETHEUS_BIND="127.0.0.1:9",
         IMGPROXY_MODEL_BREAKER_COOLDOWN=str(COOLDOWN),
         IMGPROXY_MODEL_BREAKER_MIN_CALLS="3",
-        IMGPROXY_FACE_DETECTION_LATENCY_BUDGET="0.15",
+        IMGPROXY_FACE_DETECTION_LATENCY_BUDGET="0.5",  # generous: a loaded CI machine stays under it
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -135,7 +135,7 @@ async def test_a_slow_detector_opens_the_breaker_on_p95_and_recovers(
         real = s.model.detect
 
         def slow(width: int, height: int, rgb: bytes) -> list[Detection]:
-            time.sleep(0.4)  # over the 0.15 s budget by a wide margin
+            time.sleep(1.2)  # over the 0.5 s budget by a wide margin
             return list(real(width, height, rgb))
 
         monkeypatch.setattr(s.model, "detect", slow)
