@@ -332,6 +332,9 @@ class AnalysisSettings:
     autoquality_dataset: str = ""  # IMGPROXY_AUTOQUALITY_DATASET: SQLite file of training rows ("": none)
     models_registry: str = ""  # IMGPROXY_MODELS_REGISTRY: model registry folder ("": the shipped model)
     models_poll: float = 5.0  # IMGPROXY_MODELS_POLL_INTERVAL: seconds between checks of the pointer file
+    face_latency_budget: float = 0.5  # IMGPROXY_FACE_DETECTION_LATENCY_BUDGET: p95 seconds before the breaker opens
+    model_cooldown: float = 30.0  # IMGPROXY_MODEL_BREAKER_COOLDOWN: seconds an open breaker waits before a trial
+    model_min_calls: int = 20  # IMGPROXY_MODEL_BREAKER_MIN_CALLS: calls in the window before rates are judged
 
 
 @dataclass(frozen=True, slots=True)
@@ -727,6 +730,9 @@ def _analysis(env: _Env) -> AnalysisSettings:
         autoquality_dataset=env.get_str("IMGPROXY_AUTOQUALITY_DATASET", ""),
         models_registry=env.get_str("IMGPROXY_MODELS_REGISTRY", ""),
         models_poll=env.get_float("IMGPROXY_MODELS_POLL_INTERVAL", 5.0, min_value=0.1, max_value=3600),
+        face_latency_budget=env.get_float("IMGPROXY_FACE_DETECTION_LATENCY_BUDGET", 0.5, min_value=0.001),
+        model_cooldown=env.get_float("IMGPROXY_MODEL_BREAKER_COOLDOWN", 30.0, min_value=0.1, max_value=86400),
+        model_min_calls=env.get_int("IMGPROXY_MODEL_BREAKER_MIN_CALLS", 20, min_value=1, max_value=10000),
     )
 
 

@@ -42,6 +42,11 @@ class Detection:
         return cls(x, y, w, h, score, label)
 
 
+class DetectorSkipped(Exception):
+    """The detector was not used for this image (its circuit breaker is open, or it failed):
+    the caller falls back (libvips attention) and keeps no result."""
+
+
 class Detector(Protocol):
     """What a detector plug-in provides; one instance serves every worker thread."""
 

@@ -156,6 +156,7 @@ class ProcessResult:
     encodes: int = 1
     samples: tuple[Sample, ...] = ()  # training rows from DSSIM searches (collect_samples)
     ml: tuple[MlOutcome, ...] = ()  # what aq:ml did, per format
+    searched: tuple[tuple[str, int, float], ...] = ()  # DSSIM searches run here: (format, quality, achieved DSSIM)
 
 
 def process(
@@ -416,6 +417,7 @@ def _encode(
         encodes=sum(r[3] for r in results),
         samples=tuple(r[4] for r in results if r[4] is not None),
         ml=tuple(r[5] for r in results if r[5] is not None),
+        searched=tuple(r[6] for r in results if r[6] is not None),
     )
 
 
@@ -433,7 +435,9 @@ def _encode_one(
     best: bool,
     hints: Mapping[str, int],
     reference: list[Reference],
-) -> tuple[bytes, ImageFormat, list[tuple[str, int]], int, Sample | None, MlOutcome | None]:
+) -> tuple[
+    bytes, ImageFormat, list[tuple[str, int]], int, Sample | None, MlOutcome | None, tuple[str, int, float] | None
+]:
     """One format: auto-quality when asked (always for ``f:best``, as imgproxy may), else the configured quality."""
     keep = not po.strip_metadata
     searchable = fmt in AUTOQUALITY_FORMATS and not po.quality and not frames and measurable(out)
@@ -447,6 +451,7 @@ def _encode_one(
         hinted = hints.get(key)
         sample: Sample | None = None
         outcome: MlOutcome | None = None
+        searched: tuple[str, int, float] | None = None
 
         def encode_at(q: int) -> bytes:
             return encode(out, fmt, q, keep, config.encoder)
@@ -474,6 +479,8 @@ def _encode_one(
                 )
             else:
                 choice = search(encode_at, measure, params)
+                if choice.dssim is not None:
+                    searched = (fmt.value, choice.quality, choice.dssim)
                 if method == "ml":
                     outcome = MlOutcome("fallback", 0, choice.quality, choice.dssim, choice.encodes)
                 elif config.collect_samples:
@@ -484,9 +491,9 @@ def _encode_one(
             data, choice_q, encodes = choice.data, choice.quality, choice.encodes
         if po.max_bytes and len(data) > po.max_bytes:
             data = encode_to_fit(out, fmt, choice_q, po.max_bytes, keep, config.encoder)
-        return data, fmt, [(key, choice_q)], encodes, sample, outcome
+        return data, fmt, [(key, choice_q)], encodes, sample, outcome, searched
     quality = resolve_quality(fmt, po, config.options)
-    return encode_to_fit(out, fmt, quality, po.max_bytes, keep, config.encoder), fmt, [], 1, None, None
+    return encode_to_fit(out, fmt, quality, po.max_bytes, keep, config.encoder), fmt, [], 1, None, None, None
 
 
 def _decode_candidate(data: bytes, fmt: ImageFormat, pixels: int) -> Any:

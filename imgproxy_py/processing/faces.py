@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgproxy_py.analysis.detector import Detection, Detector
+from imgproxy_py.analysis.detector import Detection, Detector, DetectorSkipped
 from imgproxy_py.analysis.focus import Box, View, pixel_boxes, turned, within
 from imgproxy_py.processing import vips
 
@@ -80,14 +80,18 @@ class FaceTrack:
         started = time.perf_counter()
         size = self.options.size
         usable = current_img is not None and max(current_img.width, current_img.height) >= min(size, _MIN_SIDE)
-        if usable or self.source is None:
-            width, height, rgb = vips.rgb_bytes(current_img, size)
-            found = self._to_stored(detector.detect(width, height, rgb))
-            self.complete = not any(kind == "crop" for kind, _ in self._ops)
-        else:
-            width, height, rgb = vips.rgb_bytes(vips.analysis_copy(self.source, size, upright=False))
-            found = detector.detect(width, height, rgb)
-            self.complete = True
+        try:
+            if usable or self.source is None:
+                width, height, rgb = vips.rgb_bytes(current_img, size)
+                found = self._to_stored(detector.detect(width, height, rgb))
+                self.complete = not any(kind == "crop" for kind, _ in self._ops)
+            else:
+                width, height, rgb = vips.rgb_bytes(vips.analysis_copy(self.source, size, upright=False))
+                found = detector.detect(width, height, rgb)
+                self.complete = True
+        except DetectorSkipped:  # breaker open or the model failed: attention crop, nothing to store
+            self.raw, self.complete = [], False
+            return self.raw
         self.raw = found
         self.ran_detector = True
         self.detect_seconds = time.perf_counter() - started

@@ -38,6 +38,7 @@ from imgproxy_py.s3conn import S3Target
 from imgproxy_py.security import SourcePolicy
 from imgproxy_py.server.admin import purge_endpoint
 from imgproxy_py.server.coalescing import CrossProcessLock
+from imgproxy_py.server.face_models import monitored
 from imgproxy_py.server.features import FeatureStore
 from imgproxy_py.server.handlers import ImageService
 from imgproxy_py.server.health import health_endpoint
@@ -189,6 +190,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics = Metrics(obs.prometheus_namespace) if obs.prometheus_bind else None
     # Models (face detection, auto-quality) get their monitor from here: latency, breaker, drift, shadows.
     models = ModelRegistry(ModelMetrics(metrics.registry, obs.prometheus_namespace) if metrics is not None else None)
+    faces = dataclasses.replace(faces, detector=monitored(faces.detector, settings.analysis, models))
     quality_model = build_quality_model(settings, models)
     config = dataclasses.replace(config, quality_model=quality_model)
     service = ImageService(

@@ -354,8 +354,8 @@ class ImageService:
             if result.samples and self.dataset is not None:
                 digest = source_id or source_digest(image.data)
                 self.dataset.save_later([dataset_row(digest, sample) for sample in result.samples])
-            if result.ml and self.quality_models is not None:
-                self.quality_models.observe(result.ml)
+            if (result.ml or result.searched) and self.quality_models is not None:
+                self.quality_models.observe(result.ml, result.searched)
         return self._produced(req, result, etag, last_modified)
 
     def _streams(self, req: Request_, source: Source) -> bool:
@@ -392,8 +392,8 @@ class ImageService:
                 slot, processing.process_stream, stream, req, deadline, source_key, self.faces
             )
             self._learnt(result, None, None)  # counts a detection; nothing is stored without the bytes' digest
-            if result.ml and self.quality_models is not None:
-                self.quality_models.observe(result.ml)
+            if (result.ml or result.searched) and self.quality_models is not None:
+                self.quality_models.observe(result.ml, result.searched)
             return result
 
         share = self._streaming[req.source_url] = Share()

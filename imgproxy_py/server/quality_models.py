@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 
 from imgproxy_py.monitoring import ModelMonitor, ModelRegistry, ReferenceProfile
+from imgproxy_py.processing.quality import METRIC_VERSION
 from imgproxy_py.quality_model.features import FEATURE_NAMES
 from imgproxy_py.quality_model.registry import ModelHandle
 from imgproxy_py.quality_model.serving import MODEL_NAME, MlOutcome, QualityModelService
 from imgproxy_py.settings import Settings
 
 log = logging.getLogger("imgproxy_py.quality_model")
+SEARCH_NAME = "autoquality-dssim"  # the DSSIM search: no model, but its choices are watched the same way
 
 
 def build_quality_model(settings: Settings, models: ModelRegistry) -> QualityModelService:
@@ -35,7 +37,13 @@ class QualityModelTracker:
         """The serving version, for the result cache key of aq:ml results."""
         return self.service.version if self.service is not None else "none"
 
-    def observe(self, outcomes: tuple[MlOutcome, ...]) -> None:
+    def observe(self, outcomes: tuple[MlOutcome, ...], searched: tuple[tuple[str, int, float], ...] = ()) -> None:
+        """aq:ml's outcomes per version, and the DSSIM searches' chosen quality and achieved score
+        (``aq:dssim``, and aq:ml's fallback) under the model ``autoquality-dssim``, version = the metric's."""
+        for fmt, quality, dssim in searched:
+            monitor = self.models.monitor(SEARCH_NAME, METRIC_VERSION)
+            monitor.observe_output(f"chosen_quality_{fmt}", quality)
+            monitor.observe_output("achieved_dssim", dssim)
         for outcome in outcomes:
             if outcome.predicted == 0:  # fell back to the search: counted by the monitor
                 continue
