@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -60,25 +61,47 @@ def bmp_rle8(width: int = 64, height: int = 32) -> bytes:
     return struct.pack("<2sIHHI", b"BM", offset + len(data), 0, 0, offset) + info + palette + data
 
 
-def clip(photo: bytes, container: str = "mp4", codec: str = "libx264", frames: int = 20, width: int = 160) -> bytes:
-    """A short clip panning over the photo (10 fps, keyframe every 5 frames)."""
-    base = np.asarray(_rgb(photo, width * 2))
-    height = min(base.shape[0], width * 9 // 16) // 2 * 2
+def encode_clip(
+    frames: Iterable[av.VideoFrame],
+    size: tuple[int, int],
+    container: str = "mp4",
+    codec: str = "libx264",
+    rate: int = 10,
+    gop: int | None = None,
+    options: dict[str, str] | None = None,
+) -> bytes:
+    """Mux these frames (numbered 0, 1, … at ``rate`` fps) into a yuv420p clip.
+
+    The one encoding loop shared by the seeds below and the tests that make their own clips.
+    """
     out = io.BytesIO()
     with av.open(out, mode="w", format=container) as box:
-        stream: Any = box.add_stream(codec, rate=10)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = 5
-        stream.codec_context.time_base = Fraction(1, 10)
-        for i in range(frames):
-            x = min(i * 4, base.shape[1] - width)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:height, x : x + width]), format="rgb24")
+        stream: Any = box.add_stream(codec, rate=rate, options=options or {})  # a video stream; stubs: a union
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        stream.codec_context.time_base = Fraction(1, rate)
+        for i, frame in enumerate(frames):
             frame.pts = i
             for packet in stream.encode(frame):
                 box.mux(packet)
         for packet in stream.encode():
             box.mux(packet)
     return out.getvalue()
+
+
+def clip(photo: bytes, container: str = "mp4", codec: str = "libx264", frames: int = 20, width: int = 160) -> bytes:
+    """A short clip panning over the photo (10 fps, keyframe every 5 frames)."""
+    base = np.asarray(_rgb(photo, width * 2))
+    height = min(base.shape[0], width * 9 // 16) // 2 * 2
+
+    def pan() -> Iterator[av.VideoFrame]:
+        for i in range(frames):
+            x = min(i * 4, base.shape[1] - width)
+            yield av.VideoFrame.from_ndarray(np.ascontiguousarray(base[:height, x : x + width]), format="rgb24")
+
+    return encode_clip(pan(), (width, height), container, codec, rate=10, gop=5)
 
 
 def seeds(photo: bytes) -> dict[str, bytes]:

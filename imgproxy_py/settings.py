@@ -946,7 +946,7 @@ def config_warnings(environ: Mapping[str, str], known: frozenset[str]) -> list[s
 
 def _exposure_warnings(settings: Settings) -> list[str]:
     """An unsigned server reachable beyond this machine: anyone can make it transform anything."""
-    if settings.security.signing_enabled or _is_loopback(settings.server.host):
+    if settings.security.signing_enabled or is_loopback_host(settings.server.host):
         return []
     return [
         f"listening on {settings.server.host}:{settings.server.port}, beyond loopback, WITHOUT URL SIGNING: "
@@ -955,7 +955,8 @@ def _exposure_warnings(settings: Settings) -> list[str]:
     ]
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether a bind address keeps the server on this machine (shared with the doctor's risk checks)."""
     if host == "localhost":
         return True
     try:

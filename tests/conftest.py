@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from imgproxy_py.server.app import create_app
+from imgproxy_py.server.handlers import ImageService
 from imgproxy_py.settings import Settings
 from tests.s3_server import S3Server, running_moto
 from tests.support import Origin, images_dir, run_origin
@@ -32,13 +33,20 @@ def make_settings(**env: str) -> Settings:
 
 
 @asynccontextmanager
-async def app_client(**env: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The real ASGI app (lifespan included) behind an httpx client; env overrides settings."""
+async def app_with_service(**env: str) -> AsyncIterator[tuple[httpx.AsyncClient, ImageService]]:
+    """The real ASGI app (lifespan included) behind an httpx client, with its ImageService; env overrides settings."""
     app = create_app(make_settings(**env))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+            yield client, app.state.service
+
+
+@asynccontextmanager
+async def app_client(**env: str) -> AsyncIterator[httpx.AsyncClient]:
+    """``app_with_service`` for tests that only need the client."""
+    async with app_with_service(**env) as (client, _):
+        yield client
 
 
 @pytest.fixture

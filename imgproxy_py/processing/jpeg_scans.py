@@ -10,10 +10,10 @@ up to the first scan say which kind a file is; only the others are counted.
 
 from __future__ import annotations
 
-_SOS = 0xDA
+SOS = 0xDA
 _PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
-_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # DHT, JPG and DAC share the range
-_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI: no length field
+SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # DHT, JPG and DAC share the range
+STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTn, SOI: no length field
 
 
 def scan_count_bound(data: bytes) -> int:
@@ -28,14 +28,14 @@ def scan_count_bound(data: bytes) -> int:
         if marker == 0xFF:  # fill byte
             i += 1
             continue
-        if marker in _STANDALONE:
+        if marker in STANDALONE:
             i += 2
             continue
         length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker in _SOF and progressive is None and i + 9 < end:
+        if marker in SOF and progressive is None and i + 9 < end:
             progressive = marker in _PROGRESSIVE_SOF
             frame_components = data[i + 9]
-        elif marker == _SOS:
+        elif marker == SOS:
             if progressive is False and i + 4 < end and data[i + 4] == frame_components:
                 return 1
             break

@@ -17,6 +17,7 @@ from typing import Any
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.options.model import GravityType, ProcessingOptions
 from imgproxy_py.processing import vips
+from imgproxy_py.processing.jpeg_scans import SOF, SOS, STANDALONE
 from imgproxy_py.processing.steps.scale_on_load import load_options
 
 MAX_HEAD = 512 * 1024  # a header larger than this (huge EXIF/ICC) is decoded from a buffer
@@ -44,10 +45,7 @@ def head_status(head: bytes) -> Head:
     return status
 
 
-_SOS = 0xDA
 _SEQUENTIAL_SOF = frozenset({0xC0, 0xC1})  # baseline and extended Huffman
-_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
 
 
 def _jpeg_status(data: bytes) -> Head:
@@ -61,16 +59,16 @@ def _jpeg_status(data: bytes) -> Head:
         if marker == 0xFF:
             i += 1
             continue
-        if marker in _STANDALONE:
+        if marker in STANDALONE:
             i += 2
             continue
         length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker in _SOF:
+        if marker in SOF:
             if sequential is not None or i + 10 > end:
                 return Head.BUFFER if sequential is not None else Head.MORE
             sequential = marker in _SEQUENTIAL_SOF
             components = data[i + 9]
-        elif marker == _SOS:
+        elif marker == SOS:
             if i + 5 > end:
                 return Head.MORE
             # one scan holding every component: libjpeg refuses any second scan ("EOI expected")

@@ -85,8 +85,8 @@ class LocalSource:
 _CHUNK = 256 * 1024
 
 
-def _open(path: str, max_bytes: int) -> tuple[BinaryIO, SourceMeta]:
-    """The regular file at ``path`` opened for reading, with its validators; checks as ``_read``."""
+def _open_regular(path: str, max_bytes: int) -> tuple[BinaryIO, os.stat_result]:
+    """The regular file at ``path`` opened unbuffered, with its stat; missing, not a file or over the limit: 4xx."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, OSError):
@@ -103,6 +103,12 @@ def _open(path: str, max_bytes: int) -> tuple[BinaryIO, SourceMeta]:
     except BaseException:
         os.close(fd)
         raise
+    return f, info
+
+
+def _open(path: str, max_bytes: int) -> tuple[BinaryIO, SourceMeta]:
+    """The regular file at ``path`` opened for reading, with its validators; checks as ``_read``."""
+    f, info = _open_regular(path, max_bytes)
     return f, SourceMeta(etag=_etag(path, info), last_modified=formatdate(info.st_mtime, usegmt=True))
 
 
@@ -112,28 +118,13 @@ def _etag(path: str, info: os.stat_result) -> str:
 
 
 def _read(path: str, max_bytes: int) -> SourceImage:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, OSError):
-        raise SourceNotFoundError(
-            "local file is missing or unreadable", hint="local:/// paths are relative to IMGPROXY_LOCAL_FILESYSTEM_ROOT"
-        ) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SourceNotFoundError("local path is not a regular file")
-        if max_bytes and info.st_size > max_bytes:
-            raise SourceTooBigError("local file exceeds the size limit")
-        with os.fdopen(fd, "rb", buffering=0) as f:
-            fd = -1
-            # One byte more than the file has (or than the limit) shows growth past the limit;
-            # asking for the limit itself would allocate all of it up front.
-            data = f.read(min(info.st_size, max_bytes) + 1 if max_bytes else -1)
-            if max_bytes and info.st_size < len(data) <= max_bytes:  # it grew since fstat: read on
-                data += f.read(max_bytes + 1 - len(data)) or b""
-    finally:
-        if fd >= 0:
-            os.close(fd)
+    f, info = _open_regular(path, max_bytes)
+    with f:
+        # One byte more than the file has (or than the limit) shows growth past the limit;
+        # asking for the limit itself would allocate all of it up front.
+        data = f.read(min(info.st_size, max_bytes) + 1 if max_bytes else -1)
+        if max_bytes and info.st_size < len(data) <= max_bytes:  # it grew since fstat: read on
+            data += f.read(max_bytes + 1 - len(data)) or b""
     if max_bytes and len(data) > max_bytes:
         raise SourceTooBigError("local file exceeds the size limit")
     return SourceImage(

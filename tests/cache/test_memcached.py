@@ -16,7 +16,8 @@ from imgproxy_py.cache.memcached import MemcachedTier
 from imgproxy_py.errors import SettingsError
 from imgproxy_py.settings import Settings
 from tests.cache.memcached_server import MemcachedServer
-from tests.cache.test_server_cache import PHOTO, app_with_service
+from tests.cache.test_server_cache import PHOTO
+from tests.conftest import app_with_service
 from tests.support import REPO, Origin, size_of
 
 

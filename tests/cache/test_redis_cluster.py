@@ -19,7 +19,8 @@ from imgproxy_py.errors import SettingsError
 from imgproxy_py.settings import Settings
 from tests.cache.redis_cluster import ClusterUnavailable, RedisCluster, running_cluster
 from tests.cache.redis_server import RedisServer
-from tests.cache.test_server_cache import PHOTO, app_with_service
+from tests.cache.test_server_cache import PHOTO
+from tests.conftest import app_with_service
 from tests.support import Origin, free_port, size_of
 
 

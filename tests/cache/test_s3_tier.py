@@ -6,7 +6,8 @@ import time
 
 from imgproxy_py.cache.base import CacheEntry
 from imgproxy_py.cache.s3 import S3Tier
-from tests.cache.test_server_cache import PHOTO, app_with_service
+from tests.cache.test_server_cache import PHOTO
+from tests.conftest import app_with_service
 from tests.s3_server import S3Server
 from tests.support import Origin, size_of
 

@@ -5,28 +5,15 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 
-from imgproxy_py.server.app import create_app
-from imgproxy_py.server.handlers import ImageService
 from tests.cache.redis_server import RedisServer
-from tests.conftest import ClientFactory, make_settings
+from tests.conftest import ClientFactory, app_with_service
 from tests.support import Origin, fixture_path, size_of
 
 PHOTO = "2569067123_aca715a2ee_o.jpg"
-
-
-@asynccontextmanager
-async def app_with_service(**env: str) -> AsyncIterator[tuple[httpx.AsyncClient, ImageService]]:
-    app = create_app(make_settings(**env))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client, app.state.service
 
 
 async def test_miss_then_memory_hit(client: httpx.AsyncClient) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.eval import best_offset
 from imgproxy_py.analysis.detector import Detector
 from imgproxy_py.analysis.focus import Box, kept_share
 from imgproxy_py.analysis.registry import default_registry
@@ -52,15 +53,6 @@ def _profiles(img: Any) -> tuple[list[float], list[float]]:
     ]
 
 
-def _best_offset(big: list[float], small: list[float]) -> int:
-    best, best_cost = 0, float("inf")
-    for offset in range(len(big) - len(small) + 1):
-        cost = sum(abs(big[offset + i] - v) for i, v in enumerate(small))
-        if cost < best_cost:
-            best, best_cost = offset, cost
-    return best
-
-
 def face_share(source: bytes, result: ProcessResult | bytes, labels: list[Box]) -> float:
     """Smallest kept share over the labelled faces that could fit the output, for a fill crop."""
     out = load(result if isinstance(result, bytes) else result.data)
@@ -69,8 +61,8 @@ def face_share(source: bytes, result: ProcessResult | bytes, labels: list[Box]) 
     scaled = src.resize(scale)
     scaled_cols, scaled_rows = _profiles(scaled)
     out_cols, out_rows = _profiles(out)
-    left = _best_offset(scaled_cols, out_cols)
-    top = _best_offset(scaled_rows, out_rows)
+    left = best_offset(scaled_cols, out_cols)
+    top = best_offset(scaled_rows, out_rows)
     shares = []
     for box in labels:
         b = Box(box.x0 * scale, box.y0 * scale, box.x1 * scale, box.y1 * scale)

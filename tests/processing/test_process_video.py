@@ -6,18 +6,17 @@ whose red channel is ``RED_STEP * i``, so the decoded still tells which moment i
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import time
-from fractions import Fraction
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
 import pytest
 
+from benchmarks.codec_seeds import encode_clip
 from imgproxy_py.errors import BrokenImageError, ImgproxyError, InvalidImageError, SourceResolutionError
 from imgproxy_py.imagetype import ImageFormat, sniff_video
 from imgproxy_py.processing import ProcessingConfig
@@ -39,24 +38,15 @@ def clip(
     gop: int = 5,
 ) -> bytes:
     width, height = size
-    out = io.BytesIO()
-    with av.open(out, mode="w", format=container) as box:
-        stream: Any = box.add_stream(codec, rate=FPS)  # a video stream; the stubs return a union
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = gop
-        stream.codec_context.time_base = Fraction(1, FPS)
+
+    def frames() -> Iterator[av.VideoFrame]:
         for i in range(int(seconds * FPS)):
             pixels = np.zeros((height, width, 3), np.uint8)
             pixels[:, :, 0] = min(255, RED_STEP * i)
             pixels[:, :, 2] = 80
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                box.mux(packet)
-        for packet in stream.encode():
-            box.mux(packet)
-    return out.getvalue()
+            yield av.VideoFrame.from_ndarray(pixels, format="rgb24")
+
+    return encode_clip(frames(), size, container, codec, rate=FPS, gop=gop)
 
 
 def red(data: bytes) -> float:
@@ -187,21 +177,11 @@ def _rotated_with_ffmpeg(data: bytes, tmp: Path) -> bytes:
 
 def test_recorded_rotation_is_applied(tmp_path: Path) -> None:
     width, height = 96, 64
-    out = io.BytesIO()
-    with av.open(out, mode="w", format="mp4") as box:
-        stream: Any = box.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(3):
-            pixels = np.zeros((height, width, 3), np.uint8)
-            pixels[:, : width // 2, 0] = 255  # left half red, right half blue
-            pixels[:, width // 2 :, 2] = 255
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                box.mux(packet)
-        for packet in stream.encode():
-            box.mux(packet)
-    rotated = _rotated_with_ffmpeg(out.getvalue(), tmp_path)
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:, : width // 2, 0] = 255  # left half red, right half blue
+    pixels[:, width // 2 :, 2] = 255
+    frames = (av.VideoFrame.from_ndarray(pixels, format="rgb24") for _ in range(3))
+    rotated = _rotated_with_ffmpeg(encode_clip(frames, (width, height), "mp4", "libx264", rate=FPS), tmp_path)
     result = run(rotated, "f:png", ON)
     assert (result.width, result.height) == (height, width)  # portrait, as the player shows it
     img = decode_any(result.data)

@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-
-import httpx
 
 from imgproxy_py.quality_model.dataset import Dataset
 from imgproxy_py.quality_model.model import sha256
 from imgproxy_py.quality_model.registry import DEFAULT_DIR, Registry
-from imgproxy_py.server.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import app_with_service
 
 URL = "/_/rs:fit:300:300/aq:{method}/plain/local:///flowers.jpeg@webp"
 
 
-@asynccontextmanager
-async def running(**env: str) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
-    app = create_app(make_settings(**env))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client, app.state.service
-
-
 async def test_searches_record_rows_after_the_response(tmp_path: Path) -> None:
     path = tmp_path / "aq.sqlite"
-    async with running(IMGPROXY_AUTOQUALITY_DATASET=str(path)) as (client, _):
+    async with app_with_service(IMGPROXY_AUTOQUALITY_DATASET=str(path)) as (client, _):
         for _ in range(2):  # the same source, format and bucket: one row
             assert (await client.get(URL.format(method="dssim"))).status_code == 200
         assert (await client.get(URL.format(method="dssim").replace("@webp", "@jpg"))).status_code == 200
@@ -49,7 +35,7 @@ async def test_promotion_is_picked_up_and_a_corrupt_artefact_falls_back(tmp_path
         registry.publish(version, artefact, {"version": version, "sha256": sha256(artefact)})
     (tmp_path / "reg" / "bad" / "model.json").write_bytes(artefact[:-100])  # truncated: digest mismatch
     env = {"IMGPROXY_MODELS_REGISTRY": str(tmp_path / "reg"), "IMGPROXY_MODELS_POLL_INTERVAL": "0.1"}
-    async with running(**env) as (client, service):
+    async with app_with_service(**env) as (client, service):
         first = await client.get(URL.format(method="ml"))
         assert first.status_code == 200 and first.headers["x-cache"] == "MISS"
         assert (await client.get(URL.format(method="ml"))).headers["x-cache"] != "MISS"  # cached
@@ -64,4 +50,5 @@ async def test_promotion_is_picked_up_and_a_corrupt_artefact_falls_back(tmp_path
         await asyncio.sleep(0.3)
         good = await client.get(URL.format(method="ml"))
         assert good.status_code == 200 and good.headers["x-cache"] == "MISS"
-        assert service.quality_models.cache_version() == "good"  # type: ignore[attr-defined]
+        assert service.quality_models is not None
+        assert service.quality_models.cache_version() == "good"

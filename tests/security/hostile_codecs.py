@@ -8,14 +8,13 @@ library update) are left to the fuzz harness (benchmarks/fuzz.py), which seeds t
 
 from __future__ import annotations
 
-import io
 import struct
 from collections.abc import Iterator
-from fractions import Fraction
 from typing import Any
 
 import av
 
+from benchmarks.codec_seeds import encode_clip
 from imgproxy_py.processing import vips
 from tests import codec_samples as samples
 from tests.support import fixture_path
@@ -54,22 +53,15 @@ def jxl_claiming(width: int, height: int) -> bytes:
 
 
 def clip(container: str = "mp4", codec: str = "libx264", frames: int = 10, size: tuple[int, int] = (64, 48)) -> bytes:
-    out = io.BytesIO()
-    with av.open(out, mode="w", format=container) as box:
-        stream: Any = box.add_stream(codec, rate=10, options={"preset": "ultrafast"} if codec == "libx264" else {})
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 10)
+    def flat() -> Iterator[av.VideoFrame]:
         for i in range(frames):
             frame = av.VideoFrame(size[0], size[1], "yuv420p")  # no RGB conversion: fast even at 59 MP
             for plane in frame.planes:
                 plane.update(bytes([(i * 20 + 16) % 256]) * plane.buffer_size)
-            frame.pts = i
-            for packet in stream.encode(frame):
-                box.mux(packet)
-        for packet in stream.encode():
-            box.mux(packet)
-    return out.getvalue()
+            yield frame
+
+    options = {"preset": "ultrafast"} if codec == "libx264" else {}
+    return encode_clip(flat(), size, container, codec, rate=10, options=options)
 
 
 def cases() -> Iterator[tuple[str, bytes, int, str]]:

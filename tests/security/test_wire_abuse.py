@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,45 +52,46 @@ def settled_rss_mb(pid: int, target_mb: int, within: float = 15.0) -> int:
 # --- 1. endless sources ------------------------------------------------------------------
 
 
+def endless_twice_then_rss_settles(
+    origin: Origin, tmp_path: Path, env: dict[str, str], expect: Callable[[httpx.Response], None]
+) -> None:
+    """Ask a fresh server for the endless source twice (``expect`` checks each answer); its RSS must come back."""
+    env = {"IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES": "1", **env}
+    with server(tmp_path, **env) as (base, proc), httpx.Client(base_url=base, timeout=30) as client:
+        assert client.get("/health").status_code == 200
+        baseline = process_rss_mb(proc.pid)
+        if baseline is None:
+            pytest.skip("no /proc/<pid>/status here")
+        for _ in range(2):
+            expect(client.get(f"/insecure/w:10/plain/{origin.url('endless')}"))
+        rss = settled_rss_mb(proc.pid, baseline + RSS_SLACK_MB)
+        assert rss <= baseline + RSS_SLACK_MB, f"RSS {baseline} MB before, {rss} MB after two endless sources"
+        assert proc.poll() is None
+
+
 @pytest.mark.parametrize("malloc", ["jemalloc", "glibc"])
 def test_an_endless_source_is_cut_at_the_default_cap_and_its_memory_returns(
     origin: Origin, tmp_path: Path, malloc: str
 ) -> None:
     if malloc == "jemalloc" and jemalloc_path() is None:
         missing_prerequisite("libjemalloc2 is not installed")
-    env = {"IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES": "1", "IMGPROXY_MALLOC": malloc}
-    with server(tmp_path, **env) as (base, proc), httpx.Client(base_url=base, timeout=30) as client:
-        assert client.get("/health").status_code == 200
-        baseline = process_rss_mb(proc.pid)
-        if baseline is None:
-            pytest.skip("no /proc/<pid>/status here")
-        for _ in range(2):
-            response = client.get(f"/insecure/w:10/plain/{origin.url('endless')}")
-            # Cut at the cap (64 MiB), not at the 5 s download timeout (504) after gigabytes.
-            assert response.status_code == 422, response.text
-            assert response.text == "Source image file is too big"  # imgproxy's text
-        rss = settled_rss_mb(proc.pid, baseline + RSS_SLACK_MB)
-        assert rss <= baseline + RSS_SLACK_MB, f"RSS {baseline} MB before, {rss} MB after two endless sources"
-        assert proc.poll() is None
+
+    def cut_at_the_cap(response: httpx.Response) -> None:
+        # Cut at the cap (64 MiB), not at the 5 s download timeout (504) after gigabytes.
+        assert response.status_code == 422, response.text
+        assert response.text == "Source image file is too big"  # imgproxy's text
+
+    endless_twice_then_rss_settles(origin, tmp_path, {"IMGPROXY_MALLOC": malloc}, cut_at_the_cap)
 
 
 def test_an_uncapped_download_that_times_out_gives_its_memory_back(origin: Origin, tmp_path: Path) -> None:
     """``IMGPROXY_MAX_SRC_FILE_SIZE=0`` (set explicitly: no cap): the partial body is freed with the failure."""
-    env = {
-        "IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES": "1",
-        "IMGPROXY_MAX_SRC_FILE_SIZE": "0",
-        "IMGPROXY_DOWNLOAD_TIMEOUT": "0.5",
-    }
-    with server(tmp_path, **env) as (base, proc), httpx.Client(base_url=base, timeout=30) as client:
-        assert client.get("/health").status_code == 200
-        baseline = process_rss_mb(proc.pid)
-        if baseline is None:
-            pytest.skip("no /proc/<pid>/status here")
-        for _ in range(2):
-            response = client.get(f"/insecure/w:10/plain/{origin.url('endless')}")
-            assert response.status_code == 504, response.text
-        rss = settled_rss_mb(proc.pid, baseline + RSS_SLACK_MB)
-        assert rss <= baseline + RSS_SLACK_MB, f"RSS {baseline} MB before, {rss} MB after two endless sources"
+
+    def timed_out(response: httpx.Response) -> None:
+        assert response.status_code == 504, response.text
+
+    env = {"IMGPROXY_MAX_SRC_FILE_SIZE": "0", "IMGPROXY_DOWNLOAD_TIMEOUT": "0.5"}
+    endless_twice_then_rss_settles(origin, tmp_path, env, timed_out)
 
 
 # --- 2 and 3. request heads, slow and silent connections, descriptors --------------------------
