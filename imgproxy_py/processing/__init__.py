@@ -176,7 +176,7 @@ def process(
         try:
             return _video_still(data, container, po, config, client, deadline)
         except (vips.Error, UnicodeDecodeError) as exc:
-            raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None
+            raise _broken(exc) from None
     if source_format is None or source_format not in LOADABLE:
         raise InvalidImageError("source image type is not supported")
     try:
@@ -207,11 +207,18 @@ def process(
             quality_hints,
         )
     except (vips.Error, UnicodeDecodeError) as exc:
-        # pyvips decodes libvips' messages and field names as UTF-8; a hostile file can put
-        # other bytes there, and then the decode fails instead of the libvips call.
-        # The detail comes from libvips' global error buffer (possibly another thread's):
-        # it is logged by the caller, never branched on, never shown to the client.
-        raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None
+        raise _broken(exc) from None
+
+
+def _broken(exc: Exception) -> BrokenImageError:
+    """A libvips failure as the client's 422.
+
+    pyvips decodes libvips' messages and field names as UTF-8; a hostile file can put other
+    bytes there, and then the decode fails instead of the libvips call. The detail comes from
+    libvips' global error buffer (possibly another thread's): it is logged by the caller, never
+    branched on, never shown to the client.
+    """
+    return BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}")
 
 
 def process_stream(
@@ -252,7 +259,7 @@ def process_stream(
             stream=stream,
         )
     except (vips.Error, UnicodeDecodeError) as exc:
-        raise BrokenImageError(f"libvips: {str(exc).splitlines()[0][:200]}") from None
+        raise _broken(exc) from None
     finally:
         stream.close()  # libvips holds its own duplicate of the descriptor while an image needs it
 
