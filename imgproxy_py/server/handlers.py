@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast, overload
 
@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from imgproxy_py import keys, processing
+from imgproxy_py import keys
 from imgproxy_py.analysis.features import FeatureRecord, source_digest
 from imgproxy_py.cache.base import CacheEntry
 from imgproxy_py.cache.singleflight import SingleFlight
@@ -37,10 +37,9 @@ from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import GravityType, ProcessingOptions, ResizingType
 from imgproxy_py.options.parser import ClientHints, ParsedURL, Parser, split_signature
-from imgproxy_py.processing import ProcessResult, streamed
-from imgproxy_py.processing.faces import NO_FACES, FaceOptions
+from imgproxy_py.processing import NOTHING_KNOWN, Job, Known, Processor, ProcessResult, streamed
+from imgproxy_py.processing.faces import NO_FACE_ANALYSER, FaceAnalyser
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
-from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.quality_model.dataset import DatasetWriter, dataset_row
 from imgproxy_py.security import verify_signature
@@ -106,15 +105,14 @@ class ImageService:
     parser: Parser
     sources: SourceRegistry
     workers: WorkerPool
-    processing: processing.ProcessingConfig
+    processing: Processor
     settings_fingerprint: str
-    intermediates: IntermediateCache | None = None
     cache: TieredCache | None = None
     lock: CrossProcessLock | None = None
     flights: SingleFlight[Outcome] = field(default_factory=SingleFlight)
     fetches: SingleFlight[SourceImage] = field(default_factory=SingleFlight)
     metrics: Metrics | None = None
-    faces: FaceOptions = NO_FACES  # the face detector (None when not installed) and its settings
+    faces: FaceAnalyser = NO_FACE_ANALYSER  # the face detector (None when not installed) and its settings
     features: FeatureStore | None = None
     experiments: Experiments | None = None
     quality_models: QualityModelTracker | None = None  # aq:ml: the serving version, metrics, drift
@@ -211,7 +209,8 @@ class ImageService:
         client_key = client.key()
         variant = f"{client_key}|x:{parsed.experiment}" if parsed.experiment else client_key
         if self.quality_models is not None and (
-            po.autoquality.method == "ml" or (not po.autoquality.method and self.processing.autoquality.method == "ml")
+            po.autoquality.method == "ml"
+            or (not po.autoquality.method and self.processing.config.autoquality.method == "ml")
         ):
             variant += f"|m:{self.quality_models.cache_version()}"  # a promotion changes aq:ml results' keys
         key = self._keys.get((memo_key, variant))
@@ -337,19 +336,8 @@ class ImageService:
             if self._skips_transform(req, etag):
                 return NotModified(cast(str, etag), last_modified)  # without a cache, skip the transform entirely
             source_id, record = await self._read_features(req.po, image.data)
-            faces = self.faces
-            if record is not None and record.faces is not None:
-                faces = dataclasses.replace(faces, known=record.faces)
-            result = await self._transform(
-                slot,
-                processing.process,
-                image.data,
-                req,
-                deadline,
-                f"{req.source_url}\x00{version}",
-                faces,
-                record.qualities if record is not None else None,
-            )
+            known = Known(record.faces, record.qualities) if record is not None else NOTHING_KNOWN
+            result = await self._transform(slot, image.data, req, deadline, f"{req.source_url}\x00{version}", known)
             self._learnt(result, source_id, record)
             if result.samples and self.dataset is not None:
                 digest = source_id or source_digest(image.data)
@@ -388,9 +376,7 @@ class ImageService:
                     last_modified = meta.last_modified if self.settings.server.use_last_modified else None
                     return NotModified(cast(str, etag), last_modified)
             source_key = f"{req.source_url}\x00{validator}" if validator is not None else None
-            result = await self._transform(
-                slot, processing.process_stream, stream, req, deadline, source_key, self.faces
-            )
+            result = await self._transform(slot, stream, req, deadline, source_key)
             self._learnt(result, None, None)  # counts a detection; nothing is stored without the bytes' digest
             if (result.ml or result.searched) and self.quality_models is not None:
                 self.quality_models.observe(result.ml, result.searched)
@@ -427,32 +413,19 @@ class ImageService:
     async def _transform(
         self,
         slot: Slot,
-        fn: Callable[..., ProcessResult],
-        data: object,
+        source: bytes | StreamedInput,
         req: Request_,
         deadline: float,
         source_key: str | None,
-        faces: FaceOptions = NO_FACES,
-        quality_hints: Mapping[str, int] | None = None,
+        known: Known = NOTHING_KNOWN,
     ) -> ProcessResult:
         metrics = self.metrics
         if metrics is not None:
             metrics.images_in_progress.inc()
         try:
             with span("processing_image"):
-                result = await self.workers.run(
-                    slot,
-                    fn,
-                    data,
-                    req.po,
-                    self.processing,
-                    req.client,
-                    deadline,
-                    source_key,
-                    self.intermediates,
-                    faces,
-                    quality_hints,
-                )
+                job = Job(source, req.po, req.client, deadline, source_key, known)
+                result = await self.workers.run(slot, self.processing.process, job)
         finally:
             if metrics is not None:
                 metrics.images_in_progress.dec()
@@ -478,7 +451,7 @@ class ImageService:
 
     def _wants_analysis(self, po: ProcessingOptions) -> bool:
         """Whether this request may use stored analysis: faces for a crop or an overlay, or aq/best."""
-        config = self.processing
+        config = self.processing.config
         may_crop = (
             po.resizing_type in (ResizingType.FILL, ResizingType.FILL_DOWN, ResizingType.AUTO)
             or po.crop.width > 0

@@ -42,9 +42,9 @@ from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import split_signature
 from imgproxy_py.options.presets import split_option
 from imgproxy_py.options.source_url import URLRewriter, decode_source
-from imgproxy_py.processing.faces import NO_FACES, FaceOptions, detect_in_source
+from imgproxy_py.processing import Processor
+from imgproxy_py.processing.faces import NO_FACE_ANALYSER, FaceAnalyser
 from imgproxy_py.processing.geometry import orientation_to_angle_flip
-from imgproxy_py.processing.info import info_json
 from imgproxy_py.security import verify_signature
 from imgproxy_py.server.features import FeatureStore
 from imgproxy_py.server.responses import SECURITY_HEADERS, error_response, validator_headers
@@ -87,12 +87,13 @@ class InfoService:
     settings: Settings
     sources: SourceRegistry
     workers: WorkerPool
+    processor: Processor  # describe() and detect_faces() run on a worker thread
     settings_fingerprint: str
     cache: TieredCache | None = None
     fetches: SingleFlight[SourceImage] = field(default_factory=SingleFlight)  # share the image service's
     flights: SingleFlight[_NotModified | _Produced] = field(default_factory=SingleFlight)
     _rewriter: URLRewriter | None = None
-    faces: FaceOptions = NO_FACES
+    faces: FaceAnalyser = NO_FACE_ANALYSER
     features: FeatureStore | None = None
 
     async def handle(self, request: Request) -> Response:
@@ -174,14 +175,7 @@ class InfoService:
                     and keys.etag_matches(req.if_none_match, etag)
                 ):
                     return _NotModified(etag, last_modified)  # without a cache, skip the computation
-                body = await self.workers.run(
-                    slot,
-                    info_json,
-                    image.data,
-                    settings.security.max_src_resolution,
-                    settings.processing.video_thumbnails,
-                    settings.processing.max_video_duration,
-                )
+                body = await self.workers.run(slot, self.processor.describe, image.data)
                 body = await self._with_features(slot, image.data, body)
             now = time.time()
             fresh_for = float(settings.cache.ttl)
@@ -212,7 +206,7 @@ class InfoService:
         faces = record.faces if record is not None else None
         detected = False
         if faces is None and self.faces.detector is not None:
-            faces = await self.workers.run(slot, detect_in_source, data, self.faces)
+            faces = await self.workers.run(slot, self.processor.detect_faces, data)
             detected = True
         if faces is None:
             return body

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from imgproxy_py.processing import vips
-from imgproxy_py.processing.info import hamming
+from imgproxy_py.processing.describe import hamming
 from imgproxy_py.security import compute_signature
 from tests.conftest import ClientFactory
 from tests.support import Origin, fixture_path
