@@ -34,14 +34,27 @@ from imgproxy_py.settings.names import UNSUPPORTED, config_warnings
 from imgproxy_py.settings.observability import ObservabilitySettings
 from imgproxy_py.settings.options import OptionSettings
 from imgproxy_py.settings.processing import ProcessingSettings
-from imgproxy_py.settings.security import DEFAULT_MAX_SRC_FILE_SIZE, SecuritySettings
+from imgproxy_py.settings.security import (
+    DEFAULT_MAX_ANIMATION_FRAME_RESOLUTION,
+    DEFAULT_MAX_ANIMATION_FRAMES,
+    DEFAULT_MAX_RESULT_DIMENSION,
+    DEFAULT_MAX_RESULT_RESOLUTION,
+    DEFAULT_MAX_SRC_FILE_SIZE,
+    DEFAULT_MAX_SRC_RESOLUTION,
+    SecuritySettings,
+)
 from imgproxy_py.settings.server import ServerSettings, is_loopback_host
 from imgproxy_py.settings.sources import S3Settings, SourceSettings
 from imgproxy_py.settings.watermark import WatermarkSettings
 from imgproxy_py.settings.workers import WorkerSettings
 
 __all__ = [
+    "DEFAULT_MAX_ANIMATION_FRAMES",
+    "DEFAULT_MAX_ANIMATION_FRAME_RESOLUTION",
+    "DEFAULT_MAX_RESULT_DIMENSION",
+    "DEFAULT_MAX_RESULT_RESOLUTION",
     "DEFAULT_MAX_SRC_FILE_SIZE",
+    "DEFAULT_MAX_SRC_RESOLUTION",
     "UNSUPPORTED",
     "AnalysisSettings",
     "CacheSettings",
