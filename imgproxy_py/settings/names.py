@@ -5,6 +5,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 
+# imgproxy settings this server does not implement (imgproxy's docs, configuration/options).
+# Setting one warns "not supported" instead of being silently ignored. A name that some
+# part of this server reads through _Env is known and never reported, even if listed here.
 UNSUPPORTED = frozenset(
     {
         "IMGPROXY_READ_TIMEOUT",
