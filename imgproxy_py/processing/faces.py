@@ -31,7 +31,7 @@ class FaceAnalyser:
     ``Analysers`` (processing/analysers.py). ``detector`` None: not installed or off."""
 
     detector: Detector | None = None
-    size: int = 512  # IMGPROXY_DETECTION_SIZE: the side the detector looks at
+    size: int = 512  # IMGPROXY_FACE_DETECTION_SIZE: the side the detector looks at
     keep_whole: bool = True  # IMGPROXY_KEEP_FACES_WHOLE
 
 

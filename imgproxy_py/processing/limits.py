@@ -11,19 +11,28 @@ from dataclasses import dataclass, replace
 
 from imgproxy_py.errors import InvalidImageError, SourceResolutionError
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.settings import SecuritySettings
+from imgproxy_py.settings.security import (
+    DEFAULT_MAX_ANIMATION_FRAME_RESOLUTION,
+    DEFAULT_MAX_ANIMATION_FRAMES,
+    DEFAULT_MAX_RESULT_DIMENSION,
+    DEFAULT_MAX_RESULT_RESOLUTION,
+    DEFAULT_MAX_SRC_FILE_SIZE,
+    DEFAULT_MAX_SRC_RESOLUTION,
+    SecuritySettings,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Every source and result limit, in one object: the processor and the server's fetch read it."""
 
-    max_src_resolution: int = 50_000_000  # pixels (all frames together)
-    max_src_file_size: int = 0  # bytes; ≤0: no limit (enforced by the fetch)
-    max_animation_frames: int = 100
-    max_animation_frame_resolution: int = 0  # pixels per frame; 0: use max_src_resolution for the sum
-    max_result_dimension: int = 0  # pixels; ≤0: no limit
-    max_result_resolution: int = 100_000_000  # pixels of a result (all frames); larger is refused, 422
+    # The defaults are the settings' (written once, in settings/security.py).
+    max_src_resolution: int = DEFAULT_MAX_SRC_RESOLUTION  # pixels (all frames together)
+    max_src_file_size: int = DEFAULT_MAX_SRC_FILE_SIZE  # bytes; ≤0: no limit (enforced by the fetch)
+    max_animation_frames: int = DEFAULT_MAX_ANIMATION_FRAMES
+    max_animation_frame_resolution: int = DEFAULT_MAX_ANIMATION_FRAME_RESOLUTION  # per frame; 0: frames sum
+    max_result_dimension: int = DEFAULT_MAX_RESULT_DIMENSION  # pixels; ≤0: no limit
+    max_result_resolution: int = DEFAULT_MAX_RESULT_RESOLUTION  # pixels of a result (all frames); over: 422
 
     @classmethod
     def from_settings(cls, security: SecuritySettings) -> Limits:

@@ -19,8 +19,9 @@ from imgproxy_py.options.model import Gravity, GravityType, ProcessingOptions, W
 from imgproxy_py.processing import ico, vips
 from imgproxy_py.processing.geometry import calc_position, calc_scale, round_even, scale_even, scale_int
 from imgproxy_py.settings import WatermarkSettings
+from imgproxy_py.settings.security import DEFAULT_MAX_SRC_RESOLUTION
 
-_MAX_PIXELS = 50_000_000
+_MAX_PIXELS = DEFAULT_MAX_SRC_RESOLUTION  # a watermark is a small image: the default source limit
 _DECODABLE = frozenset({ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.GIF})
 _DECODABLE |= {ImageFormat.TIFF, ImageFormat.HEIC, ImageFormat.SVG, ImageFormat.ICO}
 
