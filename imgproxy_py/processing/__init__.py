@@ -7,7 +7,7 @@ output.py (format candidates, auto-quality, encode). See the README's layer map.
 from __future__ import annotations
 
 from imgproxy_py.processing.analysers import NO_ANALYSERS, Analysers
-from imgproxy_py.processing.config import ProcessingConfig
+from imgproxy_py.processing.configuration import ProcessingConfig
 from imgproxy_py.processing.job import NOTHING_KNOWN, Job, Known
 from imgproxy_py.processing.limits import Limits
 from imgproxy_py.processing.output import ProcessResult

@@ -15,7 +15,7 @@ from imgproxy_py.imagetype import SAVABLE, ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.processing import aqfeatures, codecs, vips
 from imgproxy_py.processing import external as external_codec
-from imgproxy_py.processing.config import ProcessingConfig
+from imgproxy_py.processing.configuration import ProcessingConfig
 from imgproxy_py.processing.context import _frame_height
 from imgproxy_py.processing.encode import encode, encode_to_fit, resolve_quality
 from imgproxy_py.processing.format_choice import ClientFormats

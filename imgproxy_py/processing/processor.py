@@ -21,7 +21,7 @@ from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.processing import animation, codecs, describe, ico, pipeline, svg, vips
 from imgproxy_py.processing import external as external_codec
 from imgproxy_py.processing.analysers import NO_ANALYSERS, Analysers
-from imgproxy_py.processing.config import ProcessingConfig
+from imgproxy_py.processing.configuration import ProcessingConfig
 from imgproxy_py.processing.context import PipelineContext, _frame_height
 from imgproxy_py.processing.faces import FaceAnalyser, FaceTrack, detect_in_source
 from imgproxy_py.processing.format_choice import choose_format
