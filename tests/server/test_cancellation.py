@@ -12,7 +12,7 @@ import pytest
 from starlette.applications import Starlette
 
 from imgproxy_py.server.app import create_app
-from imgproxy_py.server.handlers import ImageService
+from imgproxy_py.server.image_endpoint import ImageEndpoint
 from tests.conftest import make_settings
 from tests.support import fixture_path, http_scope
 
@@ -28,7 +28,7 @@ SMALL = f"/_/rs:fit:100:100/plain/local:///{PHOTO}"
 
 
 @asynccontextmanager
-async def running_app(**env: str) -> AsyncIterator[tuple[Starlette, ImageService]]:
+async def running_app(**env: str) -> AsyncIterator[tuple[Starlette, ImageEndpoint]]:
     fixture_path(PHOTO)
     app = create_app(make_settings(**env))
     async with app.router.lifespan_context(app):
@@ -57,9 +57,9 @@ async def call(app: Starlette, path: str, disconnect_after: float | None = None)
     return sent
 
 
-async def wait_idle(service: ImageService, within: float) -> float:
+async def wait_idle(service: ImageEndpoint, within: float) -> float:
     started = time.monotonic()
-    while service.workers.busy and time.monotonic() - started < within:
+    while service.flow.workers.busy and time.monotonic() - started < within:
         await asyncio.sleep(0.02)
     return time.monotonic() - started
 
@@ -81,7 +81,7 @@ async def test_a_client_disconnect_stops_the_transform() -> None:
         assert time.monotonic() - started < 4  # uncancelled: over 10 s
         assert sent == [] or sent[0]["status"] == 499
         assert await wait_idle(service, within=15) < 3  # libvips was killed, not left to finish
-        assert service.transforms == 0
+        assert service.images.transforms == 0
 
 
 async def test_the_deadline_kills_libvips_and_answers_503() -> None:
@@ -113,4 +113,4 @@ async def test_one_of_two_waiters_leaving_does_not_cancel_the_other() -> None:
         await leaver
         sent = await stayer
         assert sent[0]["status"] == 200
-        assert service.transforms == 1
+        assert service.images.transforms == 1

@@ -261,7 +261,7 @@ async def test_phash_over_http_is_stable_under_reencoding(client_factory: Client
 async def test_info_shares_the_image_endpoints_machinery(client: httpx.AsyncClient) -> None:
     app = client._transport.app  # type: ignore[attr-defined]
     info, images = app.state.info, app.state.service
-    assert info.workers is images.workers and info.fetches is images.fetches and info.cache is images.cache
+    assert info.flow is images.flow  # one flow: the same workers, shared downloads, cache and lock
 
 
 async def test_video_info_and_still_through_the_app(tmp_path: Path, client_factory: ClientFactory) -> None:
