@@ -29,6 +29,7 @@ from imgproxy_py.analysis.features import FeatureRecord, source_digest
 from imgproxy_py.analysis.focus import turned
 from imgproxy_py.cache.base import CacheEntry
 from imgproxy_py.errors import ImgproxyError, InvalidOptionError, InvalidURLError
+from imgproxy_py.observability import span
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import Parser, split_signature
 from imgproxy_py.processing.faces import NO_FACES, FaceOptions, detect_in_source
@@ -93,15 +94,16 @@ class InfoStrategy:
         last_modified = flow.last_modified(image.last_modified)
         if flow.skips_work(req, etag):
             return NotModified(cast(str, etag), last_modified)  # without a cache, skip the computation
-        body = await flow.workers.run(
-            slot,
-            info_json,
-            image.data,
-            flow.limits.for_request(req.po).max_src_resolution,
-            self.video_thumbnails,
-            self.max_video_duration,
-        )
-        body = await self._with_features(slot, image.data, body)
+        with span("processing_image"):
+            body = await flow.workers.run(
+                slot,
+                info_json,
+                image.data,
+                flow.limits.for_request(req.po).max_src_resolution,
+                self.video_thumbnails,
+                self.max_video_duration,
+            )
+            body = await self._with_features(slot, image.data, body)
         return Produced(flow.entry(req, body, INFO_FORMAT, etag, last_modified))
 
     async def _with_features(self, slot: Slot, data: bytes, body: bytes) -> bytes:

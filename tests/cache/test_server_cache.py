@@ -172,3 +172,15 @@ async def test_requests_keep_succeeding_when_redis_dies_mid_run(redis_server: Re
             statuses.append(response.status_code)
         assert statuses == [200] * len(urls)
         assert slowest < 2.0
+
+
+async def test_info_takes_the_cross_process_lock(redis_server: RedisServer, origin: Origin) -> None:
+    """Two processes (here two apps) sharing Redis compute one document for a cold key, as for images."""
+    origin.delay = 0.4
+    url = f"/_/info/plain/{origin.url(PHOTO)}"
+    env = {"IMGPROXY_CACHE_REDIS_URL": redis_server.url, "IMGPROXY_CACHE_TIMEOUT": "3"}
+    async with app_with_service(**env) as (a, _), app_with_service(**env) as (b, _):
+        responses = await asyncio.gather(*(c.get(url) for c in (a, b, a, b)))
+    assert [r.status_code for r in responses] == [200] * 4
+    assert sorted(r.headers["x-cache"] for r in responses) == ["HIT-COALESCED"] * 3 + ["MISS"]
+    assert len(origin.requests) == 1  # without the lock each process fetched the source

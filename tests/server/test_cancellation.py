@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -14,7 +13,8 @@ from starlette.applications import Starlette
 from imgproxy_py.server.app import create_app
 from imgproxy_py.server.image_endpoint import ImageEndpoint
 from tests.conftest import make_settings
-from tests.support import fixture_path, http_scope
+from tests.support import asgi_call as call
+from tests.support import fixture_path
 
 PHOTO = "2569067123_aca715a2ee_o.jpg"
 HEAVY = f"/_/rs:fit:9000:9000/el:1/q:95/plain/local:///{PHOTO}"  # several seconds of encoding
@@ -33,28 +33,6 @@ async def running_app(**env: str) -> AsyncIterator[tuple[Starlette, ImageEndpoin
     app = create_app(make_settings(**env))
     async with app.router.lifespan_context(app):
         yield app, app.state.service
-
-
-async def call(app: Starlette, path: str, disconnect_after: float | None = None) -> list[dict[str, Any]]:
-    scope = http_scope(path.encode())
-    sent: list[dict[str, Any]] = []
-    first = True
-
-    async def receive() -> dict[str, Any]:
-        nonlocal first
-        if first:
-            first = False
-            return {"type": "http.request", "body": b"", "more_body": False}
-        if disconnect_after is None:
-            await asyncio.Event().wait()
-        await asyncio.sleep(disconnect_after or 0)
-        return {"type": "http.disconnect"}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(dict(message))
-
-    await app(scope, receive, send)
-    return sent
 
 
 async def wait_idle(service: ImageEndpoint, within: float) -> float:

@@ -89,11 +89,33 @@ async def test_png_and_local_sources_stream_too(
     (tmp_path / "big.jpg").write_bytes(files["big.jpg"])
     # rs:fit: a crop would ask the feature store for faces, and that reads the source whole
     local = "/_/rs:fit:200:200/f:jpg/plain/local:///big.jpg"
-    (streamed, buffered), (on, _) = await _get_both(local, IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(tmp_path))
+    # a local file streams from IMGPROXY_STREAM_LOCAL_MIN_SIZE on (this one is exactly that large)
+    threshold = str(len(files["big.jpg"]))
+    (streamed, buffered), (on, _) = await _get_both(
+        local, IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(tmp_path), IMGPROXY_STREAM_LOCAL_MIN_SIZE=threshold
+    )
     assert streamed.status_code == 200 and size_of(streamed.content)[0] == 200
     assert size_of(streamed.content) == size_of(buffered.content)
     _same_image(streamed.content, buffered.content)
     assert 0 < on.images.peak_stream_bytes <= BOUND
+
+
+async def test_small_local_files_are_read_whole(files: dict[str, bytes], tmp_path: Path) -> None:
+    """Below IMGPROXY_STREAM_LOCAL_MIN_SIZE streaming a local file gains nothing: it is read whole."""
+    (tmp_path / "big.jpg").write_bytes(files["big.jpg"])
+    (tmp_path / "small.jpg").write_bytes(photo(800, 600).jpegsave_buffer(Q=85))
+    root = str(tmp_path)
+    threshold = str(len(files["big.jpg"]))
+    async with service_client(IMGPROXY_LOCAL_FILESYSTEM_ROOT=root, IMGPROXY_STREAM_LOCAL_MIN_SIZE=threshold) as (
+        client,
+        service,
+    ):
+        small = await client.get("/_/rs:fit:200:200/f:jpg/plain/local:///small.jpg")
+        assert small.status_code == 200 and size_of(small.content) == (200, 150)
+        assert service.images.peak_stream_bytes == 0  # read whole
+        big = await client.get("/_/rs:fit:200:200/f:jpg/plain/local:///big.jpg")
+        assert big.status_code == 200 and size_of(big.content)[0] == 200
+        assert 0 < service.images.peak_stream_bytes <= BOUND  # the large one streamed
 
 
 async def test_sources_that_cannot_stream_are_buffered_transparently(origin: ThrottledOrigin) -> None:
