@@ -34,6 +34,7 @@ from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.quality_model.dataset import DatasetWriter, dataset_row
 from imgproxy_py.server.features import FeatureStore
 from imgproxy_py.server.flow import NotModified, Outcome, Produced, ResultFlow, Work
+from imgproxy_py.server.memo import LRU
 from imgproxy_py.server.quality_models import QualityModelTracker
 from imgproxy_py.server.resolver import ImageRequest, ImageResolver
 from imgproxy_py.server.responder import Responder
@@ -83,6 +84,7 @@ class ImageStrategy:
         self.detections = 0  # images the face detector ran on in this process
         self.peak_stream_bytes = 0  # the most source bytes one streamed request held between download and decoder
         self._streaming: dict[str, Share] = {}  # source URLs being streamed
+        self._local_sizes: LRU[str, bool] = LRU(8192)  # local URL → at least stream_local_min_size
 
     async def compute(self, req: ImageRequest, work: Work) -> Outcome:
         flow = self.flow
@@ -161,12 +163,19 @@ class ImageStrategy:
         )
 
     def _large_local(self, source: LocalSource, url: str) -> bool:
+        """Whether a local file is large enough to stream, remembered per URL: the ``stat`` (and the
+        path resolution's lstat calls) would otherwise run on the event loop for every miss. A file
+        that changes size later is only streamed or read whole by a stale guess: the result is the same."""
         if self.stream_local_min_size <= 0:
             return True
-        try:
-            return os.stat(source.resolve(url)).st_size >= self.stream_local_min_size
-        except (OSError, ImgproxyError):
-            return False  # the whole read reports the error
+        large = self._local_sizes.get(url)
+        if large is None:
+            try:
+                large = os.stat(source.resolve(url)).st_size >= self.stream_local_min_size
+            except (OSError, ImgproxyError):
+                return False  # the whole read reports the error
+            self._local_sizes.put(url, large)
+        return large
 
     async def _stream(
         self, req: ImageRequest, source: StreamingSource, work: Work, slot: Slot

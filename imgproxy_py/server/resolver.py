@@ -36,7 +36,6 @@ class ImageRequest:
     source_url: str
     client: ClientFormats
     key: str
-    vary: str | None
     if_none_match: str | None
     experiment: str = ""  # "name=arm" when an experiment applies (X-Experiment, access log, metrics)
     variant: str = ""  # the client's format key plus the arm (and aq:ml's model): part of the cache key and ETag
@@ -74,6 +73,7 @@ class ImageResolver:
         self.experiments = experiments
         self.quality_models = quality_models
         self._paths: LRU[str, _Path] = LRU(8192)
+        self._client_hints = settings.options.client_hints
 
     def resolve(self, scope: Scope) -> ImageRequest:
         """Verify and parse the path (or take both from the memo); raises the request's 4xx."""
@@ -92,7 +92,7 @@ class ImageResolver:
 
     def _memo_key(self, scope: Scope) -> tuple[str, ClientHints | None]:
         raw = raw_path(scope)
-        if not self.settings.options.client_hints:
+        if not self._client_hints:
             return raw, None
         hints = ClientHints.from_headers(
             header(scope, b"sec-ch-dpr") or header(scope, b"dpr"),
@@ -152,7 +152,6 @@ class ImageResolver:
             source_url=parsed.source_url,
             client=client,
             key=known[1],
-            vary=self.settings.options.vary,
             if_none_match=header(scope, b"if-none-match"),
             experiment=parsed.experiment,
             variant=known[0],
