@@ -181,7 +181,7 @@ class ResultFlow:
         try:
             for _ in range(2):
                 outcome, shared = await self.flights.do(req.key, lambda: self._produce(req, strategy, deadline))
-                if isinstance(outcome, NotModified) and not _matches(req, outcome.etag):
+                if isinstance(outcome, NotModified) and not etag_matches(req, outcome.etag):
                     continue  # the leader's own 304 is no answer for a waiter without that ETag
                 return self._answer(req, responder, outcome, shared)
             raise RuntimeError("could not produce the result")  # pragma: no cover - needs two 304 races
@@ -248,7 +248,7 @@ class ResultFlow:
 
     def skips_work(self, req: Resolved, etag: str | None) -> bool:
         """Without a cache to fill, a request whose If-None-Match already matches needs no work."""
-        return self.cache is None and etag is not None and _matches(req, etag)
+        return self.cache is None and etag is not None and etag_matches(req, etag)
 
     def entry(self, req: Resolved, data: bytes, fmt: str, etag: str | None, last_modified: str | None) -> CacheEntry:
         """A computed result with its freshness (IMGPROXY_CACHE_TTL, shortened by the URL's expires)."""
@@ -270,7 +270,8 @@ class ResultFlow:
         await self.fetches.aclose()
 
 
-def _matches(req: Resolved, etag: str) -> bool:
+def etag_matches(req: Resolved, etag: str) -> bool:
+    """The request's If-None-Match names ``etag``."""
     return bool(req.if_none_match) and keys.etag_matches(req.if_none_match or "", etag)
 
 

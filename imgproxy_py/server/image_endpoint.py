@@ -33,7 +33,7 @@ from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.quality_model.dataset import DatasetWriter, dataset_row
 from imgproxy_py.server.features import FeatureStore
-from imgproxy_py.server.flow import NotModified, Outcome, Produced, ResultFlow, Work
+from imgproxy_py.server.flow import NotModified, Outcome, Produced, ResultFlow, Work, etag_matches
 from imgproxy_py.server.memo import LRU
 from imgproxy_py.server.quality_models import QualityModelTracker
 from imgproxy_py.server.resolver import ImageRequest, ImageResolver
@@ -197,7 +197,7 @@ class ImageStrategy:
             return result
 
         share = self._streaming[req.source_url] = Share()
-        token = processing_token(work.deadline)
+        token = _token(work.deadline)
         try:
             # the span covers the processing too (processing_image, nested): they overlap
             with span("downloading_source_image"):
@@ -323,7 +323,7 @@ class ImageStrategy:
         self.features.save_later(digest, learnt, record)
 
 
-def processing_token(deadline: float) -> CancelToken:
+def _token(deadline: float) -> CancelToken:
     """The cancel token the flow set for this task (a fresh one outside a flow)."""
     return current_token.get() or CancelToken(deadline=deadline)
 
@@ -348,13 +348,9 @@ class RawStrategy:
         fmt = sniff(image.data)
         etag = flow.etag(req, "raw", keys.source_version(image.etag, image.last_modified, image.data))
         last_modified = flow.last_modified(image.last_modified)
-        if etag and _matches(req, etag):
+        if etag and etag_matches(req, etag):
             return NotModified(etag, last_modified)
         return Produced(flow.entry(req, image.data, fmt.value if fmt is not None else "", etag, last_modified))
-
-
-def _matches(req: ImageRequest, etag: str) -> bool:
-    return bool(req.if_none_match) and keys.etag_matches(cast(str, req.if_none_match), etag)
 
 
 class ImageEndpoint:
