@@ -241,7 +241,7 @@ class ResultFlow:
         """The result's ETag: the options, the variant, the source's version and the settings."""
         if not self._use_etag:
             return None
-        return keys.etag_for(keys.result_digest(req.po, variant, req.source_url, version, self.fingerprint))
+        return keys.etag_for(keys.result_digest(req.options_text, variant, req.source_url, version, self.fingerprint))
 
     def last_modified(self, value: str | None) -> str | None:
         return value if self._use_last_modified else None

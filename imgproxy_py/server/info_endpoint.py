@@ -56,6 +56,7 @@ class InfoRequest:
     source_url: str
     key: str
     if_none_match: str | None
+    options_text: str  # po.canonical()
     experiment: str = ""  # experiments do not apply to /info
 
 
@@ -174,8 +175,9 @@ class InfoEndpoint:
         signature, signed, path = split_info_path(raw_path(scope), settings.server.path_prefix)
         verify_signature(settings.security, signature, signed)
         po, source_url = parse_info_path(self.parser, path)
-        key = keys.cache_key(po, INFO_NAMESPACE, source_url, self.flow.fingerprint)
-        return InfoRequest(po, source_url, key, header(scope, b"if-none-match"))
+        text = po.canonical()
+        key = keys.cache_key(text, INFO_NAMESPACE, source_url, self.flow.fingerprint)
+        return InfoRequest(po, source_url, key, header(scope, b"if-none-match"), text)
 
 
 def split_info_path(raw_path: str, prefix: str = "") -> tuple[str, str, str]:

@@ -37,6 +37,7 @@ class ImageRequest:
     client: ClientFormats
     key: str
     if_none_match: str | None
+    options_text: str  # po.canonical(), once per path: the cache key and the ETag digest it
     experiment: str = ""  # "name=arm" when an experiment applies (X-Experiment, access log, metrics)
     variant: str = ""  # the client's format key plus the arm (and aq:ml's model): part of the cache key and ETag
 
@@ -46,6 +47,7 @@ class _Path:
     """One verified, parsed path and what follows from it alone."""
 
     parsed: ParsedURL
+    options_text: str  # parsed.options.canonical(): digested by the cache key and the ETag
     negotiates: bool  # the result's format depends on the Accept header
     ml: bool  # aq:ml: the serving model version is part of the key
     lost_version: bool  # a plain s3:// source without '?': a request query may have eaten its versionId
@@ -112,6 +114,7 @@ class ImageResolver:
         method = po.autoquality.method
         return _Path(
             parsed=parsed,
+            options_text=po.canonical(),
             negotiates=po.format is None or opts.enforce_webp or opts.enforce_avif or opts.enforce_jxl,
             ml=self.quality_models is not None
             and (method == "ml" or (not method and self.default_autoquality == "ml")),
@@ -145,7 +148,7 @@ class ImageResolver:
             variant = f"{client_key}|x:{parsed.experiment}" if parsed.experiment else client_key
             if model:
                 variant += f"|m:{model}"
-            known = (variant, keys.cache_key(parsed.options, variant, parsed.source_url, self.fingerprint), model)
+            known = (variant, keys.cache_key(path.options_text, variant, parsed.source_url, self.fingerprint), model)
             path.keys[client_key] = known
         return ImageRequest(
             po=parsed.options,
@@ -155,6 +158,7 @@ class ImageResolver:
             if_none_match=header(scope, b"if-none-match"),
             experiment=parsed.experiment,
             variant=known[0],
+            options_text=path.options_text,
         )
 
 

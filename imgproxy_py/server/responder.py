@@ -43,6 +43,10 @@ class Resolved(Protocol):
     def if_none_match(self) -> str | None: ...
     @property
     def experiment(self) -> str: ...
+    @property
+    def options_text(self) -> str:
+        """``po.canonical()``, computed once (the cache key and the ETag both digest it)."""
+        ...
 
 
 # (entry, request, headers so far) → every header of the 200
