@@ -39,7 +39,7 @@ from imgproxy_py.s3conn import S3Target
 from imgproxy_py.security import SourcePolicy
 from imgproxy_py.server.admin import purge_endpoint
 from imgproxy_py.server.face_models import monitored
-from imgproxy_py.server.features import FeatureStore
+from imgproxy_py.server.feature_store import FeatureStore
 from imgproxy_py.server.flow import ResultFlow
 from imgproxy_py.server.health import health_endpoint
 from imgproxy_py.server.hits import ServeMemoryHits

@@ -32,7 +32,7 @@ from imgproxy_py.processing.faces import NO_FACES, FaceOptions
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.quality_model.dataset import DatasetWriter, dataset_row
-from imgproxy_py.server.features import FeatureStore
+from imgproxy_py.server.feature_store import FeatureStore
 from imgproxy_py.server.flow import NotModified, Outcome, Produced, ResultFlow, Work, etag_matches
 from imgproxy_py.server.memo import LRU
 from imgproxy_py.server.quality_models import QualityModelTracker

@@ -36,7 +36,7 @@ from imgproxy_py.processing.faces import NO_FACES, FaceOptions, detect_in_source
 from imgproxy_py.processing.geometry import orientation_to_angle_flip
 from imgproxy_py.processing.info import info_json
 from imgproxy_py.security import verify_signature
-from imgproxy_py.server.features import FeatureStore
+from imgproxy_py.server.feature_store import FeatureStore
 from imgproxy_py.server.flow import NotModified, Outcome, Produced, ResultFlow, Work
 from imgproxy_py.server.responder import Resolved, Responder
 from imgproxy_py.server.responses import SECURITY_HEADERS
