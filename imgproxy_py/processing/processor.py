@@ -133,11 +133,14 @@ class Processor:
         except (vips.Error, UnicodeDecodeError) as exc:
             raise _broken(exc) from None
 
-    def describe(self, data: bytes) -> bytes:
-        """``/info``'s JSON document for a source, under the configured limits."""
+    def describe(self, job: Job) -> bytes:
+        """``/info``'s JSON document for the job's source, under the request's limits."""
+        if not isinstance(job.source, bytes):
+            raise TypeError("/info reads whole sources")  # pragma: no cover - the server buffers them
         config = self.config
+        limits = self.limits.for_request(job.options)
         return describe.info_json(
-            data, self.limits.max_src_resolution, config.video_thumbnails, config.max_video_duration
+            job.source, limits.max_src_resolution, config.video_thumbnails, config.max_video_duration
         )
 
     def detect_faces(self, data: bytes) -> tuple[Detection, ...] | None:
