@@ -34,6 +34,7 @@ from imgproxy_py.errors import (
 )
 from imgproxy_py.experiments import Experiments
 from imgproxy_py.imagetype import ImageFormat, sniff
+from imgproxy_py.monitoring.misses import MissMonitor
 from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import GravityType, ProcessingOptions, ResizingType
 from imgproxy_py.options.parser import ClientHints, ParsedURL, Parser, split_signature
@@ -119,6 +120,7 @@ class ImageService:
     experiments: Experiments | None = None
     quality_models: QualityModelTracker | None = None  # aq:ml: the serving version, metrics, drift
     dataset: DatasetWriter | None = None  # IMGPROXY_AUTOQUALITY_DATASET: rows from aq:dssim searches
+    misses: MissMonitor | None = None  # input mix, per-arm quality, shadow detector (after the response)
     transforms: int = 0  # images processed by this process (observability, tests)
     detections: int = 0  # images the face detector ran on in this process
     _parsed: LRU[str, ParsedURL] = field(default_factory=lambda: LRU(8192))
@@ -459,6 +461,8 @@ class ImageService:
         self.transforms += 1
         if metrics is not None:
             metrics.transforms.inc()
+        if self.misses is not None:
+            self.misses.observe(req.experiment, req.source_url, result, data)
         return result
 
     def _produced(self, req: Request_, result: ProcessResult, etag: str | None, last_modified: str | None) -> Produced:
