@@ -82,12 +82,18 @@ class ModelMonitor:
         if self.drift is not None:
             self.drift.observe(output, value)
 
-    def watch_drift(self, reference: ReferenceProfile, window: int = 5000, min_values: int = 200) -> DriftMonitor:
+    def watch_drift(
+        self, reference: ReferenceProfile, window: int | None = None, min_values: int | None = None
+    ) -> DriftMonitor:
         """Compare this version's outputs and inputs against ``reference`` over a sliding window
-        (added to the features already watched: the evaluation's outputs, the training inputs)."""
+        (added to the features already watched, in the same window: the evaluation's outputs,
+        the training inputs). Default window: 5000 values, a PSI from 200 on."""
         gauge = self.metrics.drift if self.metrics is not None else None
         if self.drift is not None:
             reference = self.drift.reference.merged(reference)
+            window = window or self.drift.window
+            min_values = min_values or self.drift.min_values
+        window, min_values = window or 5000, min_values or 200
 
         def export(feature: str, value: float) -> None:
             if gauge is not None:
