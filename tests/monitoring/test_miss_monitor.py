@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from imgproxy_py.monitoring.reference import INPUTS_MODEL, ProfileSet
@@ -147,6 +148,8 @@ def test_shadow_detector_records_agreement_after_the_response_and_changes_nothin
         "IMGPROXY_FEATURE_STORE": "false",  # every miss runs the detector (no stored faces)
         "IMGPROXY_FACE_DETECTION_SHADOW_SAMPLE": "1",
         "IMGPROXY_FACE_DETECTION_SHADOW_SIZE": "320",
+        "IMGPROXY_MODEL_DRIFT_WINDOW": "10",  # small, so six detections give the detector's drift gauges
+        "IMGPROXY_MODEL_DRIFT_MIN_VALUES": "4",
     }
     bodies = {}
     with serving(env=env) as (base, _proc), httpx.Client(timeout=60) as client:
@@ -174,6 +177,11 @@ def test_shadow_detector_records_agreement_after_the_response_and_changes_nothin
         assert total / n > 0.5, measure  # the same library at 320 px mostly finds the same big faces
     any_labels = next(dict(labels) for (n, labels), _ in samples.items() if n == "model_shadow_agreement_count")
     assert any_labels["shadow"] == any_labels["serving"] + "/320px"
+    # the serving version is in the shipped reference profile: its outputs' drift is exported
+    drift = {dict(labels)["feature"] for (n, labels), _ in samples.items() if n == "model_drift_psi"}
+    assert {"has_faces", "faces_found", "inference_seconds"} <= drift
+    serving_version = any_labels["serving"]
+    assert _value(samples, "model_drift_psi", model="faces", version=serving_version, feature="has_faces") is not None
 
 
 async def test_the_shadow_does_not_change_what_clients_receive() -> None:
@@ -190,3 +198,18 @@ async def test_the_shadow_does_not_change_what_clients_receive() -> None:
             assert response.status_code == 200
             answers.append((response.headers["etag"], response.content))
     assert answers[0] == answers[1]
+
+
+def test_an_unreadable_reference_profile_stops_start_up_and_none_turns_drift_off(tmp_path: Path) -> None:
+    from imgproxy_py.errors import SettingsError
+    from imgproxy_py.server.app import create_app
+    from tests.conftest import make_settings
+
+    broken = tmp_path / "profile.json"
+    broken.write_text('{"format": 1, "profiles": [{"model": "faces"}]}')
+    for value, problem in ((str(tmp_path / "missing.json"), "No such file"), (str(broken), "not a reference profile")):
+        with pytest.raises(SettingsError, match=f"IMGPROXY_MODEL_REFERENCE_PROFILE: .*{problem}"):
+            create_app(make_settings(IMGPROXY_MODEL_REFERENCE_PROFILE=value))
+    app = create_app(make_settings(IMGPROXY_MODEL_REFERENCE_PROFILE="none", IMGPROXY_PROMETHEUS_BIND="127.0.0.1:9"))
+    assert app.state.models.references is None
+    assert app.state.service.misses.inputs.drift is None  # the input mix is counted, not compared
