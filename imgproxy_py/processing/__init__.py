@@ -29,6 +29,7 @@ from imgproxy_py.processing.limits import Limits, check_raster
 from imgproxy_py.processing.quality import (
     AUTOQUALITY_FORMATS,
     AutoQualityDefaults,
+    QuickCheck,
     Reference,
     correct,
     measurable,
@@ -480,7 +481,13 @@ def _encode_one(
                     features, fmt.value, params.target, params.min_quality, params.max_quality
                 )
             if prediction is not None and features is not None:
-                choice = correct(encode_at, measure, params, prediction.quality)
+                check = QuickCheck(out)  # one compare: no Reference set-up (quality.QuickCheck)
+                choice = correct(
+                    encode_at,
+                    lambda blob: check.dssim(blob, lambda data: _decode_candidate(data, fmt, out.width * out.height)),
+                    params,
+                    prediction.quality,
+                )
                 outcome = MlOutcome(
                     prediction.version, prediction.quality, choice.quality, choice.dssim, choice.encodes, features
                 )
