@@ -33,7 +33,7 @@ from imgproxy_py.processing import ProcessingConfig, vips
 from imgproxy_py.processing.faces import FaceOptions
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.quality import METRIC_VERSION
-from imgproxy_py.quality_model.dataset import Dataset, DatasetWriter
+from imgproxy_py.quality_model.dataset import DatasetWriter, open_dataset
 from imgproxy_py.s3conn import S3Target
 from imgproxy_py.security import SourcePolicy
 from imgproxy_py.server.admin import purge_endpoint
@@ -210,7 +210,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         features=features,
         experiments=experiments,
         quality_models=QualityModelTracker(quality_model, models),
-        dataset=DatasetWriter(Dataset(settings.analysis.autoquality_dataset))
+        dataset=DatasetWriter(open_dataset(settings.analysis.autoquality_dataset, S3Target.from_settings(settings.s3)))
         if settings.analysis.autoquality_dataset
         else None,
     )
