@@ -1,11 +1,12 @@
 """Perceptual auto-quality: the lowest encoder quality whose result stays within a DSSIM target.
 
-DSSIM here is ``1/SSIM - 1`` of the luminance, with SSIM from libvips operations against
-the already-resized image: 8×8 block windows (box statistics from ``shrink``, as x264's
-SSIM) and the constants of Wang et al. 2004. libvips has no SSIM operation; a Gaussian
-window measured 30-45 ms per compare at 800 px here, the box windows a few ms, which is
-what keeps a search within a few plain encodes. Numbers are not portable to other SSIM
-implementations (../shared/reference/vision-models.md): targets are calibrated to this one.
+DSSIM here is ``1/SSIM - 1`` of the luminance, with SSIM against the already-resized image
+(Reference: libvips operations; NumpyReference, what requests use: the same in numpy):
+8×8 block windows (box statistics, as x264's SSIM) and the constants of Wang et al. 2004.
+libvips has no SSIM operation; a Gaussian window measured 30-45 ms per compare at 800 px
+here, the box windows a few ms, which is what keeps a search within a few plain encodes.
+Numbers are not portable to other SSIM implementations (../shared/reference/vision-models.md):
+targets are calibrated to this one.
 
 The search is bounded (≤ 5 encodes): probe, then interpolate on log(DSSIM) between the best
 passing and the best failing quality, as bisection would but converging faster.
@@ -203,17 +204,18 @@ def _halve(a: Any) -> Any:
     return a[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean(axis=(1, 3))
 
 
-class QuickCheck:
-    """``aq:ml``'s single check: Reference's metric (the same scales, blocks and weights) in numpy.
+class NumpyReference:
+    """The metric the server measures with (``aq:dssim`` and ``aq:ml``): Reference's, in numpy.
 
-    Reference precomputes the original's statistics in libvips so that a search's up to five
-    compares each cost a few operations; for one compare that set-up is most of the cost, and
-    every libvips operation is a Python round trip (about 60 per Reference, 40 per compare).
-    Here each side is one round trip (luma at half resolution into memory) and the block
-    statistics are numpy over a quarter of the output's pixels: 12-20 ms of CPU per check at
-    640 px, the candidate's decode included, against 28-42 ms (measured on the fixtures). The
-    DSSIM agrees with Reference's to about 1e-4 relative (scale borders are cropped where
-    libvips' shrink rounds; tests/processing/test_autoquality.py checks it).
+    The same luma, scales, 8×8 blocks, constants and weights as Reference, whose libvips form
+    costs a Python round trip per operation (about 60 to set up, 40 per compare): here each
+    side is one round trip (luma at half resolution into memory) and the block statistics are
+    numpy over a quarter of the output's pixels. Measured on the fixtures at 640 px, one
+    compare including the candidate's decode: 12-20 ms of CPU against 28-42 ms; the search
+    spends about 16% less CPU with the same choices, ``aq:ml`` (one or two compares) a third
+    less. The DSSIM agrees with Reference's to about 1e-4 relative (scale borders are cropped
+    where libvips' shrink rounds; tests/processing/test_autoquality.py checks it), so the
+    metric version is unchanged. Reference stays as the offline tools' reference metric.
     """
 
     def __init__(self, img: Any) -> None:
