@@ -8,7 +8,9 @@ made by another process picked up by a serving handle without restart, and the f
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -24,6 +26,7 @@ from imgproxy_py.quality_model.features import FEATURE_VERSION
 from imgproxy_py.quality_model.model import ModelError, sha256
 from imgproxy_py.quality_model.registry import DEFAULT_DIR, ModelHandle, Registry
 from imgproxy_py.s3conn import S3Target
+from tests.conftest import app_with_service
 from tests.quality_model.test_registry import _stump, synthetic_rows
 from tests.s3_server import REGION, S3Server, closed_port_endpoint
 from tests.support import FIXTURES
@@ -160,3 +163,30 @@ def test_s3_fallbacks_corrupt_artefact_and_unreachable_registry(s3_server: S3Ser
     shipped = Registry(DEFAULT_DIR).store.read("meta.json")
     assert shipped is not None and offline.get().version in shipped.decode()
     assert Registry(location, unreachable).current() is None
+
+
+async def test_the_app_records_rows_to_s3_and_serves_the_version_promoted_there(s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket()
+    registry = Registry(f"s3://{bucket}/models", s3_server.target())
+    doc = json.loads((DEFAULT_DIR / "model.json").read_bytes())
+    for version in ("first", "second"):
+        artefact = json.dumps({**doc, "version": version}).encode()
+        registry.publish(version, artefact, {"version": version, "sha256": sha256(artefact)})
+    registry.promote("first")
+    url = "/_/rs:fit:300:300/aq:{method}/plain/local:///flowers.jpeg@webp"
+    env = {**_settings_env(s3_server, bucket), "IMGPROXY_MODELS_POLL_INTERVAL": "0.1"}
+    async with app_with_service(**env) as (client, service):
+        assert (await client.get(url.format(method="dssim"))).status_code == 200
+        assert (await client.get(url.format(method="ml"))).status_code == 200
+        assert service.quality_models is not None
+        assert service.quality_models.cache_version() == "first"
+        registry.promote("second")
+        for _ in range(200):
+            if service.quality_models.cache_version() == "second":
+                break
+            await asyncio.sleep(0.05)
+        assert service.quality_models.cache_version() == "second"
+        response = await client.get(url.format(method="ml"))
+        assert response.status_code == 200 and response.headers["x-cache"] == "MISS"  # a new version: a new key
+    rows = list(S3Dataset(f"s3://{bucket}/aq-data", s3_server.target()).rows())
+    assert [r.format for r in rows] == ["webp"] and 30 <= rows[0].label <= 90
