@@ -183,6 +183,13 @@ class ModelHandle:
             raise ModelError(self._error or "no model")
         return model
 
+    def preload(self) -> None:
+        """Load the serving version now (at start-up), so no request waits for the first load."""
+        try:
+            self.get()
+        except ModelError as exc:
+            log.warning("aq:ml model not usable, aq:ml falls back to the DSSIM search (%s)", exc)
+
     def _refresh_in_background(self) -> None:
         try:
             self._refresh()

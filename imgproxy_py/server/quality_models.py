@@ -29,6 +29,7 @@ def build_quality_model(settings: Settings, models: ModelRegistry) -> QualityMod
         poll=settings.analysis.models_poll,
         s3=S3Target.from_settings(settings.s3),  # used when the registry is s3://bucket/prefix
     )
+    handle.preload()  # at start-up, not on the first request (on S3: a network call)
     return QualityModelService(handle, lambda version: models.monitor(MODEL_NAME, version))
 
 
