@@ -160,6 +160,7 @@ class ModelHandle:
         self._stamp: object = None
         self._loaded = False
         self._refreshing = False
+        self._unreachable = False
         self._model: TreeModel | None = None
         self._error: str | None = None
         self.version = "none"
@@ -202,11 +203,15 @@ class ModelHandle:
             try:
                 version = self.registry.pointer()
             except StoreError as exc:
+                if not self._unreachable:  # once per outage, not once per poll
+                    serving = self.version if self._loaded else "the shipped model"
+                    log.warning("model registry unreachable, serving %s (%s)", serving, exc)
+                self._unreachable = True
                 if self._loaded:  # keep serving what is loaded
-                    log.warning("model registry unreachable, keeping %s (%s)", self.version, exc)
                     return
-                version = None
-                log.warning("model registry unreachable at start, serving the shipped model (%s)", exc)
+                version = None  # at start: the shipped model
+            else:
+                self._unreachable = False
         stamp = ("registry", version) if self.registry is not None and version is not None else ("default",)
         if self._loaded and stamp == self._stamp:
             return

@@ -62,8 +62,10 @@ class FolderStore:
     def read(self, key: str) -> bytes | None:
         try:
             return (self.root / key).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:  # unreadable (permissions, a folder where a file should be, I/O)
+            raise StoreError(f"cannot read {key} from {self.location}: {type(exc).__name__}") from None
 
     def write(self, key: str, data: bytes) -> None:
         """Atomic: written beside, then renamed over (a reader never sees half a file)."""
