@@ -72,6 +72,8 @@ def test_s3_dataset_appends_from_many_writers_and_keeps_the_latest_row(s3_server
     assert list(first.rows("another-feature-version")) == []
     keys = [o.object_name for o in s3_server.client().list_objects(bucket, prefix="d/rows/", recursive=True)]
     assert len(keys) == 3  # one object per write: no read-modify-write between replicas
+    s3_server.put(bucket, "d/rows/zz-garbage.jsonl.gz", b"not gzip")  # a foreign or damaged object
+    assert first.count() == 6  # skipped (logged), the rest still reads
     assert isinstance(open_dataset(f"s3://{bucket}/d", s3_server.target()), S3Dataset)
 
 
