@@ -180,14 +180,14 @@ async def test_the_app_records_rows_to_s3_and_serves_the_version_promoted_there(
     async with app_with_service(**env) as (client, service):
         assert (await client.get(url.format(method="dssim"))).status_code == 200
         assert (await client.get(url.format(method="ml"))).status_code == 200
-        assert service.quality_models is not None
-        assert service.quality_models.cache_version() == "first"
+        assert service.images.quality_models is not None
+        assert service.images.quality_models.cache_version() == "first"
         registry.promote("second")
         for _ in range(200):
-            if service.quality_models.cache_version() == "second":
+            if service.images.quality_models.cache_version() == "second":
                 break
             await asyncio.sleep(0.05)
-        assert service.quality_models.cache_version() == "second"
+        assert service.images.quality_models.cache_version() == "second"
         response = await client.get(url.format(method="ml"))
         assert response.status_code == 200 and response.headers["x-cache"] == "MISS"  # a new version: a new key
     rows = list(S3Dataset(f"s3://{bucket}/aq-data", s3_server.target()).rows())
