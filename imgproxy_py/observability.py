@@ -32,6 +32,7 @@ from urllib.parse import unquote
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.errors import ClientClosedError
 
 CLIENT_CLOSED = ClientClosedError.status_code  # 499: counted by status, logged at info, not an error
@@ -46,7 +47,7 @@ class RequestRecord:
     raw_path: str  # as received; redact_path() before it goes anywhere
     started: float = field(default_factory=time.monotonic)
     status: int = 0
-    cache: str = ""
+    cache: CacheStatus | None = None
     error: str = ""  # error category (errors_total{type})
     detail: str = ""  # the internal error message (never sent to the client)
     source_bytes: int = 0
@@ -221,12 +222,14 @@ class Metrics:
                 self.queue_rejections.inc()
         for name, seconds in record.spans.items():
             self._child(self.span_duration, name).observe(seconds)
-        if record.cache.startswith("HIT-L"):
-            self._child(self.cache_hits, record.cache[4:]).inc()
-        elif record.cache == "HIT-COALESCED":
-            self.coalesced.inc()
-        elif record.cache == "MISS":
-            self.cache_misses.inc()
+        cache = record.cache
+        if cache is not None:
+            if cache.tier is not None:
+                self._child(self.cache_hits, cache.tier).inc()
+            elif cache is CacheStatus.HIT_COALESCED:
+                self.coalesced.inc()
+            elif cache is CacheStatus.MISS:
+                self.cache_misses.inc()
         if record.source_bytes:
             self.source_bytes.inc(record.source_bytes)
         if record.result_bytes:
@@ -241,7 +244,7 @@ class Metrics:
         tally.requests += 1
         if record.error and record.status != CLIENT_CLOSED:
             tally.errors += 1
-        if record.cache.startswith("HIT-L"):
+        if record.cache is not None and record.cache.tier is not None:
             tally.cache_hits += 1
         size = record.result_bytes
         if size:
@@ -475,7 +478,7 @@ class AccessLog:
                 extra += f" experiment={record.experiment}"
             return (
                 f"{stamp} {logging.getLevelName(level)} access: {record.method} {path} {record.status} "
-                f"{ms}ms {record.cache or '-'} id={record.request_id}{extra}\n"
+                f"{ms}ms {record.cache.value if record.cache is not None else '-'} id={record.request_id}{extra}\n"
             )
         fields: dict[str, Any] = {
             "time": self._now()[1],
@@ -487,8 +490,8 @@ class AccessLog:
             "status": record.status,
             "duration_ms": ms,
         }
-        if record.cache:
-            fields["cache"] = record.cache
+        if record.cache is not None:
+            fields["cache"] = record.cache.value
         if record.source_bytes:
             fields["source_bytes"] = record.source_bytes
         if record.result_bytes:

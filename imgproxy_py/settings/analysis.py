@@ -28,8 +28,8 @@ class AnalysisSettings:
     best_format_by_default: bool = False  # IMGPROXY_BEST_FORMAT_BY_DEFAULT: no format asked → best
     best_format_max_resolution: float = 0.0  # megapixels; above it the first candidate is taken without trying
     feature_store: bool = True  # IMGPROXY_FEATURE_STORE: keep per-source analysis in the cache tiers
-    autoquality_dataset: str = ""  # IMGPROXY_AUTOQUALITY_DATASET: SQLite file of training rows ("": none)
-    models_registry: str = ""  # IMGPROXY_MODELS_REGISTRY: model registry folder ("": the shipped model)
+    autoquality_dataset: str = ""  # IMGPROXY_AUTOQUALITY_DATASET: SQLite file or s3://bucket/prefix of rows ("": none)
+    models_registry: str = ""  # IMGPROXY_MODELS_REGISTRY: registry folder or s3://bucket/prefix ("": the shipped model)
     models_poll: float = 5.0  # IMGPROXY_MODELS_POLL_INTERVAL: seconds between checks of the pointer file
     face_latency_budget: float = 0.5  # IMGPROXY_FACE_DETECTION_LATENCY_BUDGET: p95 seconds before the breaker opens
     model_cooldown: float = 30.0  # IMGPROXY_MODEL_BREAKER_COOLDOWN: seconds an open breaker waits before a trial

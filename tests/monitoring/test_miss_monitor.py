@@ -212,4 +212,4 @@ def test_an_unreadable_reference_profile_stops_start_up_and_none_turns_drift_off
             create_app(make_settings(IMGPROXY_MODEL_REFERENCE_PROFILE=value))
     app = create_app(make_settings(IMGPROXY_MODEL_REFERENCE_PROFILE="none", IMGPROXY_PROMETHEUS_BIND="127.0.0.1:9"))
     assert app.state.models.references is None
-    assert app.state.service.misses.inputs.drift is None  # the input mix is counted, not compared
+    assert app.state.service.images.misses.inputs.drift is None  # the input mix is counted, not compared
