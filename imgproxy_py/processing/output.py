@@ -19,7 +19,7 @@ from imgproxy_py.processing.configuration import ProcessingConfig
 from imgproxy_py.processing.context import _frame_height
 from imgproxy_py.processing.encode import encode, encode_to_fit, resolve_quality
 from imgproxy_py.processing.format_choice import ClientFormats
-from imgproxy_py.processing.quality import AUTOQUALITY_FORMATS, Reference, correct, measurable, search, size_bucket
+from imgproxy_py.processing.quality import AUTOQUALITY_FORMATS, NumpyReference, correct, measurable, search, size_bucket
 from imgproxy_py.quality_model.features import Sample
 from imgproxy_py.quality_model.serving import MlOutcome
 
@@ -70,7 +70,7 @@ def encode_result(
         candidates = candidates[:1]
     if len(candidates) > 1 or autoquality_on(po, config, frames):
         out = vips.pixels(out)  # encoded several times: evaluate the pipeline once
-    reference: list[Reference] = []  # built on the first search, shared by every candidate format
+    reference: list[NumpyReference] = []  # built on the first search, shared by every candidate format
     results = [
         _encode_one(out, fmt, po, config, frames, len(candidates) > 1, hints or {}, reference) for fmt in candidates
     ]
@@ -105,7 +105,7 @@ def _encode_one(
     frames: bool,
     best: bool,
     hints: Mapping[str, int],
-    reference: list[Reference],
+    reference: list[NumpyReference],
 ) -> tuple[
     bytes, ImageFormat, list[tuple[str, int]], int, Sample | None, MlOutcome | None, tuple[str, int, float] | None
 ]:
@@ -129,7 +129,7 @@ def _encode_one(
 
         def measure(blob: bytes) -> float:
             if not reference:
-                reference.append(Reference(out))
+                reference.append(NumpyReference(out))
             return reference[0].dssim(blob, lambda data: _decode_candidate(data, fmt, out.width * out.height))
 
         if hinted is not None and params.min_quality <= hinted <= params.max_quality:
