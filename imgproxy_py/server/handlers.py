@@ -62,7 +62,7 @@ from imgproxy_py.server.streaming import Share, Streamed, fetch_streamed
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import FetchLimits, Source, SourceImage, SourceMeta, StreamingSource
 from imgproxy_py.sources.registry import SourceRegistry
-from imgproxy_py.workers import Slot, WorkerPool
+from imgproxy_py.workers import Arrival, Slot, WorkerPool
 
 log = logging.getLogger("imgproxy_py.request")
 
@@ -150,6 +150,7 @@ class ImageService:
 
     async def handle(self, request: Request) -> Response:
         started = time.monotonic()
+        arrival: Arrival | None = None
         try:
             req = self._resolve(request.scope)
             if req.experiment:
@@ -157,12 +158,17 @@ class ImageService:
             memory_hit = self.cache.get_memory(req.key) if self.cache is not None else None
             if memory_hit is not None and memory_hit.is_fresh():
                 return self._respond(req, memory_hit, "HIT-L1")  # no I/O, no timers
+            if not req.po.raw and not self.flights.in_flight(req.key):
+                arrival = self.workers.arrive()  # the excess of a spike: 429 before any I/O (README, Admission)
             async with asyncio.timeout(self.settings.server.timeout):
                 return await _unless_disconnected(request, self._handle(req, started + self.settings.server.timeout))
         except TimeoutError:
             return self._error(request, RequestTimeoutError("request timed out"))
         except ImgproxyError as exc:
             return self._error(request, exc)
+        finally:
+            if arrival is not None:
+                arrival.leave()
 
     def _error(self, request: Request, exc: ImgproxyError) -> Response:
         note(error=exc.category, detail=exc.detail)
