@@ -241,6 +241,16 @@ async def running_stack(workdir: Path) -> AsyncIterator[Stack]:
             stack.callback(replica.kill)
         for replica in replicas:
             replica.wait_healthy()
+        # One image through each replica before any drill: its Redis Cluster client discovers
+        # the slots and its S3 client connects now, not inside the first burst's 0.3 s
+        # IMGPROXY_CACHE_TIMEOUT (which, timed out under load, bypassed L2 and with it the
+        # cross-replica lock for IMGPROXY_CACHE_RETRY_AFTER: a second fetch in the coalescing
+        # drill). Then past that bypass window, in case a warm-up call still timed out.
+        for i, replica in enumerate(replicas):
+            warm = f"/_/rs:fit:{40 + i}:{40 + i}/plain/{origin.base}/{SOURCES[0]}"
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"http://127.0.0.1:{replica.port}{warm}", timeout=30)
+        time.sleep(2.5)
 
         lb_port = free_port()
         cfg = workdir / "haproxy.cfg"

@@ -152,23 +152,6 @@ async def _trim_memory(interval: float) -> None:
         await anyio.to_thread.run_sync(allocator.trim)
 
 
-async def _connect_shared_tiers(cache: TieredCache | None, within: float = 3.0) -> None:
-    """Open the remote tiers' connections before the first request (a cluster client's slot
-    discovery, an S3 client's first connection). Left to the first requests, that set-up ran
-    inside the short per-call IMGPROXY_CACHE_TIMEOUT of a burst, timed out under load, and
-    the tier was bypassed for IMGPROXY_CACHE_RETRY_AFTER: no L2, no cross-replica coalescing
-    for a new replica's first seconds. A tier that fails here is simply tried again later."""
-    if cache is None or not cache.remote:
-        return
-
-    async def connect(guarded: GuardedTier) -> None:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(within):
-                await guarded.tier.ping()
-
-    await asyncio.gather(*(connect(guarded) for guarded in cache.remote))
-
-
 def _listen_for_purges(cache: TieredCache | None) -> asyncio.Task[None] | None:
     """With L1 and Redis: drop L1 entries whenever any process or replica purges a source."""
     if cache is None or cache.memory is None:
@@ -249,7 +232,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             metrics.workers.set(settings.workers.workers)  # only in a process that serves
             for (name, arm), share in (experiments.shares() if experiments else {}).items():
                 metrics.arm_share.labels(name, arm).set(share)
-        await _connect_shared_tiers(cache)
         trimmer = asyncio.ensure_future(_trim_memory(settings.workers.free_memory_interval))
         purges = _listen_for_purges(cache)
         try:
