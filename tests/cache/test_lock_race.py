@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 
 from imgproxy_py.cache.base import CacheEntry
+from imgproxy_py.cache.lock import CrossProcessLock
 from imgproxy_py.cache.redis import RedisTier
+from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
-from imgproxy_py.server.coalescing import CrossProcessLock
 from tests.cache.redis_server import RedisServer
 
 
@@ -21,7 +22,7 @@ class HolderFinishesDuringTheLook(TieredCache):
         self.holder, self.token, self.entry = holder, token, entry
         self.looks = 0
 
-    async def get(self, key: str) -> tuple[CacheEntry, str] | None:
+    async def get(self, key: str) -> tuple[CacheEntry, CacheStatus] | None:
         self.looks += 1
         found = await super().get(key)
         if self.looks == 1:
