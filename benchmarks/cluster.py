@@ -515,7 +515,9 @@ async def kill(stack: Stack, seconds: float) -> Row:
         victim.kill()
 
     run, _ = await asyncio.gather(closed_loop(stack.balancer, paths, seconds, 6, stack.origin), killer())
-    errors = [s for s in run.samples if not 200 <= s.status < 300]
+    # Errors: 5xx and transport failures; a 429 (a full queue on the survivors) is a refusal.
+    errors = [s for s in run.samples if s.status >= 500 or s.status == 0]
+    refused = sum(1 for s in run.samples if s.status == 429)
     after = [s for s in errors if s.start > kill_at + 1.0]
     per_s = Counter(int(s.start) for s in run.ok())
     before_rate = statistics.mean(per_s[i] for i in range(1, int(kill_at)) or [0])
@@ -525,7 +527,7 @@ async def kill(stack: Stack, seconds: float) -> Row:
     return Row(
         "replica SIGKILL mid-load",
         run,
-        f"errors {len(errors)} ({len(after)} after the first second); "
+        f"errors {len(errors)} ({len(after)} after the first second), 429 {refused}; "
         f"{before_rate:.0f} req/s before, {after_rate:.0f} after on 2 replicas",
     )
 
