@@ -146,6 +146,7 @@ def _iou(a: Face, b: Face) -> float:
 def detector_quality(items: list[Labelled], detector: Detector) -> dict[str, Any]:
     tp = fp = fn = 0
     misses, false = [], []
+    by_pose: dict[str, list[int]] = {}  # pose -> [found, labelled]
     times = []
     for item in items:
         img = vips.open_source(item.data)
@@ -155,8 +156,11 @@ def detector_quality(items: list[Labelled], detector: Detector) -> dict[str, Any
         times.append(time.perf_counter() - started)
         boxes = [(d.x * img.width, d.y * img.height, d.w * img.width, d.h * img.height) for d in found]
         matched: set[int] = set()
-        for face in item.faces:
+        for index, face in enumerate(item.faces):
             hit = next((i for i, b in enumerate(boxes) if i not in matched and _iou(face, b) >= 0.5), None)
+            counts = by_pose.setdefault(item.pose(index), [0, 0])
+            counts[1] += 1
+            counts[0] += hit is not None
             if hit is None:
                 fn += 1
                 misses.append(item.name)
@@ -175,6 +179,7 @@ def detector_quality(items: list[Labelled], detector: Detector) -> dict[str, Any
         "missed": fn,
         "missed_in": misses,
         "false_in": false,
+        "recall_by_pose": {pose: {"found": f, "labelled": n, "recall": f / n} for pose, (f, n) in by_pose.items()},
         "p50_ms_decode_and_detect_512": statistics.median(times) * 1000,
     }
 
@@ -335,6 +340,13 @@ def markdown(crop: dict[str, dict[str, float]], det: dict[str, Any], aq: dict[st
             f"({det['true_positives']} found, {det['missed']} missed in {det['missed_in'] or '-'}, "
             f"{det['false_positives']} false in {det['false_in'] or '-'}); "
             f"decode + detect p50 {det['p50_ms_decode_and_detect_512']:.1f} ms",
+            "",
+            "recall by pose: "
+            + ", ".join(
+                f"{pose} {v['recall']:.3f} ({v['found']} of {v['labelled']})"
+                for pose, v in det["recall_by_pose"].items()
+            )
+            + " (no full profile is on disk: three-quarter views are the nearest)",
             "",
         ]
     if aq:

@@ -20,6 +20,7 @@ FIXTURES = (REPO / ".." / "shared" / "fixtures").resolve()
 Face = tuple[float, float, float, float]  # x, y, w, h in pixels
 
 HOPPER_FACE: Face = (182, 121, 171, 211)  # grace_hopper.jpg, checked by eye
+TURNED = {"camera.png": ("three-quarter",)}  # poses of the labelled fixtures that are not frontal
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class Labelled:
     data: bytes
     faces: tuple[Face, ...]
     kind: str  # "photo", "composite" or "no-face"
+    poses: tuple[str, ...] = ()  # per face: "frontal" (the default) or "three-quarter" (turned, near profile)
+
+    def pose(self, index: int) -> str:
+        return self.poses[index] if index < len(self.poses) else "frontal"
 
 
 def _hopper_path() -> Path | None:
@@ -69,9 +74,14 @@ def build() -> list[Labelled]:
     for name in ("astronaut.png", "camera.png"):
         data = (FIXTURES / "faces" / name).read_bytes()
         faces = tuple((f["x"], f["y"], f["w"], f["h"]) for f in labels[name])
-        out.append(Labelled(name.removesuffix(".png"), data, faces, "photo"))
+        out.append(Labelled(name.removesuffix(".png"), data, faces, "photo", TURNED.get(name, ())))
         img = vips.open_source(data)
         photos[name] = (img.colourspace("srgb") if img.bands < 3 else img, faces[0])
+    # The cameraman looks into the eyepiece with his head turned about 60° (far eye half hidden
+    # by the nose): the nearest thing to a profile on disk. Mirrored, he faces the other way.
+    img, (x, y, w, h) = photos["camera.png"]
+    mirrored = (img.width - x - w, y, w, h)
+    out.append(Labelled("camera-mirrored", vips.save(img.fliphor(), ".png"), (mirrored,), "photo", ("three-quarter",)))
     hopper = _hopper_path()
     if hopper is not None:
         data = hopper.read_bytes()
@@ -87,6 +97,10 @@ def build() -> list[Labelled]:
     canvas, box = _paste(_canvas("Landscape_1.jpg", 1600, 600), head, (30, 60), face)
     out.append(Labelled("offcentre-left", vips.save(canvas, ".jpg", Q=90), (box,), "composite"))
 
+    head, face = _head(img.fliphor(), mirrored, 160)  # the turned head off-centre, beside the waterfall
+    canvas, box = _paste(_canvas("Landscape_1.jpg", 1600, 600), head, (1380, 380), face)
+    out.append(Labelled("turned-offcentre", vips.save(canvas, ".jpg", Q=90), (box,), "composite", ("three-quarter",)))
+
     canvas = _canvas("flowers.jpeg", 1500, 500)
     boxes = []
     for source, size, at in (
@@ -97,12 +111,14 @@ def build() -> list[Labelled]:
         head, face = _head(*photos[source], size)
         canvas, box = _paste(canvas, head, at, face)
         boxes.append(box)
-    out.append(Labelled("group", vips.save(canvas, ".jpg", Q=90), tuple(boxes), "composite"))
+    poses = ("frontal", "frontal" if second == "hopper" else "three-quarter", "three-quarter")
+    out.append(Labelled("group", vips.save(canvas, ".jpg", Q=90), tuple(boxes), "composite", poses))
 
     head, face = _head(*photos[second], 64)
     canvas, box = _paste(_canvas("Landscape_1.jpg", 1600, 1200), head, (1400, 100), face)
     out.append(Labelled("small", vips.save(canvas, ".jpg", Q=92), (box,), "composite"))
 
-    for name in ("Landscape_1.jpg", "flowers.jpeg", "4.webp", "embedgravitybird.png"):
+    # concert.jpg: a crowd seen from behind (heads, no faces), a hard case for false positives.
+    for name in ("Landscape_1.jpg", "flowers.jpeg", "4.webp", "embedgravitybird.png", "concert.jpg"):
         out.append(Labelled(name, (FIXTURES / "images" / name).read_bytes(), (), "no-face"))
     return out

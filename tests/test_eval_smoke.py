@@ -33,3 +33,6 @@ def test_detector_scores_on_the_real_photos() -> None:
     photos = [item for item in build() if item.kind == "photo"]
     result = evaluation.detector_quality(photos, detector())
     assert result["recall"] == 1.0 and result["precision"] == 1.0
+    # The turned cameraman and his mirror image are counted apart from the frontal faces.
+    assert result["recall_by_pose"]["three-quarter"] == {"found": 2, "labelled": 2, "recall": 1.0}
+    assert result["recall_by_pose"]["frontal"]["labelled"] >= 1
