@@ -55,12 +55,12 @@ VARIANTS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
 }
 
 
-def sweep(step: int) -> dict[str, Any]:
+def sweep(step: int, names: tuple[str, ...] = AQ_SET) -> dict[str, Any]:
     qualities = list(range(20, 96, step))
     if 80 not in qualities:
         qualities = sorted({*qualities, 80})
     data: dict[str, Any] = {}
-    for name in AQ_SET:
+    for name in names:
         src = (FIXTURES / "images" / name).read_bytes()
         png = process(src, options("rs:fit:800:800/bg:ffffff/f:png"), CONFIG).data
         img = vips.pixels(vips.open_source(png))
@@ -93,6 +93,12 @@ def aq_at(curves: dict[str, Any], key: str, target: float, base: dict[str, list[
     picks = {name: _aq_pick(per[key], target) for name, per in curves.items()}
     ratio = statistics.mean(picks[n][1] / base[n][1] for n in curves)
     return ratio, statistics.mean(p[3] for p in picks.values())
+
+
+def spread(curves: dict[str, Any], key: str, target: float | None) -> float:
+    """Standard deviation over the images of the independent quality (q80 when ``target`` is None)."""
+    picks = [_at_q80(per[key]) if target is None else _aq_pick(per[key], target) for per in curves.values()]
+    return statistics.pstdev(p[3] for p in picks)
 
 
 def calibrate(
@@ -128,8 +134,29 @@ def oracle(curves: dict[str, Any], key: str, quality: float, base: dict[str, lis
     return pick(hi)
 
 
+def _fine(rows: list[list[float]]) -> list[list[float]]:
+    """The grid filled in at every quality step (log-linear bytes and DSSIM, linear MS-SSIM between
+    neighbours), so the simulated search and the oracle are not held to the grid's coarse steps."""
+    out = []
+    for (q0, b0, d0, s0), (q1, b1, d1, s1) in zip(rows, rows[1:], strict=False):
+        for q in range(int(q0), int(q1)):
+            t = (q - q0) / (q1 - q0)
+            out.append(
+                [
+                    q,
+                    math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0))),
+                    math.exp(math.log(max(d0, 1e-9)) + t * (math.log(max(d1, 1e-9)) - math.log(max(d0, 1e-9)))),
+                    s0 + t * (s1 - s0),
+                ]
+            )
+    out.append(list(rows[-1]))
+    return out
+
+
 def analyse(sweep_data: dict[str, Any], default_target: float) -> list[dict[str, Any]]:
-    curves = sweep_data["images"]
+    curves = {
+        name: {key: _fine(sorted(rows)) for key, rows in per.items()} for name, per in sweep_data["images"].items()
+    }
     out = []
     for fname in ("jpeg", "webp", "avif"):
         server = f"{fname}/server"
@@ -152,6 +179,8 @@ def analyse(sweep_data: dict[str, Any], default_target: float) -> list[dict[str,
                     "target_at_q80_quality": target,
                     "aq_ratio": ratio,
                     "aq_quality": q,
+                    "q80_quality_sd": spread(curves, key, None),
+                    "aq_quality_sd": spread(curves, key, target),
                     "oracle_ratio": oracle_ratio,
                     "oracle_quality": oracle_q,
                 }
@@ -183,8 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=0.0025, help="the default aq target to show")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/aq_claim.json"))
     parser.add_argument("--reuse", action="store_true", help="analyse the saved sweep again without encoding")
+    parser.add_argument("--images", default="", help="comma list of AQ_SET names to sweep (default: all)")
+    parser.add_argument("--merge", default="", help="comma list of saved sweeps to analyse together")
     args = parser.parse_args(argv)
-    data = json.loads(args.out.read_text())["sweep"] if args.reuse else sweep(args.step)
+    if args.merge:
+        parts = [json.loads(Path(p).read_text())["sweep"] for p in args.merge.split(",")]
+        data = {"qualities": parts[0]["qualities"], "images": {k: v for p in parts for k, v in p["images"].items()}}
+    elif args.reuse:
+        data = json.loads(args.out.read_text())["sweep"]
+    else:
+        data = sweep(args.step, tuple(filter(None, args.images.split(","))) or AQ_SET)
     rows = analyse(data, args.target)
     print(markdown(rows, args.target))
     args.out.parent.mkdir(parents=True, exist_ok=True)
