@@ -409,6 +409,55 @@ def test_every_name_the_package_mentions_is_known() -> None:
     assert [name for name in sorted(mentioned) if name in reported] == []
 
 
+def test_every_name_any_module_mentions_is_known() -> None:
+    """The same for every module of imgproxy_py, not only the settings package (a name
+    documented or read elsewhere must still be one ``_Env`` reads, or be listed as unsupported)."""
+    import re
+
+    import imgproxy_py
+    from imgproxy_py import settings as module
+
+    mentioned = set()
+    for file in Path(imgproxy_py.__file__).parent.rglob("*.py"):
+        mentioned |= set(re.findall(r"\bIMGPROXY_[A-Z0-9_]*[A-Z0-9]\b", file.read_text()))
+    mentioned = {n for n in mentioned if not n.startswith("IMGPROXY_PY_")} - module.UNSUPPORTED
+    assert "IMGPROXY_MAX_SRC_RESOLUTION" in mentioned  # the scan sees the package
+    reported = " ".join(Settings.from_env(dict.fromkeys(mentioned, "")).warnings)
+    assert [name for name in sorted(mentioned) if name in reported] == []
+
+
+def test_each_group_reads_its_own_defaults_from_an_empty_environment() -> None:
+    """A group's dataclass defaults and its ``from_env`` agree: a default is written once (the
+    worker count is the exception: it follows the CPU count, read at start-up)."""
+    import dataclasses
+
+    read = Settings.from_env({})
+    for group in dataclasses.fields(Settings):
+        if group.name == "warnings":
+            continue
+        expected = getattr(Settings(), group.name)
+        if group.name == "workers":
+            expected = dataclasses.replace(expected, workers=read.workers.workers)
+        assert getattr(read, group.name) == expected, group.name
+
+
+def test_limit_defaults_live_in_settings_once() -> None:
+    from imgproxy_py import settings as module
+
+    s = Settings.from_env({}).security
+    assert (s.max_src_resolution, s.max_src_file_size, s.max_animation_frames) == (
+        module.DEFAULT_MAX_SRC_RESOLUTION,
+        module.DEFAULT_MAX_SRC_FILE_SIZE,
+        module.DEFAULT_MAX_ANIMATION_FRAMES,
+    )
+    assert (s.max_animation_frame_resolution, s.max_result_dimension, s.max_result_resolution) == (
+        module.DEFAULT_MAX_ANIMATION_FRAME_RESOLUTION,
+        module.DEFAULT_MAX_RESULT_DIMENSION,
+        module.DEFAULT_MAX_RESULT_RESOLUTION,
+    )
+    assert module.DEFAULT_MAX_SRC_RESOLUTION == 50_000_000  # imgproxy's 50 MP
+
+
 @pytest.mark.parametrize(
     ("env", "warns"),
     [
