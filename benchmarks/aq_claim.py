@@ -34,7 +34,7 @@ from typing import Any
 
 from benchmarks.eval import AQ_SET, CONFIG, _rgba, independent_quality, options
 from benchmarks.faceset import FIXTURES
-from imgproxy_py.processing import process, vips
+from imgproxy_py.processing import process, quality, vips
 from imgproxy_py.processing.quality import Reference
 
 # (format, variant) -> (suffix, save options without Q); "server" is what the server writes today.
@@ -55,6 +55,22 @@ VARIANTS: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
 }
 
 
+class FullResolution(Reference):
+    """Our metric with MS-SSIM's finest scale too (full resolution, 4 scales): about four times
+    the pixel work of the shipped one, which starts at half resolution."""
+
+    def __init__(self, img: Any) -> None:
+        x = vips.pixels(quality._luma(img))
+        self.size = (x.width, x.height)
+        self.first_shrink = 1
+        self.scales = [quality._Scale(x)]
+        while len(self.scales) < 4 and quality.measurable(x := x.shrink(2, 2)):
+            x = vips.pixels(x)
+            self.scales.append(quality._Scale(x))
+        weights = (0.0448, *quality._WEIGHTS)[: len(self.scales)]
+        self.weights = [w / sum(weights) for w in weights]
+
+
 def sweep(step: int, names: tuple[str, ...] = AQ_SET) -> dict[str, Any]:
     qualities = list(range(20, 96, step))
     if 80 not in qualities:
@@ -65,13 +81,14 @@ def sweep(step: int, names: tuple[str, ...] = AQ_SET) -> dict[str, Any]:
         png = process(src, options("rs:fit:800:800/bg:ffffff/f:png"), CONFIG).data
         img = vips.pixels(vips.open_source(png))
         reference = _rgba(img)
-        ours = Reference(img)
+        ours, full = Reference(img), FullResolution(img)
         per: dict[str, Any] = {}
         for (fname, variant), (suffix, opts) in VARIANTS.items():
             rows = []
             for q in qualities:
                 encoded = vips.save(img, suffix, Q=q, keep="none", **opts)
-                rows.append((q, len(encoded), ours.dssim(encoded), independent_quality(reference, encoded)))
+                measured = independent_quality(reference, encoded)
+                rows.append((q, len(encoded), ours.dssim(encoded), measured, full.dssim(encoded)))
             per[f"{fname}/{variant}"] = rows
         data[name] = per
         print(f"  {name}", file=sys.stderr, flush=True)
@@ -135,21 +152,41 @@ def oracle(curves: dict[str, Any], key: str, quality: float, base: dict[str, lis
 
 
 def _fine(rows: list[list[float]]) -> list[list[float]]:
-    """The grid filled in at every quality step (log-linear bytes and DSSIM, linear MS-SSIM between
+    """The grid filled in at every quality step (log-linear bytes and DSSIMs, linear MS-SSIM between
     neighbours), so the simulated search and the oracle are not held to the grid's coarse steps."""
     out = []
-    for (q0, b0, d0, s0), (q1, b1, d1, s1) in zip(rows, rows[1:], strict=False):
-        for q in range(int(q0), int(q1)):
-            t = (q - q0) / (q1 - q0)
-            out.append(
-                [
-                    q,
-                    math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0))),
-                    math.exp(math.log(max(d0, 1e-9)) + t * (math.log(max(d1, 1e-9)) - math.log(max(d0, 1e-9)))),
-                    s0 + t * (s1 - s0),
-                ]
-            )
+    for r0, r1 in zip(rows, rows[1:], strict=False):
+        for q in range(int(r0[0]), int(r1[0])):
+            t = (q - r0[0]) / (r1[0] - r0[0])
+            row = [float(q)]
+            for i in range(1, len(r0)):
+                if i == 3:  # MS-SSIM
+                    row.append(r0[i] + t * (r1[i] - r0[i]))
+                else:
+                    a, b = math.log(max(r0[i], 1e-9)), math.log(max(r1[i], 1e-9))
+                    row.append(math.exp(a + t * (b - a)))
+            out.append(row)
     out.append(list(rows[-1]))
+    return out
+
+
+def scale_check(sweep_data: dict[str, Any]) -> list[dict[str, Any]]:
+    """aq at q80's mean quality with our metric as shipped (from half resolution) and with a
+    full-resolution scale added (column 4 of the sweep): does the metric's scale decide the result?"""
+    out = []
+    for key in ("jpeg/server", "webp/server", "avif/server"):
+        for label, column in (("from half resolution (shipped)", 2), ("full resolution, 4 scales", 4)):
+            curves = {
+                name: {key: [[r[0], r[1], r[column], r[3]] for r in _fine(sorted(per[key]))]}
+                for name, per in sweep_data["images"].items()
+                if len(per[key][0]) > column
+            }
+            if len(curves) != len(sweep_data["images"]):
+                continue
+            base = {n: _at_q80(per[key]) for n, per in curves.items()}
+            q80 = statistics.mean(b[3] for b in base.values())
+            target, ratio, q = calibrate(curves, key, q80, base)
+            out.append({"encoder": key, "metric": label, "target": target, "aq_ratio": ratio, "aq_quality": q})
     return out
 
 
@@ -160,6 +197,8 @@ def analyse(sweep_data: dict[str, Any], default_target: float) -> list[dict[str,
     out = []
     for fname in ("jpeg", "webp", "avif"):
         server = f"{fname}/server"
+        if server not in next(iter(curves.values())):
+            continue
         base = {n: _at_q80(per[server]) for n, per in curves.items()}
         q80_quality = statistics.mean(b[3] for b in base.values())
         default_ratio, default_q = aq_at(curves, server, default_target, base)
@@ -224,8 +263,14 @@ def main(argv: list[str] | None = None) -> int:
         data = sweep(args.step, tuple(filter(None, args.images.split(","))) or AQ_SET)
     rows = analyse(data, args.target)
     print(markdown(rows, args.target))
+    scales = scale_check(data)
+    for row in scales:
+        print(
+            f"{row['encoder']}, our metric {row['metric']}: target {row['target']:.5f} for q80's quality, "
+            f"aq bytes vs q80 {row['aq_ratio']:.3f} at MS-SSIM {row['aq_quality']:.4f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"sweep": data, "rows": rows}))
+    args.out.write_text(json.dumps({"sweep": data, "rows": rows, "scale_check": scales}))
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from benchmarks import eval as evaluation
@@ -36,3 +38,20 @@ def test_detector_scores_on_the_real_photos() -> None:
     # The turned cameraman and his mirror image are counted apart from the frontal faces.
     assert result["recall_by_pose"]["three-quarter"] == {"found": 2, "labelled": 2, "recall": 1.0}
     assert result["recall_by_pose"]["frontal"]["labelled"] >= 1
+
+
+def test_aq_claim_analysis_on_synthetic_curves() -> None:
+    """The simulated search at q80's quality never beats the oracle, and both are computed at that quality."""
+    from benchmarks import aq_claim
+
+    def curve(k: float) -> list[list[float]]:  # bytes grow and DSSIM/quality improve with q; k = image detail
+        return [[q, 1000 * k * 1.03**q, 0.05 * k * 0.95**q, 1 - 0.02 * k * 0.95**q] for q in range(20, 96, 5)]
+
+    images = {f"img{k}": {"jpeg/server": curve(k)} for k in (0.5, 1.0, 2.0, 4.0)}
+    sweep: dict[str, Any] = {"qualities": [], "images": images}
+    fine = aq_claim._fine(images["img1.0"]["jpeg/server"])
+    assert [r[0] for r in fine] == list(range(20, 96))
+    (row,) = aq_claim.analyse(sweep, 0.0025)
+    assert abs(row["aq_quality"] - row["q80_quality"]) < 1e-3
+    assert row["oracle_quality"] >= row["q80_quality"] - 1e-9
+    assert row["oracle_ratio"] <= row["aq_ratio"] + 1e-9
