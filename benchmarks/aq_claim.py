@@ -227,6 +227,50 @@ def analyse(sweep_data: dict[str, Any], default_target: float) -> list[dict[str,
     return out
 
 
+def best_of_formats(sweep_data: dict[str, Any], default_target: float) -> list[dict[str, Any]]:
+    """``f:best`` simulated (the smallest of JPEG, WebP and AVIF at aq's choice, PNG left out)
+    against fixed q80 JPEG: at the default target, and at the target where its mean
+    independent quality equals q80 JPEG's."""
+    curves = {
+        name: {key: _fine(sorted(rows)) for key, rows in per.items()} for name, per in sweep_data["images"].items()
+    }
+    first = next(iter(curves.values()))
+    if not {"jpeg/server", "webp/server", "avif/server"} <= set(first):
+        return []
+    base = {n: _at_q80(per["jpeg/server"]) for n, per in curves.items()}
+    q80 = statistics.mean(b[3] for b in base.values())
+    out = []
+    for avif in [k for k in first if k.startswith("avif/")]:
+
+        def at(target: float, avif: str = avif) -> tuple[float, float]:
+            picks = []
+            for name, per in curves.items():
+                chosen = min(
+                    (_aq_pick(per[k], target) for k in ("jpeg/server", "webp/server", avif)), key=lambda r: r[1]
+                )
+                picks.append((chosen[1] / base[name][1], chosen[3]))
+            return statistics.mean(r for r, _ in picks), statistics.mean(q for _, q in picks)
+
+        lo, hi = math.log(1e-5), math.log(0.05)
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if at(math.exp(mid))[1] >= q80 else (lo, mid)
+        ratio, quality_at = at(math.exp(lo))
+        default_ratio, default_quality = at(default_target)
+        out.append(
+            {
+                "avif": avif,
+                "q80_jpeg_quality": q80,
+                "default_ratio": default_ratio,
+                "default_quality": default_quality,
+                "target_at_q80_quality": math.exp(lo),
+                "ratio": ratio,
+                "quality": quality_at,
+            }
+        )
+    return out
+
+
 def markdown(rows: list[dict[str, Any]], default_target: float) -> str:
     lines = [
         f"| format | encoder | q80 (this encoder): bytes vs server q80 / MS-SSIM | aq at default {default_target}: "
@@ -269,8 +313,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['encoder']}, our metric {row['metric']}: target {row['target']:.5f} for q80's quality, "
             f"aq bytes vs q80 {row['aq_ratio']:.3f} at MS-SSIM {row['aq_quality']:.4f}"
         )
+    best = best_of_formats(data, args.target)
+    for row in best:
+        print(
+            f"f:best (JPEG, WebP, {row['avif']}) vs q80 JPEG (MS-SSIM {row['q80_jpeg_quality']:.4f}): at the default "
+            f"target {row['default_ratio']:.3f} at {row['default_quality']:.4f}; at target "
+            f"{row['target_at_q80_quality']:.5f} {row['ratio']:.3f} at {row['quality']:.4f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"sweep": data, "rows": rows, "scale_check": scales}))
+    args.out.write_text(json.dumps({"sweep": data, "rows": rows, "scale_check": scales, "best": best}))
     return 0
 
 

@@ -8,7 +8,8 @@ what keeps a search within a few plain encodes. Numbers are not portable to othe
 implementations (../shared/reference/vision-models.md): targets are calibrated to this one.
 
 The search is bounded (≤ 5 encodes): probe, then interpolate on log(DSSIM) between the best
-passing and the best failing quality, as bisection would but converging faster.
+passing and the best failing quality, as bisection would but converging faster, bisecting
+when two steps in a row land on the same side.
 """
 
 from __future__ import annotations
@@ -223,6 +224,11 @@ def search(
         nxt = round(quality + (math.log(max(d, 1e-9)) - log_target) / slope)
         if best_pass is not None and best_fail is not None:
             nxt = min(max(nxt, best_fail + 1), best_pass - 1)
+            # log(DSSIM) is convex in quality (it falls faster near the top, where JPEG also stops
+            # subsampling chroma), so secant steps from a far point keep landing on one side and
+            # creep (regula falsi): after two in a row on one side, bisect the bracket instead.
+            if len(trail) >= 2 and (trail[-1][1] > target) == (trail[-2][1] > target):
+                nxt = (best_fail + best_pass) // 2
         nxt = min(max(nxt, lo), hi)
         if nxt in tried:
             break
