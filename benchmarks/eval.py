@@ -244,6 +244,9 @@ def autoquality(names: tuple[str, ...], client: ClientFormats) -> dict[str, Any]
         "mean_bytes": statistics.mean(b for b, _, _ in best),
         "mean_quality": statistics.mean(q for _, q, _ in best),
         "formats_chosen": {f: sum(1 for *_, c in best if c == f) for f in {c for *_, c in best}},
+        "vs_jpeg_q80": statistics.mean(b / q80[0] for (b, _, _), q80 in zip(best, rows["jpeg"]["q80"], strict=True))
+        if "jpeg" in rows
+        else None,
         "vs_single": {
             fname: statistics.mean(b / s for (b, _, _), s in zip(best, sizes, strict=True))
             for fname, sizes in singles.items()
@@ -367,7 +370,13 @@ def markdown(crop: dict[str, dict[str, float]], det: dict[str, Any], aq: dict[st
             "",
             f"f:best (JPEG, PNG + WebP, AVIF, each at auto-quality): mean {best['mean_bytes']:.0f} bytes, "
             f"quality {best['mean_quality']:.4f}; chose {best['formats_chosen']}; bytes vs each single "
-            "format at aq: " + ", ".join(f"{f} {v:.3f}" for f, v in best["vs_single"].items()),
+            "format at aq: "
+            + ", ".join(f"{f} {v:.3f}" for f, v in best["vs_single"].items())
+            + (
+                f"; vs fixed q80 JPEG (mean of per-image ratios) {best['vs_jpeg_q80']:.3f}"
+                if best["vs_jpeg_q80"]
+                else ""
+            ),
             "",
         ]
     if cost:
