@@ -354,7 +354,7 @@ def markdown(crop: dict[str, dict[str, float]], det: dict[str, Any], aq: dict[st
                 f"{pose} {v['recall']:.3f} ({v['found']} of {v['labelled']})"
                 for pose, v in det["recall_by_pose"].items()
             )
-            + " (no full profile is on disk: three-quarter views are the nearest)",
+            + " (the only non-frontal faces: the cameraman, a near profile, and composites of his head)",
             "",
         ]
     if aq:
