@@ -254,6 +254,7 @@ def measurable_shape(shape: tuple[int, ...]) -> bool:
 # How fast log(DSSIM) falls per quality step, before two probes measure it (about 0.035-0.06
 # for JPEG, WebP and AVIF on the evaluation set); it only shapes the second probe.
 _LOG_SLOPE = 0.045
+_PROBE_TARGET = 0.0025  # the target whose first probe is 60% of the quality range
 
 
 def search(
@@ -265,16 +266,20 @@ def search(
 ) -> Choice:
     """The lowest quality in [min, max] whose DSSIM is within the target, in at most ``budget`` encodes.
 
-    A probe (``start``, else 60% of the range), then a step sized by how far the result was
-    from the target (log DSSIM falls about linearly with quality), then secant steps between
-    the best passing and failing qualities. Stops once a passing result is within
+    A probe (``start``, else 60% of the range moved along the typical slope by the target),
+    then a step sized by how far the result was from the target (log DSSIM falls about
+    linearly with quality), then secant steps between the best passing and failing
+    qualities, or bisection when they keep landing on one side. Stops once a passing result is within
     ``allowed_error`` of the target. If none passes, the highest quality tried is returned.
     """
     lo, hi, target = params.min_quality, params.max_quality, params.target
     log_target = math.log(target)
     tried: dict[int, tuple[bytes, float]] = {}
     trail: list[tuple[int, float]] = []
-    quality = start if start is not None and lo <= start <= hi else round(lo + (hi - lo) * 0.6)
+    # No hint: 60% of the range suits a target of 0.0025; a stricter target starts higher along
+    # the typical slope (0.0015: 11 steps), which saves about half an encode per miss on the set.
+    probe = round(lo + (hi - lo) * 0.6 + (math.log(_PROBE_TARGET) - log_target) / _LOG_SLOPE)
+    quality = start if start is not None and lo <= start <= hi else min(max(probe, lo), hi)
     while len(tried) < budget:
         data = encode(quality)
         d = measure(data)
