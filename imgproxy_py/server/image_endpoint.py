@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from imgproxy_py import keys
-from imgproxy_py.analysis.features import FeatureRecord, source_digest
+from imgproxy_py.analysis.records import FeatureRecord, source_digest
 from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.cancel import CancelToken, current_token
 from imgproxy_py.errors import ImgproxyError
