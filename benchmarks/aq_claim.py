@@ -34,7 +34,7 @@ from typing import Any
 
 from benchmarks.eval import AQ_SET, CONFIG, _rgba, independent_quality, options
 from benchmarks.faceset import FIXTURES
-from imgproxy_py.processing import process, quality, vips
+from imgproxy_py.processing import Job, Processor, quality, vips
 from imgproxy_py.processing.quality import Reference
 
 # (format, variant) -> (suffix, save options without Q); "server" is what the server writes today.
@@ -78,7 +78,7 @@ def sweep(step: int, names: tuple[str, ...] = AQ_SET) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name in names:
         src = (FIXTURES / "images" / name).read_bytes()
-        png = process(src, options("rs:fit:800:800/bg:ffffff/f:png"), CONFIG).data
+        png = Processor(CONFIG).process(Job(src, options("rs:fit:800:800/bg:ffffff/f:png"))).data
         img = vips.pixels(vips.open_source(png))
         reference = _rgba(img)
         ours, full = Reference(img), FullResolution(img)

@@ -30,7 +30,7 @@ def embed_into(
     if width <= img.width and height <= img.height:
         return img
     position = None
-    if gravity.type is GravityType.OBJECT and faces is not None and faces.options.available:
+    if gravity.type is GravityType.OBJECT and faces is not None and faces.available:
         # ``ex:1:obj``: a focus point taken from the faces (centre when there is none).
         img = vips.pixels(img)  # read twice (the detector, the embed): decode once
         boxes = faces.boxes(img, gravity.classes, gravity.class_weights())
