@@ -49,7 +49,7 @@ class AutoQualityDefaults:
     method: str = "none"
     # q80 JPEG's mean quality on the evaluation set (an independent MS-SSIM 0.9975 vs 0.9977; at it
     # f:best is 31% smaller than q80 JPEG): benchmarks/RESULTS.md, `python -m benchmarks.aq_claim`.
-    target: float = 0.0015
+    target: float = 0.0025
     min_quality: int = 30
     max_quality: int = 90
     allowed_error: float = 0.0003

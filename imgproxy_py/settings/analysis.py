@@ -19,7 +19,7 @@ class AnalysisSettings:
     detection_size: int = 512  # IMGPROXY_FACE_DETECTION_SIZE: longest side of the copy the detector sees
     keep_faces_whole: bool = True  # IMGPROXY_KEEP_FACES_WHOLE: any gravity's crop moves to keep faces whole
     autoquality_method: str = "none"  # IMGPROXY_AUTOQUALITY_METHOD: none | dssim | ml
-    autoquality_target: float = 0.0015  # IMGPROXY_AUTOQUALITY_TARGET: DSSIM (1/SSIM - 1), our metric's scale
+    autoquality_target: float = 0.0025  # IMGPROXY_AUTOQUALITY_TARGET: DSSIM (1/SSIM - 1), our metric's scale
     autoquality_min: int = 30
     autoquality_max: int = 90
     autoquality_allowed_error: float = 0.0003
@@ -66,7 +66,7 @@ class AnalysisSettings:
             detection_size=env.get_int("IMGPROXY_FACE_DETECTION_SIZE", 512, min_value=64, max_value=1024),
             keep_faces_whole=env.get_bool("IMGPROXY_KEEP_FACES_WHOLE", True),
             autoquality_method=method,
-            autoquality_target=env.get_float("IMGPROXY_AUTOQUALITY_TARGET", 0.0015, min_value=0.0001, max_value=0.9999),
+            autoquality_target=env.get_float("IMGPROXY_AUTOQUALITY_TARGET", 0.0025, min_value=0.0001, max_value=0.9999),
             autoquality_min=aq_min,
             autoquality_max=aq_max,
             autoquality_allowed_error=env.get_float(
