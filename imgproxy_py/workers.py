@@ -12,10 +12,8 @@ cancelled request cannot push more transforms onto the CPU than the limit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -36,6 +34,25 @@ class Slot:
         self.pending: asyncio.Future[Any] | None = None
 
 
+class Admission:
+    """One request's admission to a worker slot: a class, not an ``@asynccontextmanager``
+    generator, as every cold miss enters one (the generator costs the event loop more)."""
+
+    __slots__ = ("_pool", "_slot")
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self._pool = pool
+        self._slot: Slot | None = None
+
+    async def __aenter__(self) -> Slot:
+        self._slot = await self._pool._admit()
+        return self._slot
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._slot is not None:
+            self._pool._leave(self._slot)
+
+
 class WorkerPool:
     def __init__(self, workers: int, queue_size: int = 0, threads: int | None = None) -> None:
         self.workers = workers
@@ -53,8 +70,11 @@ class WorkerPool:
     def waiting(self) -> int:
         return self._waiting
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[Slot]:
+    def slot(self) -> Admission:
+        """``async with pool.slot() as slot``: admitted (or TooManyRequestsError), released on exit."""
+        return Admission(self)
+
+    async def _admit(self) -> Slot:
         if self._semaphore.locked() and self.queue_size and self._waiting >= self.queue_size:
             raise TooManyRequestsError("request queue is full")
         self._waiting += 1
@@ -63,14 +83,13 @@ class WorkerPool:
         finally:
             self._waiting -= 1
         self._busy += 1
-        slot = Slot()
-        try:
-            yield slot
-        finally:
-            if slot.pending is not None and not slot.pending.done():
-                slot.pending.add_done_callback(lambda _: self._release())
-            else:
-                self._release()
+        return Slot()
+
+    def _leave(self, slot: Slot) -> None:
+        if slot.pending is not None and not slot.pending.done():
+            slot.pending.add_done_callback(lambda _: self._release())
+        else:
+            self._release()
 
     def _release(self) -> None:
         self._busy -= 1
@@ -81,7 +100,7 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         # The thread runs in a copy of the caller's context, so it sees the cancel token.
         context = contextvars.copy_context()
-        future = loop.run_in_executor(self._executor, functools.partial(context.run, fn, *args))
+        future = loop.run_in_executor(self._executor, context.run, fn, *args)
         slot.pending = future
         # If the caller is cancelled, nobody awaits the outcome: consume it here, or the
         # future logs "exception was never retrieved" from a finaliser at a random moment.
