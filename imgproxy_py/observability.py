@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +54,10 @@ class RequestRecord:
     analysis: str = ""  # e.g. "faces:detected" / "faces:stored" (the feature store had them)
     spans: dict[str, float] = field(default_factory=dict)
     experiment: str = ""  # "name=arm" when an experiment applied (imgproxy_py.experiments)
+    after: list[Callable[[], None]] | None = None  # run once the response is sent (after_response)
 
+
+SENT: list[Callable[[], None]] = []  # ``after`` of a record whose response is done: run callbacks at once
 
 current_record: ContextVar[RequestRecord | None] = ContextVar("imgproxy_request_record", default=None)
 
@@ -80,6 +84,33 @@ class span:  # lower-case: used as ``with span("queue"):``, like the function it
         if record is not None:
             spans = record.spans
             spans[self.name] = spans.get(self.name, 0.0) + time.monotonic() - self.started
+
+
+def after_response(fn: Callable[[], None]) -> None:
+    """Run ``fn`` (cheap, on the event loop) once the current request's response has been sent:
+    monitoring that must not delay or touch the answer. Outside a request, or after its
+    response, it runs now."""
+    record = current_record.get()
+    if record is None or record.after is SENT:
+        _run(fn)
+    elif record.after is None:
+        record.after = [fn]
+    else:
+        record.after.append(fn)
+
+
+def run_after(callbacks: list[Callable[[], None]]) -> None:
+    """What the middleware calls with a record's ``after`` once its response is done (having
+    set ``after`` to ``SENT``, so a callback queued later runs at once)."""
+    for fn in callbacks:
+        _run(fn)
+
+
+def _run(fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except Exception:  # monitoring never fails a request (or the ones after it)
+        logging.getLogger("imgproxy_py.models").exception("after-response monitoring failed")
 
 
 def note(**values: Any) -> None:

@@ -26,7 +26,7 @@ from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
 from imgproxy_py.experiments import Experiments, load_experiments
-from imgproxy_py.monitoring import ModelMetrics, ModelRegistry
+from imgproxy_py.monitoring.misses import miss_monitor, model_registry
 from imgproxy_py.netpolicy import AddressPolicy
 from imgproxy_py.observability import AccessLog, Metrics, configure_logging
 from imgproxy_py.options.parser import Parser
@@ -34,7 +34,7 @@ from imgproxy_py.processing import ProcessingConfig, vips
 from imgproxy_py.processing.faces import FaceOptions
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.quality import METRIC_VERSION
-from imgproxy_py.quality_model.dataset import Dataset, DatasetWriter
+from imgproxy_py.quality_model.dataset import DatasetWriter, open_dataset
 from imgproxy_py.s3conn import S3Target
 from imgproxy_py.security import SourcePolicy
 from imgproxy_py.server.admin import purge_endpoint
@@ -189,8 +189,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     obs = settings.observability
     metrics = Metrics(obs.prometheus_namespace) if obs.prometheus_bind else None
     # Models (face detection, auto-quality) get their monitor from here: latency, breaker, drift, shadows.
-    models = ModelRegistry(ModelMetrics(metrics.registry, obs.prometheus_namespace) if metrics is not None else None)
+    models = model_registry(settings.analysis, metrics, obs.prometheus_namespace)
     faces = dataclasses.replace(faces, detector=monitored(faces.detector, settings.analysis, models))
+    arms = experiments.shares() if experiments is not None else {}
+    misses, shadow_status = miss_monitor(
+        settings.analysis, models, metrics, faces.detector, arms, obs.prometheus_namespace
+    )
     quality_model = build_quality_model(settings, models)
     config = dataclasses.replace(config, quality_model=quality_model)
     fingerprint = settings_fingerprint(config)
@@ -212,7 +216,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         faces=faces,
         features=features,
         quality_models=quality_models,
-        dataset=DatasetWriter(Dataset(settings.analysis.autoquality_dataset))
+        misses=misses,
+        dataset=DatasetWriter(open_dataset(settings.analysis.autoquality_dataset, S3Target.from_settings(settings.s3)))
         if settings.analysis.autoquality_dataset
         else None,
     )
@@ -252,6 +257,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if images.dataset is not None:
                 await images.dataset.flush()
             await flow.aclose()
+            await misses.aclose()
             if cache is not None:
                 await cache.aclose()
             await sources.aclose()
@@ -265,7 +271,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         cache.remote if cache is not None else (),
         settings.server.health_check_cache_tiers,
         models.status_lines,
-        extra=(f"face detection: {face_status}" + ("" if faces.detector else " (smart crop: attention only)"),),
+        extra=(
+            f"face detection: {face_status}" + ("" if faces.detector else " (smart crop: attention only)"),
+            f"face detection shadow: {shadow_status}",
+        ),
     )
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
     if settings.server.health_check_path:

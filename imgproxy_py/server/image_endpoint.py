@@ -25,6 +25,7 @@ from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.cancel import CancelToken, current_token
 from imgproxy_py.errors import ImgproxyError
 from imgproxy_py.imagetype import sniff
+from imgproxy_py.monitoring.misses import MissMonitor
 from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import GravityType, ProcessingOptions, ResizingType
 from imgproxy_py.processing import ProcessResult, streamed
@@ -67,6 +68,7 @@ class ImageStrategy:
         features: FeatureStore | None = None,
         quality_models: QualityModelTracker | None = None,
         dataset: DatasetWriter | None = None,
+        misses: MissMonitor | None = None,
     ) -> None:
         self.flow = flow
         self.responder = responder
@@ -80,6 +82,7 @@ class ImageStrategy:
         self.features = features
         self.quality_models = quality_models  # aq:ml: the serving version, metrics, drift
         self.dataset = dataset  # IMGPROXY_AUTOQUALITY_DATASET: rows from aq:dssim searches
+        self.misses = misses  # input mix, per-arm quality, shadow detector (after the response)
         self.transforms = 0  # images processed by this process (observability, tests)
         self.detections = 0  # images the face detector ran on in this process
         self.peak_stream_bytes = 0  # the most source bytes one streamed request held between download and decoder
@@ -233,6 +236,8 @@ class ImageStrategy:
         self.transforms += 1
         if metrics is not None:
             metrics.transforms.inc()
+        if self.misses is not None:
+            self.misses.observe(req.experiment, req.source_url, result, data)
         return result
 
     async def _process(
