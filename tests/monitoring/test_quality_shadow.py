@@ -5,7 +5,9 @@ turns the shadow off."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import shutil
 from pathlib import Path
@@ -52,8 +54,11 @@ def candidate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     data, registry = root / "aq.sqlite", root / "registry"
     collect = ["models", "collect", str(images), "--into", str(data), "--widths", "160,320", "--formats", "jpeg,webp"]
     assert main(collect) == 0
-    assert main(["models", "--registry", str(registry), "train", "--data", str(data)]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):  # a module-scoped fixture cannot take capsys
+        assert main(["models", "--registry", str(registry), "train", "--data", str(data)]) == 0
     (version,) = Registry(registry).versions()
+    assert f"IMGPROXY_AUTOQUALITY_ML_SHADOW={version.name}" in out.getvalue()  # the next step's hint
     assert Registry(registry).current() is None
     return registry, version.name
 
