@@ -31,10 +31,10 @@ from collections.abc import Iterable
 from imgproxy_py.monitoring.metrics import ModelMetrics
 from imgproxy_py.monitoring.shadow import sampled
 from imgproxy_py.processing.quality import PREDICTION_MARGIN
-from imgproxy_py.quality_model.model import ModelError, TreeModel
 from imgproxy_py.quality_model.registry import Registry
 from imgproxy_py.quality_model.serving import MODEL_NAME, MlOutcome, predict_quality
 from imgproxy_py.quality_model.storage import StoreError
+from imgproxy_py.quality_model.trees import ModelError, TreeModel
 from imgproxy_py.s3conn import S3Target
 from imgproxy_py.settings import AnalysisSettings
 

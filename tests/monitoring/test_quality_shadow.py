@@ -21,9 +21,9 @@ from imgproxy_py.cli import main
 from imgproxy_py.monitoring.metrics import ModelMetrics
 from imgproxy_py.monitoring.quality_shadow import QualityShadow, agreement, quality_shadow
 from imgproxy_py.monitoring.shadow import sampled
-from imgproxy_py.quality_model.model import TreeModel, sha256
 from imgproxy_py.quality_model.registry import DEFAULT_DIR, Registry, load_folder
 from imgproxy_py.quality_model.serving import MlOutcome, predict_quality
+from imgproxy_py.quality_model.trees import TreeModel, sha256
 from imgproxy_py.settings import AnalysisSettings
 from tests.conftest import app_with_service
 from tests.monitoring.test_miss_monitor import _poll, _value
