@@ -44,6 +44,8 @@ class MissMonitor:
     def observe(self, experiment: str, source_url: str, result: ProcessResult, source: object) -> None:
         """A processed request: ``experiment`` its ``name=arm`` (or ""), ``source`` the source's
         bytes (anything else, e.g. a streamed input: no shadow run, size from the request record)."""
+        if self.inputs is None and self.arms is None and self.faces is None and self.quality is None:
+            return  # nothing is monitored (no metrics listener): no closure, no after-response hook
         data = source if isinstance(source, bytes) else None
         record = current_record.get()
 
