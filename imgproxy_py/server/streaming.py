@@ -76,16 +76,19 @@ class _Sink:
         self.header = b""  # the bytes the decision was made on (a streamed source's header)
         self.decided: asyncio.Future[Head] = asyncio.get_running_loop().create_future()
         self.body: io.BytesIO | None = None
-        self.digest = hashlib.blake2b(digest_size=16)
+        self.digest: hashlib.blake2b | None = hashlib.blake2b(digest_size=16)  # None: a validator is the key
         self.size = 0
         self.draining = False  # the decoder is done: read the rest for the digest and the checks only
 
     async def begin(self, meta: SourceMeta) -> None:
         self.meta = meta
+        if _validator(meta) is not None:  # the cache key uses the validator: no digest to compute
+            self.digest = None
 
     async def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        self.digest.update(chunk)
+        if self.digest is not None:
+            self.digest.update(chunk)
         if self.head is not None:
             self.head += chunk
             status = head_status(bytes(self.head))
@@ -178,7 +181,11 @@ async def fetch_streamed(
         sink.draining = True
         pipe.abort()  # free what the decoder left (trailing bytes) and let the download run on
         await download
-        version = validator or "d:" + sink.digest.hexdigest()
+        if validator is not None:
+            version = validator
+        else:
+            assert sink.digest is not None  # kept: there was no validator
+            version = "d:" + sink.digest.hexdigest()
         return Streamed(value=value, meta=meta, version=version, size=sink.size, peak_held=pipe.peak)
     except Exception as exc:
         share.fail(exc)  # joiners get the same error, as from a shared buffered download
