@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test check bench bench-smoke bench-streaming clean default-model
+.PHONY: serve test check bench bench-smoke bench-streaming clean default-model reference-profile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ default-model: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[train]'
 	$(BIN)/imgproxy-py models collect examples/images ../shared/fixtures/images --targets 0.0015,0.0025,0.004 --into $(AQ_DATA)
 	$(BIN)/imgproxy-py models train --data $(AQ_DATA) --out imgproxy_py/quality_model/default
+
+# Rebuild the drift reference profile shipped in the package (imgproxy_py/monitoring/reference_profile.json):
+# the offline evaluation's detector outputs and latency, auto-quality choices and input mix (~1 min).
+reference-profile: $(STAMP)
+	$(BIN)/python -m benchmarks.eval --only profile --profile-out imgproxy_py/monitoring/reference_profile.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

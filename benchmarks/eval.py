@@ -13,6 +13,10 @@ Prints markdown tables and writes them with the raw numbers and plots to ``--out
    metric, blazediff-ssim's MS-SSIM (Rust; not the SSIM the search uses).
 3. Costs, short: the p50 a request gains from face detection (benchmark photo, 300×300 fill,
    g:sm with vs without the detector), and an ``aq`` miss against a plain encode.
+4. The reference profile the server's drift gauges compare against (benchmarks/reference_profile.py):
+   the detector's outputs and latency, auto-quality's chosen and achieved quality, the input mix;
+   written to ``--profile-out`` (default OUT/reference-profile.json). ``--only profile`` runs just
+   this (no bench extra needed); ``make reference-profile`` rebuilds the profile shipped in the package.
 
 Needs the bench extra (matplotlib, blazediff-ssim): ``pip install -e '.[dev,bench]'``.
 """
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.faceset import FIXTURES, Face, Labelled, build
+from benchmarks.reference_profile import build_profile
 from imgproxy_py.analysis.detector import Detector
 from imgproxy_py.analysis.registry import default_registry
 from imgproxy_py.imagetype import ImageFormat
@@ -411,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=15, help="timed runs per cost measurement")
     parser.add_argument("--target", type=float, default=0.0, help="aq's DSSIM target (default: the configured one)")
     parser.add_argument("--formats", default="jpeg,webp,avif", help="auto-quality formats to evaluate")
-    parser.add_argument("--only", default="", help="comma list of sections: crop, aq, costs (default: all)")
+    parser.add_argument("--only", default="", help="comma list of sections: crop, aq, costs, profile (default: all)")
+    parser.add_argument("--profile-out", type=Path, help="reference profile file (default: OUT/reference-profile.json)")
+    parser.add_argument("--profile-images", type=Path, help="a folder of your own sources to profile instead")
     args = parser.parse_args(argv)
     vips.init()
     detector = face_detector()
@@ -429,6 +436,13 @@ def main(argv: list[str] | None = None) -> int:
     det = detector_quality(items, detector) if not only or "crop" in only else {}
     aq = autoquality(AQ_SET, ClientFormats(webp=True, avif=True)) if not only or "aq" in only else {}
     cost = costs(detector, args.runs) if not only or "costs" in only else {}
+    if not only or "profile" in only:
+        profile = build_profile(detector, args.profile_images, tuple(AQ_FORMATS))
+        where = args.profile_out or args.out / "reference-profile.json"
+        where.write_text(profile.to_json() + "\n")
+        print(f"reference profile {profile.id} ({len(profile.profiles)} model versions) written to {where}")
+        if only == {"profile"}:
+            return 0
     text = markdown(crop, det, aq, cost)
     print(text)
     (args.out / "eval.md").write_text(text)

@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks import face_groups
 from benchmarks.eval import CONFIG, RATIOS, _iou, face_detector, kept_face_area, options
 from benchmarks.faceset import FIXTURES, Face, Labelled
 from imgproxy_py.analysis.detector import Detector
@@ -29,15 +30,19 @@ UNLABELLED = "(unlabelled)"
 
 
 def labelled_faces(folder: Path = FIXTURES / "faces") -> list[tuple[str, bytes, Face, dict[str, str]]]:
-    labels = json.loads((folder / "labels.json").read_text())
+    """Every labelled face with its group attributes: derived from pixels, annotated by hand
+    (benchmarks/face_groups.py), and any ``attributes`` labels.json gives (those win)."""
+    labels = {k: v for k, v in json.loads((folder / "labels.json").read_text()).items() if not k.startswith("_")}
+    manual = face_groups.hand_annotations({name: len(entries) for name, entries in labels.items()})
     faces = []
     for name, entries in labels.items():
-        if name.startswith("_"):
-            continue
         data = (folder / name).read_bytes()
-        for entry in entries:
+        for index, entry in enumerate(entries):
             box = (entry["x"], entry["y"], entry["w"], entry["h"])
-            faces.append((name, data, box, {str(k): str(v) for k, v in entry.get("attributes", {}).items()}))
+            bands, _ = face_groups.derived(data, box)
+            attrs = {**bands, **(manual[name][index] if name in manual else {})}
+            attrs.update({str(k): str(v) for k, v in entry.get("attributes", {}).items()})
+            faces.append((name, data, box, attrs))
     return faces
 
 
@@ -45,6 +50,7 @@ def report(detector: Detector, folder: Path = FIXTURES / "faces") -> dict[str, A
     faces = labelled_faces(folder)
     attributes = sorted({key for *_, attrs in faces for key in attrs}) or ["(none)"]
     per_face = []
+    faces_out: list[dict[str, Any]] = []
     for name, data, box, attrs in faces:
         img = vips.open_source(data)
         width, height, rgb = vips.rgb_bytes(vips.analysis_copy(data, 512, upright=False))
@@ -61,6 +67,8 @@ def report(detector: Detector, folder: Path = FIXTURES / "faces") -> dict[str, A
             for ratio, (w, h) in RATIOS.items()
         }
         per_face.append((attrs, detected, kept))
+        _, measured = face_groups.derived(data, box)
+        faces_out.append({"image": name, "attributes": attrs, "measured": measured, "detected": detected, "kept": kept})
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for attribute in attributes:
         groups: dict[str, list[tuple[bool, dict[str, float]]]] = defaultdict(list)
@@ -75,7 +83,7 @@ def report(detector: Detector, folder: Path = FIXTURES / "faces") -> dict[str, A
             }
             for group, rows in sorted(groups.items())
         }
-    return {"faces": len(per_face), "attributes": table}
+    return {"faces": len(per_face), "attributes": table, "per_face": faces_out}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -90,6 +98,18 @@ def markdown(result: dict[str, Any]) -> str:
             mark = "*" if s["too_few"] else ""
             kept = " | ".join(f"{s['kept'][r]:.2f}" for r in RATIOS)
             lines.append(f"| {attribute} | {group}{mark} | {s['faces']} | {s['recall']:.2f} | {kept} |")
+    lines += [
+        "",
+        "Per face (derived attributes come from pixels: ITA in degrees, mean L*, the box's share of the image):",
+        "",
+        "| image | attributes | measured | detected | " + " | ".join(f"kept {r}" for r in RATIOS) + " |",
+        "|---|---|---|---|" + "---|" * len(RATIOS),
+    ]
+    for face in result.get("per_face", []):
+        attrs = ", ".join(f"{k}={v}" for k, v in sorted(face["attributes"].items()))
+        measured = ", ".join(f"{k}={v}" for k, v in sorted(face["measured"].items()))
+        kept = " | ".join(f"{face['kept'][r]:.2f}" for r in RATIOS)
+        lines.append(f"| {face['image']} | {attrs} | {measured} | {'yes' if face['detected'] else 'no'} | {kept} |")
     if list(result["attributes"]) == ["(none)"]:
         lines += [
             "",

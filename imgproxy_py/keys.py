@@ -49,10 +49,11 @@ def source_version(etag: str | None, last_modified: str | None, data: bytes) -> 
 
 
 def result_digest(
-    po: ProcessingOptions, client_key: str, source_url: str, version: str, settings_fingerprint: str
+    po: ProcessingOptions | str, client_key: str, source_url: str, version: str, settings_fingerprint: str
 ) -> str:
+    """``po`` may be given as its ``canonical()`` text (a caller digesting the same options twice)."""
     h = hashlib.blake2b(digest_size=20)
-    for part in (po.canonical(), client_key, source_url, version, settings_fingerprint):
+    for part in (po if isinstance(po, str) else po.canonical(), client_key, source_url, version, settings_fingerprint):
         h.update(part.encode("utf-8", "surrogateescape"))
         h.update(b"\x00")
     return h.hexdigest()
@@ -69,7 +70,7 @@ def tag_of(key: str) -> str:
     return key.partition(".")[0]
 
 
-def cache_key(po: ProcessingOptions, client_key: str, source_url: str, settings_fingerprint: str) -> str:
+def cache_key(po: ProcessingOptions | str, client_key: str, source_url: str, settings_fingerprint: str) -> str:
     """The result cache key: known before the source is fetched, so a hit costs no source traffic.
 
     ``<source tag>.<digest>``: every variant of one source shares the prefix, so each tier can

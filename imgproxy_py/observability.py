@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from urllib.parse import unquote
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.errors import ClientClosedError
 
 CLIENT_CLOSED = ClientClosedError.status_code  # 499: counted by status, logged at info, not an error
@@ -46,7 +47,7 @@ class RequestRecord:
     raw_path: str  # as received; redact_path() before it goes anywhere
     started: float = field(default_factory=time.monotonic)
     status: int = 0
-    cache: str = ""
+    cache: CacheStatus | None = None
     error: str = ""  # error category (errors_total{type})
     detail: str = ""  # the internal error message (never sent to the client)
     source_bytes: int = 0
@@ -54,7 +55,10 @@ class RequestRecord:
     analysis: str = ""  # e.g. "faces:detected" / "faces:stored" (the feature store had them)
     spans: dict[str, float] = field(default_factory=dict)
     experiment: str = ""  # "name=arm" when an experiment applied (imgproxy_py.experiments)
+    after: list[Callable[[], None]] | None = None  # run once the response is sent (after_response)
 
+
+SENT: list[Callable[[], None]] = []  # ``after`` of a record whose response is done: run callbacks at once
 
 current_record: ContextVar[RequestRecord | None] = ContextVar("imgproxy_request_record", default=None)
 
@@ -69,6 +73,33 @@ def span(name: str) -> Iterator[None]:
     finally:
         if record is not None:
             record.spans[name] = record.spans.get(name, 0.0) + time.monotonic() - started
+
+
+def after_response(fn: Callable[[], None]) -> None:
+    """Run ``fn`` (cheap, on the event loop) once the current request's response has been sent:
+    monitoring that must not delay or touch the answer. Outside a request, or after its
+    response, it runs now."""
+    record = current_record.get()
+    if record is None or record.after is SENT:
+        _run(fn)
+    elif record.after is None:
+        record.after = [fn]
+    else:
+        record.after.append(fn)
+
+
+def run_after(callbacks: list[Callable[[], None]]) -> None:
+    """What the middleware calls with a record's ``after`` once its response is done (having
+    set ``after`` to ``SENT``, so a callback queued later runs at once)."""
+    for fn in callbacks:
+        _run(fn)
+
+
+def _run(fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except Exception:  # monitoring never fails a request (or the ones after it)
+        logging.getLogger("imgproxy_py.models").exception("after-response monitoring failed")
 
 
 def note(**values: Any) -> None:
@@ -191,12 +222,14 @@ class Metrics:
                 self.queue_rejections.inc()
         for name, seconds in record.spans.items():
             self._child(self.span_duration, name).observe(seconds)
-        if record.cache.startswith("HIT-L"):
-            self._child(self.cache_hits, record.cache[4:]).inc()
-        elif record.cache == "HIT-COALESCED":
-            self.coalesced.inc()
-        elif record.cache == "MISS":
-            self.cache_misses.inc()
+        cache = record.cache
+        if cache is not None:
+            if cache.tier is not None:
+                self._child(self.cache_hits, cache.tier).inc()
+            elif cache is CacheStatus.HIT_COALESCED:
+                self.coalesced.inc()
+            elif cache is CacheStatus.MISS:
+                self.cache_misses.inc()
         if record.source_bytes:
             self.source_bytes.inc(record.source_bytes)
         if record.result_bytes:
@@ -211,7 +244,7 @@ class Metrics:
         tally.requests += 1
         if record.error and record.status != CLIENT_CLOSED:
             tally.errors += 1
-        if record.cache.startswith("HIT-L"):
+        if record.cache is not None and record.cache.tier is not None:
             tally.cache_hits += 1
         size = record.result_bytes
         if size:
@@ -445,7 +478,7 @@ class AccessLog:
                 extra += f" experiment={record.experiment}"
             return (
                 f"{stamp} {logging.getLevelName(level)} access: {record.method} {path} {record.status} "
-                f"{ms}ms {record.cache or '-'} id={record.request_id}{extra}\n"
+                f"{ms}ms {record.cache.value if record.cache is not None else '-'} id={record.request_id}{extra}\n"
             )
         fields: dict[str, Any] = {
             "time": self._now()[1],
@@ -457,8 +490,8 @@ class AccessLog:
             "status": record.status,
             "duration_ms": ms,
         }
-        if record.cache:
-            fields["cache"] = record.cache
+        if record.cache is not None:
+            fields["cache"] = record.cache.value
         if record.source_bytes:
             fields["source_bytes"] = record.source_bytes
         if record.result_bytes:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from imgproxy_py.server.app import create_app
-from imgproxy_py.server.handlers import ImageService
+from imgproxy_py.server.image_endpoint import ImageEndpoint
 from imgproxy_py.settings import Settings
 from tests.s3_server import S3Server, running_moto
 from tests.support import Origin, images_dir, run_origin
@@ -33,8 +33,8 @@ def make_settings(**env: str) -> Settings:
 
 
 @asynccontextmanager
-async def app_with_service(**env: str) -> AsyncIterator[tuple[httpx.AsyncClient, ImageService]]:
-    """The real ASGI app (lifespan included) behind an httpx client, with its ImageService; env overrides settings."""
+async def app_with_service(**env: str) -> AsyncIterator[tuple[httpx.AsyncClient, ImageEndpoint]]:
+    """The real ASGI app (lifespan included) behind an httpx client, with its ImageEndpoint; env overrides settings."""
     app = create_app(make_settings(**env))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

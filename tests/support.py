@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email.utils
 import gzip
@@ -14,13 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 import pytest
+from starlette.types import ASGIApp
 
 from imgproxy_py.processing import vips
 
@@ -297,3 +299,26 @@ def http_scope(raw_path: bytes, headers: list[tuple[bytes, bytes]] | None = None
         "client": ("127.0.0.1", 40000),
         "server": ("testserver", 80),
     }
+
+
+async def asgi_call(app: ASGIApp, path: str, disconnect_after: float | None = None) -> list[dict[str, Any]]:
+    """One request straight into the ASGI app; the client disconnects ``disconnect_after`` s after sending it."""
+    scope = http_scope(path.encode())
+    sent: list[dict[str, Any]] = []
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if disconnect_after is None:
+            await asyncio.Event().wait()
+        await asyncio.sleep(disconnect_after or 0)
+        return {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    await app(scope, receive, send)
+    return sent

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks import eval as evaluation
 from benchmarks.faceset import build
+from imgproxy_py.monitoring.reference import ProfileSet
 from imgproxy_py.processing import process
 from imgproxy_py.processing.faces import FaceOptions
+from imgproxy_py.processing.quality import METRIC_VERSION
 from tests.processing.test_faces import detector
 from tests.support import FIXTURES
 
@@ -33,3 +37,29 @@ def test_detector_scores_on_the_real_photos() -> None:
     photos = [item for item in build() if item.kind == "photo"]
     result = evaluation.detector_quality(photos, detector())
     assert result["recall"] == 1.0 and result["precision"] == 1.0
+
+
+def test_the_evaluation_writes_a_reference_profile_the_server_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not (FIXTURES / "faces").is_dir():
+        pytest.skip("face fixtures not found")
+    monkeypatch.setattr(evaluation, "AQ_FORMATS", dict(evaluation.AQ_FORMATS))  # --formats trims it in place
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    for path in (FIXTURES / "faces" / "astronaut.png", FIXTURES / "images" / "320x240.jpg"):
+        (sample / path.name).write_bytes(path.read_bytes())
+    out = tmp_path / "profile.json"
+    args = ["--only", "profile", "--formats", "jpeg", "--profile-images", str(sample), "--profile-out", str(out)]
+    assert evaluation.main(["--out", str(tmp_path), *args]) == 0
+    profiles = ProfileSet.load(out)
+    faces = profiles.get("faces", detector().version)
+    assert faces is not None and faces.features["has_faces"].bin_of(1.0) != faces.features["has_faces"].bin_of(0.0)
+    assert "score" in faces.features and "inference_seconds" in faces.features
+    aq = profiles.get("autoquality-dssim", METRIC_VERSION)
+    assert aq is not None and set(aq.features) == {"chosen_quality_jpeg", "achieved_dssim"}
+    inputs = profiles.inputs()
+    assert inputs is not None and inputs.version == profiles.id
+    formats = inputs.features["source_format"]
+    assert formats.categories == ("jpeg", "png", "(other)") and formats.shares == (0.5, 0.5, 0.0)
+    assert profiles.meta["command"].endswith(f"--profile-images {sample}")

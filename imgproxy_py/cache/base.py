@@ -10,7 +10,7 @@ import json
 import struct
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 _MAGIC = b"IPY1"
 _HEADER = struct.Struct(">4sI")  # magic, JSON length
@@ -87,3 +87,16 @@ class PurgeableTier(Protocol):
     async def purge(self, tag: str) -> int:
         """Delete them; returns how many were there."""
         ...
+
+
+@runtime_checkable
+class LockingTier(Protocol):
+    """A shared tier that can hold a short per-key lock (cache/lock.py: cross-process coalescing)."""
+
+    async def try_lock(self, key: str, ttl: float) -> str | None:
+        """Take the lock for ``key``; its token, or None when another holder has it."""
+        ...
+
+    async def unlock(self, key: str, token: str) -> None: ...
+
+    async def is_locked(self, key: str) -> bool: ...

@@ -16,7 +16,7 @@ ability to purge those entries early; they still expire by their TTL.
 Not used for coordination: aiocache's RedLock keeps its waiters' wake-up event in a
 process-local dict, so a waiter in another process finds no event and proceeds at once
 (no cross-process coalescing), and its memcached release deletes without checking the
-owner. The cross-process lock stays on Redis (server/coalescing.py).
+owner. The cross-process lock stays on Redis (cache/lock.py: memcached is no LockingTier).
 """
 
 from __future__ import annotations

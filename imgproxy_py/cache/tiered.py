@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from imgproxy_py.cache.base import CacheEntry, CacheTier
 from imgproxy_py.cache.memory import MemoryTier
+from imgproxy_py.cache.status import CacheStatus
 
 log = logging.getLogger("imgproxy_py.cache")
 T = TypeVar("T")
@@ -91,11 +92,15 @@ class TieredCache:
     def get_memory(self, key: str) -> CacheEntry | None:
         return self.memory.get_now(key) if self.memory is not None else None
 
-    async def get(self, key: str) -> tuple[CacheEntry, str] | None:
-        """The entry and the name of the tier that had it; lower hits are promoted upwards."""
+    async def get(self, key: str) -> tuple[CacheEntry, CacheStatus] | None:
+        """The entry and which tier had it (a CacheStatus hit); lower hits are promoted upwards."""
         entry = self.get_memory(key)
         if entry is not None:
-            return entry, "L1"
+            return entry, CacheStatus.HIT_L1
+        return await self.get_remote(key)
+
+    async def get_remote(self, key: str) -> tuple[CacheEntry, CacheStatus] | None:
+        """``get`` without the memory tier (the caller has just looked there)."""
         for index, tier in enumerate(self.remote):
             entry = await tier.get(key)
             now = time.time()
@@ -106,7 +111,7 @@ class TieredCache:
                 await self.memory.set(key, entry, ttl)
             for upper in self.remote[:index]:
                 self._background(upper.set(key, entry, ttl))
-            return entry, tier.name
+            return entry, CacheStatus.hit(tier.name)
         return None
 
     async def set(self, key: str, entry: CacheEntry, *, wait_for: str | None = None) -> None:

@@ -60,6 +60,9 @@ class ArmData:
     share: float | None = None  # configured percent
     bytes: Moments = field(default_factory=Moments)
     processing: Moments = field(default_factory=Moments)
+    # Where auto-quality ran (histograms: count and sum, so a mean without an interval).
+    chosen_quality: Moments = field(default_factory=Moments)
+    achieved_dssim: Moments = field(default_factory=Moments)
 
 
 Data = dict[str, dict[str, ArmData]]  # experiment → arm → data
@@ -116,6 +119,10 @@ _METRIC_FIELDS = {
     "experiment_processed_total": "processing.n",
     "experiment_processing_seconds_total": "processing.total",
     "experiment_processing_seconds_squared_total": "processing.squares",
+    "experiment_chosen_quality_count": "chosen_quality.n",
+    "experiment_chosen_quality_sum": "chosen_quality.total",
+    "experiment_achieved_dssim_count": "achieved_dssim.n",
+    "experiment_achieved_dssim_sum": "achieved_dssim.total",
 }
 
 
@@ -205,6 +212,8 @@ def summarise(data: Data) -> list[dict[str, Any]]:
                         "ci95": [_num(diff.low), _num(diff.high)],
                         "p_value": _num(diff.p_value),
                     }
+            for metric, moments in (("chosen_quality", arm.chosen_quality), ("achieved_dssim", arm.achieved_dssim)):
+                row[metric] = {"n": moments.n, "mean": _num(moments.mean)}
             rows.append(row)
         srm = sample_ratio_mismatch(arms)
         out.append(
@@ -258,8 +267,21 @@ def write_text(summary: list[dict[str, Any]], out: TextIO) -> None:
                 f"  {row['arm']:<14}{share:>7}{row['requests']:>10.0f}{row['errors']:>8.0f}{row['cache_hits']:>8.0f}"
                 f"  {_ci(b, 1):<28}{_vs(b):<26}{_ci(p, 1000):<30}{_vs(p)}\n"
             )
+        quality = [row for row in exp["arms"] if row["chosen_quality"]["n"]]
+        if quality:
+            out.write("  auto-quality (where it ran): " + "; ".join(_aq(row) for row in exp["arms"]) + "\n")
         out.write(f"  sample-ratio mismatch: {'n/a' if srm is None else f'chi-square p={srm:.3g}'}\n")
         out.write(f"  verdict: {exp['verdict']}\n")
+
+
+def _aq(row: dict[str, Any]) -> str:
+    chosen, achieved = row["chosen_quality"], row["achieved_dssim"]
+    if not chosen["n"]:
+        return f"{row['arm']} -"
+    text = f"{row['arm']} mean quality {chosen['mean']:.1f} (n={chosen['n']:.0f})"
+    if achieved["n"]:
+        text += f", mean DSSIM {achieved['mean']:.5f}"
+    return text
 
 
 def _ci(metric: dict[str, Any], scale: float) -> str:

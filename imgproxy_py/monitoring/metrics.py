@@ -6,6 +6,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summ
 
 _INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _AGREEMENT_BUCKETS = (0.1, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+_MEGAPIXEL_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 50.0)
+_SOURCE_BYTE_BUCKETS = tuple(float(2**k) for k in range(12, 27, 2))  # 4 KiB … 64 MiB
 
 
 class ModelMetrics:
@@ -40,4 +42,16 @@ class ModelMetrics:
         self.shadow_runs = Counter(
             "model_shadow_runs_total", "Shadow runs by outcome (ok, error)", ["model", "shadow", "outcome"],
             namespace=ns, registry=reg,
+        )  # fmt: skip
+        # The input mix of processed requests (cache misses only: a hit processes nothing).
+        self.input_images = Counter(
+            "input_images_total", "Source images processed, by format", ["format"], namespace=ns, registry=reg
+        )
+        self.input_megapixels = Histogram(
+            "input_megapixels", "Source image size (megapixels) of processed requests", namespace=ns,
+            registry=reg, buckets=_MEGAPIXEL_BUCKETS,
+        )  # fmt: skip
+        self.input_source_bytes = Histogram(
+            "input_source_bytes", "Source image bytes of processed requests", namespace=ns, registry=reg,
+            buckets=_SOURCE_BYTE_BUCKETS,
         )  # fmt: skip

@@ -14,6 +14,7 @@ from typing import TypeVar
 from imgproxy_py.monitoring.breaker import CLOSED, OPEN, BreakerPolicy, CircuitBreaker
 from imgproxy_py.monitoring.drift import DriftMonitor, ReferenceProfile
 from imgproxy_py.monitoring.metrics import ModelMetrics
+from imgproxy_py.monitoring.reference import ProfileSet
 
 T = TypeVar("T")
 log = logging.getLogger("imgproxy_py.models")
@@ -81,9 +82,18 @@ class ModelMonitor:
         if self.drift is not None:
             self.drift.observe(output, value)
 
-    def watch_drift(self, reference: ReferenceProfile, window: int = 5000, min_values: int = 200) -> DriftMonitor:
-        """Compare this version's outputs and inputs against ``reference`` over a sliding window."""
+    def watch_drift(
+        self, reference: ReferenceProfile, window: int | None = None, min_values: int | None = None
+    ) -> DriftMonitor:
+        """Compare this version's outputs and inputs against ``reference`` over a sliding window
+        (added to the features already watched, in the same window: the evaluation's outputs,
+        the training inputs). Default window: 5000 values, a PSI from 200 on."""
         gauge = self.metrics.drift if self.metrics is not None else None
+        if self.drift is not None:
+            reference = self.drift.reference.merged(reference)
+            window = window or self.drift.window
+            min_values = min_values or self.drift.min_values
+        window, min_values = window or 5000, min_values or 200
 
         def export(feature: str, value: float) -> None:
             if gauge is not None:
@@ -104,6 +114,8 @@ class ModelMonitor:
     def _succeeded(self, latency: float) -> None:
         if self.metrics is not None:
             self._latency.observe(latency)
+        if self.drift is not None:
+            self.drift.observe("inference_seconds", latency)
         self._changed(self.breaker.record(True, latency))
 
     def _failed(self, latency: float, exc: Exception) -> None:
@@ -134,10 +146,23 @@ class ModelMonitor:
 
 
 class ModelRegistry:
-    """The app's model monitors (one per model version), for /health and the metrics."""
+    """The app's model monitors (one per model version), for /health and the metrics.
 
-    def __init__(self, metrics: ModelMetrics | None = None) -> None:
+    With ``references`` (the offline evaluation's profile file), a version the file profiles
+    has its drift watched from its first call; one it does not is logged once.
+    """
+
+    def __init__(
+        self,
+        metrics: ModelMetrics | None = None,
+        references: ProfileSet | None = None,
+        drift_window: int = 5000,
+        drift_min_values: int = 200,
+    ) -> None:
         self.metrics = metrics
+        self.references = references
+        self.drift_window = drift_window
+        self.drift_min_values = drift_min_values
         self.monitors: dict[str, ModelMonitor] = {}
 
     def monitor(self, model: str, version: str, policy: BreakerPolicy | None = None) -> ModelMonitor:
@@ -145,6 +170,11 @@ class ModelRegistry:
         found = self.monitors.get(key)
         if found is None:
             found = self.monitors[key] = ModelMonitor(model, version, policy, self.metrics)
+            reference = self.references.get(model, version) if self.references is not None else None
+            if reference is not None:
+                found.watch_drift(reference, self.drift_window, self.drift_min_values)
+            elif self.references is not None:
+                log.info("no reference profile for model %s (%s): no drift gauge", key, self.references.id)
         return found
 
     def status_lines(self) -> list[str]:

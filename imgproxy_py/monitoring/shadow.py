@@ -27,7 +27,7 @@ def box_iou(a: Box, b: Box) -> float:
     ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
     inter = iw * ih
     union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 1.0
+    return min(1.0, inter / union) if union > 0 else 1.0  # rounding must not fall past the 1.0 bucket
 
 
 def boxes_agreement(serving: list[Box], shadow: list[Box]) -> float:
@@ -38,7 +38,7 @@ def boxes_agreement(serving: list[Box], shadow: list[Box]) -> float:
         return 0.0
     matched = [max(box_iou(s, o) for o in shadow) for s in serving]
     matched += [max(box_iou(o, s) for s in serving) for o in shadow]
-    return sum(matched) / len(matched)
+    return min(1.0, sum(matched) / len(matched))
 
 
 class ShadowRunner(Generic[T]):

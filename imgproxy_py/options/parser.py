@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from imgproxy_py.errors import InvalidOptionError, InvalidURLError
+from imgproxy_py.errors import ImgproxyError, InvalidOptionError, InvalidURLError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.appliers import ParseState, apply_option, apply_preset
 from imgproxy_py.options.model import ProcessingOptions, ResizingType, evolve
@@ -174,22 +174,52 @@ class Parser:
         for segment in segments:
             apply_option(state, *split_option(segment, self._sep))
 
+    def parse_restricted(
+        self, path: str, allowed: frozenset[str], refuse: Callable[[str], ImgproxyError]
+    ) -> tuple[ProcessingOptions, str, str]:
+        """(options, source URL, extension) of ``/<options>/.../<source>`` taking only ``allowed``
+        option names (``refuse(name)`` is raised for any other), from blank options: no presets,
+        no configured defaults. An endpoint with a few options of its own (/info) parses with this."""
+        segments = path.lstrip("/").split("/")
+        state = ParseState(ProcessingOptions(), {})
+        index = self._apply_options(state, segments, allowed, refuse)
+        source_url, ext = decode_source(segments[index:])
+        if self._rewriter.active:
+            source_url = self._rewriter.rewrite(source_url)
+        return state.po, source_url, ext
+
     def _apply_url_options(self, state: ParseState, segments: list[str]) -> int:
         """Apply the option segments; return the index of the first source URL segment."""
-        sep, allowed = self._sep, self._allowed
+        allowed = self._allowed
+
+        def refuse(name: str) -> ImgproxyError:  # names as written: an alias is a different name
+            return InvalidOptionError(
+                f"processing option {name!r} is not allowed",
+                hint=f"IMGPROXY_ALLOWED_PROCESSING_OPTIONS allows only {', '.join(sorted(allowed))}",
+            )
+
+        index = self._apply_options(state, segments, allowed, refuse)
+        if index == 0 and segments[0] in _RESIZING_TYPES:
+            raise InvalidURLError("the basic URL format is not supported; use processing options")
+        return index
+
+    def _apply_options(
+        self,
+        state: ParseState,
+        segments: list[str],
+        allowed: frozenset[str],
+        refuse: Callable[[str], ImgproxyError],
+    ) -> int:
+        """Apply the option segments (only ``allowed`` names, when not empty); the index of the source's first."""
+        sep = self._sep
         index = 0
         for index, segment in enumerate(segments):  # noqa: B007 - index is used after the loop
             if sep not in segment:
                 break
             name, args = split_option(segment, sep)
-            if allowed and name not in allowed:  # names as written: an alias is a different name
-                raise InvalidOptionError(
-                    f"processing option {name!r} is not allowed",
-                    hint=f"IMGPROXY_ALLOWED_PROCESSING_OPTIONS allows only {', '.join(sorted(allowed))}",
-                )
+            if allowed and name not in allowed:
+                raise refuse(name)
             apply_option(state, name, args)
         else:
             raise InvalidURLError("source URL is missing")
-        if index == 0 and segments[0] in _RESIZING_TYPES:
-            raise InvalidURLError("the basic URL format is not supported; use processing options")
         return index

@@ -29,7 +29,7 @@ from imgproxy_py.processing.limits import Limits, check_raster
 from imgproxy_py.processing.quality import (
     AUTOQUALITY_FORMATS,
     AutoQualityDefaults,
-    Reference,
+    NumpyReference,
     correct,
     measurable,
     search,
@@ -406,7 +406,7 @@ def _encode(
         candidates = candidates[:1]
     if len(candidates) > 1 or _autoquality_on(po, config, frames):
         out = vips.pixels(out)  # encoded several times: evaluate the pipeline once
-    reference: list[Reference] = []  # built on the first search, shared by every candidate format
+    reference: list[NumpyReference] = []  # built on the first search, shared by every candidate format
     results = [
         _encode_one(out, fmt, po, config, frames, len(candidates) > 1, hints or {}, reference) for fmt in candidates
     ]
@@ -441,7 +441,7 @@ def _encode_one(
     frames: bool,
     best: bool,
     hints: Mapping[str, int],
-    reference: list[Reference],
+    reference: list[NumpyReference],
 ) -> tuple[
     bytes, ImageFormat, list[tuple[str, int]], int, Sample | None, MlOutcome | None, tuple[str, int, float] | None
 ]:
@@ -465,7 +465,7 @@ def _encode_one(
 
         def measure(blob: bytes) -> float:
             if not reference:
-                reference.append(Reference(out))
+                reference.append(NumpyReference(out))
             return reference[0].dssim(blob, lambda data: _decode_candidate(data, fmt, out.width * out.height))
 
         if hinted is not None and params.min_quality <= hinted <= params.max_quality:

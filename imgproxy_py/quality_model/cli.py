@@ -15,17 +15,22 @@ from imgproxy_py.settings import Settings
 def add_command(commands: Any) -> None:
     models = commands.add_parser("models", help="the learned auto-quality model (aq:ml): data, training, registry")
     models.add_argument(
-        "--registry", help="registry folder (default: IMGPROXY_MODELS_REGISTRY, else ./models)", default=None
+        "--registry",
+        help="registry folder or s3://bucket/prefix (default: IMGPROXY_MODELS_REGISTRY, else ./models)",
+        default=None,
     )
     sub = models.add_subparsers(dest="models_command", required=True)
     collect = sub.add_parser("collect", help="label images: an aq:dssim search per width and format, one row each")
     collect.add_argument("folders", nargs="+", help="folders (or files) of images")
-    collect.add_argument("--into", help="dataset (default: IMGPROXY_AUTOQUALITY_DATASET, else ./aq-dataset.sqlite)")
+    collect.add_argument(
+        "--into",
+        help="SQLite file or s3://bucket/prefix (default: IMGPROXY_AUTOQUALITY_DATASET, else ./aq-dataset.sqlite)",
+    )
     collect.add_argument("--widths", default="320,640,1280", help="output widths (comma-separated)")
     collect.add_argument("--formats", default="jpeg,webp,avif", help="output formats (comma-separated)")
     collect.add_argument("--targets", default="0.0025", help="DSSIM targets (comma-separated)")
     train = sub.add_parser("train", help="fit on the dataset, print held-out metrics, publish a version")
-    train.add_argument("--data", help="dataset file (default: as collect)")
+    train.add_argument("--data", help="dataset file or s3://bucket/prefix (default: as collect)")
     train.add_argument("--promote", action="store_true", help="promote it if it beats the serving version's MAE")
     train.add_argument("--out", help="write model.json and meta.json to this folder instead of the registry")
     sub.add_parser("list", help="versions in the registry, their metrics, and which one serves")
@@ -34,16 +39,22 @@ def add_command(commands: Any) -> None:
     sub.add_parser("rollback", help="serve the version promoted before the current one")
 
 
-def _dataset_path(settings: Settings, value: str | None) -> Path:
-    return Path(value or settings.analysis.autoquality_dataset or "aq-dataset.sqlite")
+def _dataset_location(settings: Settings, value: str | None) -> str:
+    return value or settings.analysis.autoquality_dataset or "aq-dataset.sqlite"
+
+
+def _s3(settings: Settings) -> Any:
+    from imgproxy_py.s3conn import S3Target
+
+    return S3Target.from_settings(settings.s3)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from imgproxy_py.quality_model.registry import DEFAULT_ROOT, Registry
 
-    registry = Registry(args.registry or settings.analysis.models_registry or DEFAULT_ROOT)
     command = args.models_command
     try:
+        registry = Registry(args.registry or settings.analysis.models_registry or DEFAULT_ROOT, _s3(settings))
         if command == "collect":
             return _collect(settings, args)
         if command == "train":
@@ -52,7 +63,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             current = registry.current()
             versions = registry.versions()
             if not versions:
-                print(f"no versions in {registry.root} (the shipped default model serves)")
+                print(f"no versions in {registry.location} (the shipped default model serves)")
             for v in versions:
                 held = v.meta.get("metrics", {}).get("held_out", {})
                 mark = "*" if v.name == current else " "
@@ -74,10 +85,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 def _collect(settings: Settings, args: argparse.Namespace) -> int:
     from imgproxy_py.processing import ProcessingConfig, vips
     from imgproxy_py.quality_model.collect import collect, images
-    from imgproxy_py.quality_model.dataset import Dataset
+    from imgproxy_py.quality_model.dataset import open_dataset
 
     vips.init()
-    dataset = Dataset(_dataset_path(settings, args.into))
+    dataset = open_dataset(_dataset_location(settings, args.into), _s3(settings))
     paths = images(args.folders)
     widths = [int(w) for w in args.widths.split(",") if w]
     formats = [f for f in args.formats.split(",") if f]
@@ -90,7 +101,7 @@ def _collect(settings: Settings, args: argparse.Namespace) -> int:
         targets=[float(t) for t in args.targets.split(",") if t],
         progress=lambda line: print(line, file=sys.stderr),
     )
-    print(f"{written} rows from {len(paths)} images; {dataset.count()} rows in {dataset.path}")
+    print(f"{written} rows from {len(paths)} images; {dataset.count()} rows in {dataset.location}")
     return 0
 
 
@@ -101,15 +112,16 @@ def _train(settings: Settings, args: argparse.Namespace, registry: Any) -> int:
         print("imgproxy-py models train needs scikit-learn: pip install 'imgproxy-py[train]'", file=sys.stderr)
         return 2
     from imgproxy_py.processing.quality import METRIC_VERSION
-    from imgproxy_py.quality_model.dataset import Dataset
+    from imgproxy_py.quality_model.dataset import open_dataset
     from imgproxy_py.quality_model.features import FEATURE_VERSION
     from imgproxy_py.quality_model.model import ModelError
+    from imgproxy_py.quality_model.storage import is_s3
 
-    path = _dataset_path(settings, args.data)
-    if not path.is_file():
-        print(f"imgproxy-py models train: no dataset at {path} (run `models collect` first)", file=sys.stderr)
+    location = _dataset_location(settings, args.data)
+    if not is_s3(location) and not Path(location).is_file():
+        print(f"imgproxy-py models train: no dataset at {location} (run `models collect` first)", file=sys.stderr)
         return 2
-    rows = list(Dataset(path).rows(FEATURE_VERSION, METRIC_VERSION))
+    rows = list(open_dataset(location, _s3(settings)).rows(FEATURE_VERSION, METRIC_VERSION))
     command = "imgproxy-py " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "imgproxy-py models train"
     model, artefact, meta = train(rows, METRIC_VERSION, command)
     held = meta["metrics"]["held_out"]
@@ -125,8 +137,7 @@ def _train(settings: Settings, args: argparse.Namespace, registry: Any) -> int:
         (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         print(f"wrote {out}")
         return 0
-    registry.publish(model.version, artefact, meta)
-    print(f"published {registry.root / model.version}")
+    print(f"published {registry.publish(model.version, artefact, meta)}")
     if args.promote:
         current = registry.current()
         if current is not None:

@@ -15,7 +15,7 @@ from imgproxy_py.analysis.features import source_digest
 from imgproxy_py.errors import ImgproxyError
 from imgproxy_py.options.parser import Parser
 from imgproxy_py.processing import ProcessingConfig, process
-from imgproxy_py.quality_model.dataset import Dataset, Row, dataset_row
+from imgproxy_py.quality_model.dataset import Row, RowSink, dataset_row
 
 WIDTHS = (320, 640, 1280)
 FORMATS = ("jpeg", "webp", "avif")
@@ -33,7 +33,7 @@ def images(folders: Iterable[str | Path]) -> list[Path]:
 
 def collect(
     paths: Sequence[Path],
-    dataset: Dataset,
+    dataset: RowSink,
     config: ProcessingConfig,
     widths: Sequence[int] = WIDTHS,
     formats: Sequence[str] = FORMATS,

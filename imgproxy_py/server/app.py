@@ -19,13 +19,14 @@ from starlette.routing import Route
 
 from imgproxy_py import __version__, allocator, keys
 from imgproxy_py.analysis.registry import default_registry
+from imgproxy_py.cache.lock import CrossProcessLock, lock_for
 from imgproxy_py.cache.memcached import MemcachedTier
 from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
 from imgproxy_py.cache.s3 import S3Tier
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
 from imgproxy_py.experiments import Experiments, load_experiments
-from imgproxy_py.monitoring import ModelMetrics, ModelRegistry
+from imgproxy_py.monitoring.misses import miss_monitor, model_registry
 from imgproxy_py.netpolicy import AddressPolicy
 from imgproxy_py.observability import AccessLog, Metrics, configure_logging
 from imgproxy_py.options.parser import Parser
@@ -33,20 +34,22 @@ from imgproxy_py.processing import ProcessingConfig, vips
 from imgproxy_py.processing.faces import FaceOptions
 from imgproxy_py.processing.intermediates import IntermediateCache
 from imgproxy_py.processing.quality import METRIC_VERSION
-from imgproxy_py.quality_model.dataset import Dataset, DatasetWriter
+from imgproxy_py.quality_model.dataset import DatasetWriter, open_dataset
 from imgproxy_py.s3conn import S3Target
 from imgproxy_py.security import SourcePolicy
 from imgproxy_py.server.admin import purge_endpoint
-from imgproxy_py.server.coalescing import CrossProcessLock
 from imgproxy_py.server.face_models import monitored
-from imgproxy_py.server.features import FeatureStore
-from imgproxy_py.server.handlers import ImageService
+from imgproxy_py.server.feature_store import FeatureStore
+from imgproxy_py.server.flow import ResultFlow
 from imgproxy_py.server.health import health_endpoint
 from imgproxy_py.server.hits import ServeMemoryHits
-from imgproxy_py.server.info import InfoService
+from imgproxy_py.server.image_endpoint import ImageEndpoint, ImageStrategy, RawStrategy
+from imgproxy_py.server.info_endpoint import InfoEndpoint, InfoStrategy, info_content
 from imgproxy_py.server.middleware import ObserveRequests, RequireSecret
 from imgproxy_py.server.playground import Playground
 from imgproxy_py.server.quality_models import QualityModelTracker, build_quality_model
+from imgproxy_py.server.resolver import ImageResolver
+from imgproxy_py.server.responder import Responder, image_content
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import Source
 from imgproxy_py.sources.http import HTTPSource
@@ -95,14 +98,12 @@ def cache_s3_target(settings: Settings) -> S3Target:
 
 
 def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLock | None]:
-    """The configured tiers (L1 memory, L2 Redis, L3 S3) and, with Redis, the cross-process lock."""
+    """The configured tiers (L1 memory, L2 Redis or memcached, L3 S3) and, with Redis, the cross-process lock."""
     conf = settings.cache
     memory = MemoryTier(conf.memory_size) if conf.memory_size else None
     remote: list[GuardedTier] = []
-    redis_tier = None
     if conf.redis_url:
-        redis_tier = GuardedTier(RedisTier(conf.redis_url, conf.timeout), conf.timeout, conf.retry_after)
-        remote.append(redis_tier)
+        remote.append(GuardedTier(RedisTier(conf.redis_url, conf.timeout), conf.timeout, conf.retry_after))
     if conf.memcached_url:
         remote.append(GuardedTier(MemcachedTier(conf.memcached_url), conf.timeout, conf.retry_after))
     if conf.s3_bucket:
@@ -116,8 +117,7 @@ def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLoc
     if memory is None and not remote:
         return None, None
     cache = TieredCache(memory, remote, stale_window=conf.stale_if_error)
-    lock = CrossProcessLock(redis_tier, cache, lock_ttl=settings.server.timeout) if redis_tier else None
-    return cache, lock
+    return cache, lock_for(cache, lock_ttl=settings.server.timeout)
 
 
 log = logging.getLogger("imgproxy_py.server")
@@ -189,42 +189,52 @@ def create_app(settings: Settings | None = None) -> Starlette:
     obs = settings.observability
     metrics = Metrics(obs.prometheus_namespace) if obs.prometheus_bind else None
     # Models (face detection, auto-quality) get their monitor from here: latency, breaker, drift, shadows.
-    models = ModelRegistry(ModelMetrics(metrics.registry, obs.prometheus_namespace) if metrics is not None else None)
+    models = model_registry(settings.analysis, metrics, obs.prometheus_namespace)
     faces = dataclasses.replace(faces, detector=monitored(faces.detector, settings.analysis, models))
+    arms = experiments.shares() if experiments is not None else {}
+    misses, shadow_status = miss_monitor(
+        settings.analysis, models, metrics, faces.detector, arms, obs.prometheus_namespace
+    )
     quality_model = build_quality_model(settings, models)
     config = dataclasses.replace(config, quality_model=quality_model)
-    service = ImageService(
-        settings=settings,
-        parser=parser,
-        sources=sources,
-        workers=workers,
-        processing=config,
-        settings_fingerprint=settings_fingerprint(config),
+    fingerprint = settings_fingerprint(config)
+    flow = ResultFlow(settings, sources, workers, config.limits, fingerprint, cache=cache, lock=lock)
+    server = settings.server
+    image_responder = Responder(server.ttl, settings.options.vary, image_content)
+    quality_models = QualityModelTracker(quality_model, models)
+    images = ImageStrategy(
+        flow,
+        image_responder,
+        config,
+        stream=settings.sources.stream,
+        stream_buffer=settings.sources.stream_buffer,
+        stream_local_min_size=settings.sources.stream_local_min_size,
         intermediates=IntermediateCache(settings.processing.intermediate_cache_size)
         if settings.processing.intermediate_cache_size
         else None,
-        cache=cache,
-        lock=lock,
         metrics=metrics,
         faces=faces,
         features=features,
-        experiments=experiments,
-        quality_models=QualityModelTracker(quality_model, models),
-        dataset=DatasetWriter(Dataset(settings.analysis.autoquality_dataset))
+        quality_models=quality_models,
+        misses=misses,
+        dataset=DatasetWriter(open_dataset(settings.analysis.autoquality_dataset, S3Target.from_settings(settings.s3)))
         if settings.analysis.autoquality_dataset
         else None,
     )
-
-    info = InfoService(
-        settings=settings,
-        sources=sources,
-        workers=workers,
-        settings_fingerprint=service.settings_fingerprint,
-        cache=cache,
-        fetches=service.fetches,
-        faces=faces,
-        features=features,
+    resolver = ImageResolver(
+        settings,
+        parser,
+        fingerprint,
+        default_autoquality=config.autoquality.method,
+        experiments=experiments,
+        quality_models=quality_models,
     )
+    raw = RawStrategy(flow, Responder(server.ttl, None, image_content, prebuild=False))
+    service = ImageEndpoint(resolver, flow, images, raw)
+    info_strategy = InfoStrategy(
+        flow, Responder(server.ttl, None, info_content), settings, faces=faces, features=features
+    )
+    info = InfoEndpoint(settings, parser, flow, info_strategy)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -244,11 +254,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await purges
             if features is not None:
                 await features.flush()
-            if service.dataset is not None:
-                await service.dataset.flush()
-            await service.flights.aclose()
-            await info.flights.aclose()
-            await service.fetches.aclose()
+            if images.dataset is not None:
+                await images.dataset.flush()
+            await flow.aclose()
+            await misses.aclose()
             if cache is not None:
                 await cache.aclose()
             await sources.aclose()
@@ -262,7 +271,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         cache.remote if cache is not None else (),
         settings.server.health_check_cache_tiers,
         models.status_lines,
-        extra=(f"face detection: {face_status}" + ("" if faces.detector else " (smart crop: attention only)"),),
+        extra=(
+            f"face detection: {face_status}" + ("" if faces.detector else " (smart crop: attention only)"),
+            f"face detection shadow: {shadow_status}",
+        ),
     )
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]
     if settings.server.health_check_path:

@@ -2,7 +2,7 @@
 
 A hit costs microseconds; starlette's routing and its Request and Response objects cost
 more than the rest of the hit together. Only paths the image service has already parsed
-and verified are looked up (see ``ImageService.memory_hit``); everything else, and every
+and verified are looked up (see ``ImageEndpoint.memory_hit``); everything else, and every
 hit that needs more than a plain 200, goes on to the router.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from imgproxy_py.server.handlers import ImageService
+from imgproxy_py.server.image_endpoint import ImageEndpoint
 
 
 class ServeMemoryHits:
-    def __init__(self, app: ASGIApp, service: ImageService) -> None:
+    def __init__(self, app: ASGIApp, service: ImageEndpoint) -> None:
         self.app = app
         self.service = service
 

@@ -12,11 +12,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imgproxy_py.errors import ForbiddenError, ShuttingDownError
 from imgproxy_py.observability import (
+    SENT,
     AccessLog,
     Metrics,
     RequestRecord,
     current_record,
     note,
+    run_after,
     valid_request_id,
 )
 from imgproxy_py.processing import vips
@@ -105,6 +107,9 @@ class ObserveRequests:
         finally:
             duration = time.monotonic() - started
             current_record.reset(reset)
+            after, record.after = record.after, SENT  # monitoring the request queued (after_response)
+            if after:
+                run_after(after)
             if metrics is not None:
                 metrics.requests_in_progress.dec()
                 if scope.get("path") not in self.health:  # as imgproxy: probes are not requests

@@ -16,6 +16,7 @@ from imgproxy_py.processing.quality import METRIC_VERSION
 from imgproxy_py.quality_model.features import FEATURE_NAMES
 from imgproxy_py.quality_model.registry import ModelHandle
 from imgproxy_py.quality_model.serving import MODEL_NAME, MlOutcome, QualityModelService
+from imgproxy_py.s3conn import S3Target
 from imgproxy_py.settings import Settings
 
 log = logging.getLogger("imgproxy_py.quality_model")
@@ -23,7 +24,12 @@ SEARCH_NAME = "autoquality-dssim"  # the DSSIM search: no model, but its choices
 
 
 def build_quality_model(settings: Settings, models: ModelRegistry) -> QualityModelService:
-    handle = ModelHandle(settings.analysis.models_registry or None, poll=settings.analysis.models_poll)
+    handle = ModelHandle(
+        settings.analysis.models_registry or None,
+        poll=settings.analysis.models_poll,
+        s3=S3Target.from_settings(settings.s3),  # used when the registry is s3://bucket/prefix
+    )
+    handle.preload()  # at start-up, not on the first request (on S3: a network call)
     return QualityModelService(handle, lambda version: models.monitor(MODEL_NAME, version))
 
 

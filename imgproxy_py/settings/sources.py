@@ -20,10 +20,11 @@ class SourceSettings:
     allow_link_local: bool = False
     allow_private: bool = False
     allowed_sources: tuple[str, ...] = ()
-    # Decode JPEG/PNG sources (http, s3, local) while they download (server/streaming.py);
+    # Decode JPEG/PNG sources (http, s3, large local files) while they download (server/streaming.py);
     # off: buffer every source whole.
     stream: bool = True
     stream_buffer: int = 1 << 20  # bytes of source held between the download and the decoder
+    stream_local_min_size: int = 4 << 20  # a local file streams only from this size (bytes); smaller: read whole
 
     @classmethod
     def from_env(cls, env: _Env) -> SourceSettings:
@@ -43,6 +44,7 @@ class SourceSettings:
             allowed_sources=env.get_list("IMGPROXY_ALLOWED_SOURCES"),
             stream=env.get_bool("IMGPROXY_STREAM_SOURCES", True),
             stream_buffer=env.get_int("IMGPROXY_STREAM_BUFFER_SIZE", 1 << 20, min_value=65536),
+            stream_local_min_size=env.get_int("IMGPROXY_STREAM_LOCAL_MIN_SIZE", 4 << 20, min_value=0),
         )
 
 

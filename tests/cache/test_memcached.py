@@ -101,12 +101,12 @@ async def test_memcached_l2_is_shared_and_its_outage_costs_no_request(
     url = f"/_/rs:fit:70:70/plain/{origin.url(PHOTO)}"
     async with app_with_service(**env) as (a, service_a):
         assert (await a.get(url)).headers["x-cache"] == "MISS"
-        assert service_a.cache is not None
-        await service_a.cache.flush()
+        assert service_a.flow.cache is not None
+        await service_a.flow.cache.flush()
     async with app_with_service(**env) as (b, service_b):
         hit = await b.get(url)
         assert hit.headers["x-cache"] == "HIT-L2" and size_of(hit.content) == (70, 57)
-        assert service_b.transforms == 0
+        assert service_b.images.transforms == 0
         memcached_server.stop()
         other = await b.get(f"/_/rs:fit:60:60/plain/{origin.url(PHOTO)}")
         assert other.status_code == 200 and other.headers["x-cache"] == "MISS"

@@ -111,13 +111,13 @@ async def test_a_master_killed_mid_run_costs_no_request(cluster: RedisCluster, o
     }
     paths = [f"/_/rs:fit:{40 + i}:{40 + i}/plain/{origin.url(PHOTO)}" for i in range(8)]
     async with app_with_service(**env) as (client, service):
-        assert service.cache is not None
+        assert service.flow.cache is not None
         expected = {}
         for path in paths:
             response = await client.get(path)
             assert response.status_code == 200
             expected[path] = size_of(response.content)
-        await service.cache.flush()
+        await service.flow.cache.flush()
         assert {(await client.get(p)).headers["x-cache"] for p in paths} == {"HIT-L2"}
 
         # Every variant of one source lives in one slot: kill the master that serves it.
@@ -133,7 +133,7 @@ async def test_a_master_killed_mid_run_costs_no_request(cluster: RedisCluster, o
                 statuses.append(response.status_code)
                 if response.status_code == 200 and size_of(response.content) != expected[path]:
                     wrong_sizes.append(path)
-            await service.cache.flush()
+            await service.flow.cache.flush()
             hits = [(await client.get(p)).headers["x-cache"] for p in paths]
             if all(h == "HIT-L2" for h in hits) and victim not in cluster.masters():
                 served_by_l2_again = True

@@ -33,8 +33,8 @@ async def test_results_survive_a_restart_through_l3(s3_server: S3Server, origin:
     url = f"/_/rs:fill:64:48/plain/{origin.url(PHOTO)}@webp"
     async with app_with_service(**env) as (client, service):
         assert (await client.get(url)).headers["x-cache"] == "MISS"
-        assert service.cache is not None
-        await service.cache.flush()
+        assert service.flow.cache is not None
+        await service.flow.cache.flush()
     # A second app in this interpreter (empty L1, no Redis); real processes with other hash
     # seeds sharing L3 are in test_shared_keys.py.
     async with app_with_service(**env) as (client, service):
@@ -43,7 +43,7 @@ async def test_results_survive_a_restart_through_l3(s3_server: S3Server, origin:
         assert hit.headers["content-type"] == "image/webp"
         assert size_of(hit.content) == (64, 48)
         assert (await client.get(url)).headers["x-cache"] == "HIT-L1"
-        assert service.transforms == 0
+        assert service.images.transforms == 0
     assert len(origin.requests) == 1
 
 
@@ -57,8 +57,8 @@ async def test_s3_as_source_and_result_store(s3_server: S3Server) -> None:
     async with app_with_service(**env) as (client, service):
         first = await client.get(url)
         assert first.status_code == 200 and first.headers["x-cache"] == "MISS"
-        assert service.cache is not None
-        await service.cache.flush()
+        assert service.flow.cache is not None
+        await service.flow.cache.flush()
         second = await client.get(url)
         assert second.headers["x-cache"] == "HIT-L3"
         assert second.content == first.content

@@ -49,14 +49,14 @@ async def test_redis_is_shared_between_instances(redis_server: RedisServer, orig
     url = f"/_/rs:fit:90:90/plain/{origin.url(PHOTO)}"
     async with app_with_service(IMGPROXY_CACHE_REDIS_URL=redis_server.url) as (a, service_a):
         assert (await a.get(url)).headers["x-cache"] == "MISS"
-        assert service_a.cache is not None
-        await service_a.cache.flush()
+        assert service_a.flow.cache is not None
+        await service_a.flow.cache.flush()
     async with app_with_service(IMGPROXY_CACHE_REDIS_URL=redis_server.url) as (b, service_b):
         hit = await b.get(url)
         assert hit.status_code == 200 and hit.headers["x-cache"] == "HIT-L2"
         assert size_of(hit.content) == (90, 73)
         assert (await b.get(url)).headers["x-cache"] == "HIT-L1"
-        assert service_b.transforms == 0
+        assert service_b.images.transforms == 0
     assert len(origin.requests) == 1
 
 
@@ -81,7 +81,7 @@ async def test_concurrent_misses_do_one_fetch_and_one_transform(origin: Origin) 
         assert [r.status_code for r in responses] == [200] * 8
         tiers = sorted(r.headers["x-cache"] for r in responses)
         assert tiers == ["HIT-COALESCED"] * 7 + ["MISS"]
-        assert service.transforms == 1
+        assert service.images.transforms == 1
         assert len({r.content for r in responses}) == 1
     assert len(origin.requests) == 1
 
@@ -92,7 +92,7 @@ async def test_concurrent_variants_of_one_source_share_one_download(origin: Orig
         urls = [f"/_/w:{w}/plain/{origin.url(PHOTO)}" for w in (40, 50, 60, 70)]
         responses = await asyncio.gather(*(client.get(u) for u in urls))
         assert [size_of(r.content)[0] for r in responses] == [40, 50, 60, 70]
-        assert service.transforms == 4
+        assert service.images.transforms == 4
     assert len(origin.requests) == 1
 
 
@@ -105,7 +105,7 @@ async def test_instances_sharing_redis_coalesce_a_cold_key(redis_server: RedisSe
     async with app_with_service(**env) as (a, service_a), app_with_service(**env) as (b, service_b):
         responses = await asyncio.gather(*(c.get(url) for c in (a, b, a, b, a, b)))
         assert [r.status_code for r in responses] == [200] * 6
-        assert service_a.transforms + service_b.transforms == 1
+        assert service_a.images.transforms + service_b.images.transforms == 1
         assert sorted(r.headers["x-cache"] for r in responses) == ["HIT-COALESCED"] * 5 + ["MISS"]
     assert len(origin.requests) == 1
 
@@ -172,3 +172,15 @@ async def test_requests_keep_succeeding_when_redis_dies_mid_run(redis_server: Re
             statuses.append(response.status_code)
         assert statuses == [200] * len(urls)
         assert slowest < 2.0
+
+
+async def test_info_takes_the_cross_process_lock(redis_server: RedisServer, origin: Origin) -> None:
+    """Two processes (here two apps) sharing Redis compute one document for a cold key, as for images."""
+    origin.delay = 0.4
+    url = f"/_/info/plain/{origin.url(PHOTO)}"
+    env = {"IMGPROXY_CACHE_REDIS_URL": redis_server.url, "IMGPROXY_CACHE_TIMEOUT": "3"}
+    async with app_with_service(**env) as (a, _), app_with_service(**env) as (b, _):
+        responses = await asyncio.gather(*(c.get(url) for c in (a, b, a, b)))
+    assert [r.status_code for r in responses] == [200] * 4
+    assert sorted(r.headers["x-cache"] for r in responses) == ["HIT-COALESCED"] * 3 + ["MISS"]
+    assert len(origin.requests) == 1  # without the lock each process fetched the source

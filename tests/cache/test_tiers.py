@@ -11,6 +11,7 @@ import pytest
 from imgproxy_py.cache.base import CacheEntry
 from imgproxy_py.cache.memory import MemoryTier
 from imgproxy_py.cache.redis import RedisTier
+from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
 from tests.cache.redis_server import RedisServer
 
@@ -41,10 +42,10 @@ async def test_lower_tier_hits_are_promoted(redis_server: RedisServer) -> None:
         await redis.set("k", entry(), ttl=60)
         assert await memory.get("k") is None
         hit = await cache.get("k")
-        assert hit is not None and hit[1] == "L2"
+        assert hit is not None and hit[1] is CacheStatus.HIT_L2
         assert await memory.get("k") is not None
         again = await cache.get("k")
-        assert again is not None and again[1] == "L1"
+        assert again is not None and again[1] is CacheStatus.HIT_L1
         await cache.set("new", entry())
         await cache.flush()
         assert await redis.get("new") is not None

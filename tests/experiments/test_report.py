@@ -9,6 +9,7 @@ import random
 import pytest
 from scipy import stats
 
+from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.experiments import report
 from imgproxy_py.observability import AccessLog, RequestRecord
 
@@ -80,7 +81,9 @@ def test_summary_of_metrics_text_with_a_namespace() -> None:
 
 
 def test_access_log_lines_carry_the_arm() -> None:
-    record = RequestRecord("id1", "GET", "/-/q:80/plain/local:///a.jpg", status=200, cache="HIT-L1", result_bytes=10)
+    record = RequestRecord(
+        "id1", "GET", "/-/q:80/plain/local:///a.jpg", status=200, cache=CacheStatus.HIT_L1, result_bytes=10
+    )
     record.experiment = "quality=control"
     pretty = AccessLog("pretty")._format(record, 0.001, "", 20)
     assert pretty.rstrip().endswith("experiment=quality=control")

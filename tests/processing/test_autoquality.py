@@ -14,7 +14,7 @@ import pytest
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.processing import ProcessingConfig, codecs, external, process, vips
 from imgproxy_py.processing.format_choice import ClientFormats
-from imgproxy_py.processing.quality import AutoQualityParams, Reference, search
+from imgproxy_py.processing.quality import AutoQualityParams, NumpyReference, Reference, search
 from tests.processing.process_helpers import DEFAULT_CONFIG, benchmark, fixture_bytes, options
 from tests.support import load
 
@@ -138,3 +138,18 @@ def test_reference_refuses_a_different_size() -> None:
     other = vips.save(img.resize(0.5), ".png")
     with pytest.raises(ValueError):
         Reference(img).dssim(other)
+
+
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [("flowers.jpeg", 600), ("gamma_dalai_lama_gray.jpg", 300), ("embedgravitybird.png", 200), ("concert.jpg", 40)],
+)
+def test_the_quick_check_measures_what_the_reference_measures(name: str, size: int) -> None:
+    """aq:ml's numpy check and the search's libvips Reference: the same metric (colour, grey, alpha, tiny)."""
+    img = vips.pixels(vips.thumbnail(fixture_bytes(name), size))
+    for quality in (30, 85):
+        blob = vips.save(img, ".webp", Q=quality)
+        expected = Reference(img).dssim(blob)
+        assert NumpyReference(img).dssim(blob) == pytest.approx(expected, rel=0.01, abs=1e-6)
+    with pytest.raises(ValueError):
+        NumpyReference(img).dssim(vips.save(img.resize(0.5), ".png"))

@@ -50,5 +50,5 @@ async def test_promotion_is_picked_up_and_a_corrupt_artefact_falls_back(tmp_path
         await asyncio.sleep(0.3)
         good = await client.get(URL.format(method="ml"))
         assert good.status_code == 200 and good.headers["x-cache"] == "MISS"
-        assert service.quality_models is not None
-        assert service.quality_models.cache_version() == "good"
+        assert service.images.quality_models is not None
+        assert service.images.quality_models.cache_version() == "good"

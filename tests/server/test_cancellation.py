@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
 from imgproxy_py.server.app import create_app
-from imgproxy_py.server.handlers import ImageService
+from imgproxy_py.server.image_endpoint import ImageEndpoint
 from tests.conftest import make_settings
-from tests.support import fixture_path, http_scope
+from tests.support import asgi_call as call
+from tests.support import fixture_path
 
 PHOTO = "2569067123_aca715a2ee_o.jpg"
 HEAVY = f"/_/rs:fit:9000:9000/el:1/q:95/plain/local:///{PHOTO}"  # several seconds of encoding
@@ -28,38 +28,16 @@ SMALL = f"/_/rs:fit:100:100/plain/local:///{PHOTO}"
 
 
 @asynccontextmanager
-async def running_app(**env: str) -> AsyncIterator[tuple[Starlette, ImageService]]:
+async def running_app(**env: str) -> AsyncIterator[tuple[Starlette, ImageEndpoint]]:
     fixture_path(PHOTO)
     app = create_app(make_settings(**env))
     async with app.router.lifespan_context(app):
         yield app, app.state.service
 
 
-async def call(app: Starlette, path: str, disconnect_after: float | None = None) -> list[dict[str, Any]]:
-    scope = http_scope(path.encode())
-    sent: list[dict[str, Any]] = []
-    first = True
-
-    async def receive() -> dict[str, Any]:
-        nonlocal first
-        if first:
-            first = False
-            return {"type": "http.request", "body": b"", "more_body": False}
-        if disconnect_after is None:
-            await asyncio.Event().wait()
-        await asyncio.sleep(disconnect_after or 0)
-        return {"type": "http.disconnect"}
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(dict(message))
-
-    await app(scope, receive, send)
-    return sent
-
-
-async def wait_idle(service: ImageService, within: float) -> float:
+async def wait_idle(service: ImageEndpoint, within: float) -> float:
     started = time.monotonic()
-    while service.workers.busy and time.monotonic() - started < within:
+    while service.flow.workers.busy and time.monotonic() - started < within:
         await asyncio.sleep(0.02)
     return time.monotonic() - started
 
@@ -81,7 +59,7 @@ async def test_a_client_disconnect_stops_the_transform() -> None:
         assert time.monotonic() - started < 4  # uncancelled: over 10 s
         assert sent == [] or sent[0]["status"] == 499
         assert await wait_idle(service, within=15) < 3  # libvips was killed, not left to finish
-        assert service.transforms == 0
+        assert service.images.transforms == 0
 
 
 async def test_the_deadline_kills_libvips_and_answers_503() -> None:
@@ -113,4 +91,4 @@ async def test_one_of_two_waiters_leaving_does_not_cancel_the_other() -> None:
         await leaver
         sent = await stayer
         assert sent[0]["status"] == 200
-        assert service.transforms == 1
+        assert service.images.transforms == 1

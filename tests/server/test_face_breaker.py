@@ -48,7 +48,7 @@ class Scenario:
     def __init__(self, app: Any, client: httpx.AsyncClient, data: bytes, labels: list[Any]) -> None:
         self.app, self.client, self.data, self.labels = app, client, data, labels
         self.width = 200  # each request asks for a new width: a result cache hit would not call the detector
-        wrapped = app.state.service.faces.detector
+        wrapped = app.state.service.images.faces.detector
         assert isinstance(wrapped, MonitoredDetector)
         self.model = wrapped.inner
         self.version = wrapped.version

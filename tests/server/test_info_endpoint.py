@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import shutil
 import time
 from pathlib import Path
@@ -15,8 +16,9 @@ import pytest
 from imgproxy_py.processing import vips
 from imgproxy_py.processing.info import hamming
 from imgproxy_py.security import compute_signature
-from tests.conftest import ClientFactory
-from tests.support import Origin, fixture_path
+from imgproxy_py.server.app import create_app
+from tests.conftest import ClientFactory, make_settings
+from tests.support import Origin, asgi_call, fixture_path
 
 KEY = "943b421c9eb07c830af81030552c86009268de4e532ba2ee2eab8247c6da0881"
 SALT = "520f986b998545b4785e0defbc4f3c1203f22de2374a3d53cb7a7fe9fea309c5"
@@ -261,7 +263,7 @@ async def test_phash_over_http_is_stable_under_reencoding(client_factory: Client
 async def test_info_shares_the_image_endpoints_machinery(client: httpx.AsyncClient) -> None:
     app = client._transport.app  # type: ignore[attr-defined]
     info, images = app.state.info, app.state.service
-    assert info.workers is images.workers and info.fetches is images.fetches and info.cache is images.cache
+    assert info.flow is images.flow  # one flow: the same workers, shared downloads, cache and lock
 
 
 async def test_video_info_and_still_through_the_app(tmp_path: Path, client_factory: ClientFactory) -> None:
@@ -280,3 +282,67 @@ async def test_video_info_and_still_through_the_app(tmp_path: Path, client_facto
         assert still.status_code == 200 and still.headers["content-type"] == "image/webp"
         img = vips.Image.new_from_buffer(still.content, "")
         assert (img.width, img.height) == (48, 32)
+
+
+# --- /info through the one result flow: what it gained with images' machinery ---------------
+
+
+def _access_lines(out: str) -> list[dict[str, Any]]:
+    return [line for line in map(json.loads, filter(None, out.splitlines())) if line.get("msg") == "request"]
+
+
+async def test_info_requests_are_in_the_access_log_with_cache_tier_errors_and_spans(
+    client_factory: ClientFactory, origin: Origin, capfd: pytest.CaptureFixture[str]
+) -> None:
+    capfd.readouterr()
+    async with client_factory(IMGPROXY_LOG_FORMAT="json") as client:
+        url = f"/_/info/plain/{origin.url(PHOTO)}"
+        assert (await client.get(url)).status_code == 200
+        assert (await client.get(url)).status_code == 200
+        assert (await client.get(f"/_/info/plain/{origin.url('status/404')}")).status_code == 404
+    lines = _access_lines(capfd.readouterr().out)  # the log is flushed when the app stops
+    miss, hit, missing = lines[-3:]
+    assert miss["cache"] == "MISS" and miss["source_bytes"] > 0 and miss["result_bytes"] > 0
+    assert {"queue", "downloading_source_image", "processing_image"} <= set(miss["spans_ms"])
+    assert hit["cache"] == "HIT-L1" and hit["result_bytes"] == miss["result_bytes"]
+    assert missing["status"] == 404 and missing["error"] == "download"
+
+
+async def test_info_errors_and_cache_tiers_are_counted(client_factory: ClientFactory, origin: Origin) -> None:
+    async with client_factory(IMGPROXY_PROMETHEUS_BIND="127.0.0.1:9") as client:
+        sample = client._transport.app.state.metrics.registry.get_sample_value  # type: ignore[attr-defined]
+        url = f"/_/info/plain/{origin.url(PHOTO)}"
+        await client.get(url)
+        await client.get(url)
+        assert (await client.get(f"/_/info/plain/{origin.url('status/500')}")).status_code == 502
+        assert (await client.get("/_/info/zz:1/plain/local:///x.jpg")).status_code == 404
+        assert sample("cache_misses_total") == 1  # an error is no miss, as for images
+        assert sample("cache_hits_total", {"tier": "L1"}) == 1
+        assert sample("errors_total", {"type": "download"}) == 1
+        assert sample("errors_total", {"type": "path_parsing"}) == 1
+
+
+async def test_info_work_stops_when_the_client_disconnects(origin: Origin) -> None:
+    origin.delay = 5
+    app = create_app(make_settings())
+    async with app.router.lifespan_context(app):
+        started = time.monotonic()
+        sent = await asgi_call(app, f"/_/info/plain/{origin.url(PHOTO)}", disconnect_after=0.3)
+        assert sent == [] or sent[0]["status"] == 499
+        assert time.monotonic() - started < 3  # not answered after the source's delay
+        flow = app.state.info.flow
+        assert len(flow.flights) == 0 and len(flow.fetches) == 0  # the fetch was abandoned with it
+
+
+@pytest.mark.parametrize(
+    ("env", "status"),
+    [({"IMGPROXY_MAX_SRC_RESOLUTION": "0.1"}, 422), ({"IMGPROXY_MAX_SRC_FILE_SIZE": "1000"}, 422)],
+)
+async def test_info_and_images_apply_the_same_source_limits(
+    client_factory: ClientFactory, env: dict[str, str], status: int
+) -> None:
+    fixture_path(PHOTO)
+    async with client_factory(**env) as client:
+        image = await client.get(f"/_/rs:fit:100:100/plain/local:///{PHOTO}")
+        info = await client.get(f"/_/info/plain/local:///{PHOTO}")
+    assert image.status_code == info.status_code == status

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
+
+import pytest
 
 from imgproxy_py.server.hits import ServeMemoryHits
 from tests.conftest import ClientFactory
@@ -80,3 +83,28 @@ async def test_only_paths_already_served_are_looked_up(client_factory: ClientFac
         conditional = http_scope(url.encode(), [(b"if-none-match", b'"x"')])
         assert service.memory_hit(conditional) is None  # a 304 decision takes the full path
         assert any(m.cls is ServeMemoryHits for m in app.user_middleware)
+
+
+async def test_a_path_is_verified_and_parsed_once(
+    client_factory: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hits, conditional requests and other clients' formats of a path served before reuse its parse."""
+    fixture_path(PHOTO)
+    async with client_factory(IMGPROXY_AUTO_WEBP="true") as client:
+        resolver = client._transport.app.state.service.resolver  # type: ignore[attr-defined]
+        parse = resolver.parser.parse
+        calls: list[str] = []
+
+        def counting(path: str, *args: Any) -> Any:
+            calls.append(path)
+            return parse(path, *args)
+
+        monkeypatch.setattr(resolver.parser, "parse", counting)
+        url = f"/_/w:24/plain/local:///{PHOTO}"
+        first = await client.get(url)
+        assert first.headers["x-cache"] == "MISS"
+        assert (await client.get(url)).headers["x-cache"] == "HIT-L1"
+        assert (await client.get(url, headers={"If-None-Match": first.headers["etag"]})).status_code == 304
+        webp = await client.get(url, headers={"Accept": "image/webp"})
+        assert webp.headers["x-cache"] == "MISS" and webp.headers["content-type"] == "image/webp"
+        assert calls == ["/w:24/plain/local:///" + PHOTO]

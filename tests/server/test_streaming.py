@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks.throttled_origin import ThrottledOrigin, photo, throttled_origin
 from imgproxy_py.server.app import create_app
-from imgproxy_py.server.handlers import ImageService
+from imgproxy_py.server.image_endpoint import ImageEndpoint
 from tests.conftest import make_settings
 from tests.s3_server import S3Server
 from tests.support import load, mean_abs_diff, size_of
@@ -42,7 +42,7 @@ def origin(files: dict[str, bytes]) -> Iterator[ThrottledOrigin]:
 
 
 @asynccontextmanager
-async def service_client(**env: str) -> AsyncIterator[tuple[httpx.AsyncClient, ImageService]]:
+async def service_client(**env: str) -> AsyncIterator[tuple[httpx.AsyncClient, ImageEndpoint]]:
     env = {"IMGPROXY_STREAM_BUFFER_SIZE": str(BOUND), **env}
     app = create_app(make_settings(**env))
     async with app.router.lifespan_context(app):
@@ -51,7 +51,7 @@ async def service_client(**env: str) -> AsyncIterator[tuple[httpx.AsyncClient, I
             yield client, app.state.service
 
 
-async def _get_both(path: str, **env: str) -> tuple[list[httpx.Response], list[ImageService]]:
+async def _get_both(path: str, **env: str) -> tuple[list[httpx.Response], list[ImageEndpoint]]:
     responses, services = [], []
     for stream in ("true", "false"):
         async with service_client(IMGPROXY_STREAM_SOURCES=stream, **env) as (client, service):
@@ -74,8 +74,8 @@ async def test_a_large_jpeg_streams_within_the_bound_and_matches_the_buffered_re
     _same_image(streamed.content, buffered.content)
     assert streamed.headers["etag"] == buffered.headers["etag"]
     # the source went through the pipe, never more than the bound of it at once
-    assert 0 < on.peak_stream_bytes <= BOUND < len(files["big.jpg"]) // 10
-    assert off.peak_stream_bytes == 0
+    assert 0 < on.images.peak_stream_bytes <= BOUND < len(files["big.jpg"]) // 10
+    assert off.images.peak_stream_bytes == 0
 
 
 async def test_png_and_local_sources_stream_too(
@@ -84,16 +84,38 @@ async def test_png_and_local_sources_stream_too(
     (streamed, buffered), (on, _) = await _get_both(f"/_/rs:fit:300:300/f:png/plain/{origin.url('photo.png')}")
     assert streamed.status_code == 200 and size_of(streamed.content) == (300, 225)
     _same_image(streamed.content, buffered.content)
-    assert 0 < on.peak_stream_bytes <= BOUND
+    assert 0 < on.images.peak_stream_bytes <= BOUND
 
     (tmp_path / "big.jpg").write_bytes(files["big.jpg"])
     # rs:fit: a crop would ask the feature store for faces, and that reads the source whole
     local = "/_/rs:fit:200:200/f:jpg/plain/local:///big.jpg"
-    (streamed, buffered), (on, _) = await _get_both(local, IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(tmp_path))
+    # a local file streams from IMGPROXY_STREAM_LOCAL_MIN_SIZE on (this one is exactly that large)
+    threshold = str(len(files["big.jpg"]))
+    (streamed, buffered), (on, _) = await _get_both(
+        local, IMGPROXY_LOCAL_FILESYSTEM_ROOT=str(tmp_path), IMGPROXY_STREAM_LOCAL_MIN_SIZE=threshold
+    )
     assert streamed.status_code == 200 and size_of(streamed.content)[0] == 200
     assert size_of(streamed.content) == size_of(buffered.content)
     _same_image(streamed.content, buffered.content)
-    assert 0 < on.peak_stream_bytes <= BOUND
+    assert 0 < on.images.peak_stream_bytes <= BOUND
+
+
+async def test_small_local_files_are_read_whole(files: dict[str, bytes], tmp_path: Path) -> None:
+    """Below IMGPROXY_STREAM_LOCAL_MIN_SIZE streaming a local file gains nothing: it is read whole."""
+    (tmp_path / "big.jpg").write_bytes(files["big.jpg"])
+    (tmp_path / "small.jpg").write_bytes(photo(800, 600).jpegsave_buffer(Q=85))
+    root = str(tmp_path)
+    threshold = str(len(files["big.jpg"]))
+    async with service_client(IMGPROXY_LOCAL_FILESYSTEM_ROOT=root, IMGPROXY_STREAM_LOCAL_MIN_SIZE=threshold) as (
+        client,
+        service,
+    ):
+        small = await client.get("/_/rs:fit:200:200/f:jpg/plain/local:///small.jpg")
+        assert small.status_code == 200 and size_of(small.content) == (200, 150)
+        assert service.images.peak_stream_bytes == 0  # read whole
+        big = await client.get("/_/rs:fit:200:200/f:jpg/plain/local:///big.jpg")
+        assert big.status_code == 200 and size_of(big.content)[0] == 200
+        assert 0 < service.images.peak_stream_bytes <= BOUND  # the large one streamed
 
 
 async def test_sources_that_cannot_stream_are_buffered_transparently(origin: ThrottledOrigin) -> None:
@@ -105,14 +127,14 @@ async def test_sources_that_cannot_stream_are_buffered_transparently(origin: Thr
         (streamed, buffered), (on, _) = await _get_both(path)
         assert streamed.status_code == buffered.status_code == 200
         _same_image(streamed.content, buffered.content)
-        assert on.peak_stream_bytes == 0
+        assert on.images.peak_stream_bytes == 0
 
 
 async def test_without_a_validator_the_digest_is_computed_as_the_bytes_pass(origin: ThrottledOrigin) -> None:
     origin.etag = False
     (streamed, buffered), (on, _) = await _get_both(f"/_/w:500/plain/{origin.url('big.jpg')}")
     assert streamed.status_code == buffered.status_code == 200
-    assert on.peak_stream_bytes > 0
+    assert on.images.peak_stream_bytes > 0
     assert streamed.headers["etag"] == buffered.headers["etag"]  # the same source digest
 
 
@@ -127,8 +149,8 @@ async def test_a_client_going_away_stops_the_download_and_the_decode(files: dict
             assert await asyncio.to_thread(_wait_served, slow, 5)
             record = slow.served[0]
             assert record.hung_up and record.total is not None and record.sent < record.total // 2
-            assert await _eventually(lambda: service.workers.busy == 0, 5)  # the decoder let its slot go
-            assert service.transforms == 0
+            assert await _eventually(lambda: service.flow.workers.busy == 0, 5)  # the decoder let its slot go
+            assert service.images.transforms == 0
             # and the service is still fine
             quick = await client.get(f"/_/w:100/plain/{slow.url('photo.png')}")
             assert quick.status_code == 200
@@ -200,7 +222,7 @@ async def test_a_slow_decoder_does_not_make_the_download_time_out(origin: Thrott
     )
     assert streamed.status_code == buffered.status_code == 200
     assert size_of(streamed.content) == (4000, 2667)  # a PNG encode pulls the decode row by row: slowly
-    assert on.peak_stream_bytes > 0
+    assert on.images.peak_stream_bytes > 0
 
 
 async def test_s3_sources_stream(s3_server: S3Server, files: dict[str, bytes]) -> None:
@@ -212,7 +234,7 @@ async def test_s3_sources_stream(s3_server: S3Server, files: dict[str, bytes]) -
     assert size_of(streamed.content) == (600, 400)
     _same_image(streamed.content, buffered.content)
     assert streamed.headers["etag"] == buffered.headers["etag"]
-    assert 0 < on.peak_stream_bytes <= BOUND
+    assert 0 < on.images.peak_stream_bytes <= BOUND
 
 
 async def test_no_descriptor_is_left_behind(origin: ThrottledOrigin) -> None:
@@ -232,7 +254,7 @@ async def test_no_descriptor_is_left_behind(origin: ThrottledOrigin) -> None:
     async with service_client(IMGPROXY_MAX_SRC_FILE_SIZE=str(20 * MB)) as (client, service):
         statuses = [(await client.get(path)).status_code for path in paths]
         assert statuses == [200, 422, 422, 200]
-        assert await _eventually(lambda: service.workers.busy == 0, 5)
+        assert await _eventually(lambda: service.flow.workers.busy == 0, 5)
     assert _pipes() <= before
 
 

@@ -1,8 +1,8 @@
-"""Coalescing across processes and replicas through a short Redis lock.
+"""Coalescing across processes and replicas through a short lock in a shared tier.
 
 The first process to miss a key takes the lock and transforms; the others poll the
 shared tier until the result appears (HIT-COALESCED), or the lock disappears without a
-result (the holder failed) and they take over. If Redis is down, everyone just works
+result (the holder failed) and they take over. If the tier is down, everyone just works
 on their own: coalescing is an optimisation, never a dependency.
 """
 
@@ -11,28 +11,28 @@ from __future__ import annotations
 import asyncio
 import time
 
-from imgproxy_py.cache.base import CacheEntry
-from imgproxy_py.cache.redis import RedisTier
+from imgproxy_py.cache.base import CacheEntry, LockingTier
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
 
 _DOWN = object()
 
 
 class CrossProcessLock:
-    def __init__(self, redis: GuardedTier, cache: TieredCache, lock_ttl: float, poll: float = 0.02) -> None:
-        assert isinstance(redis.tier, RedisTier)
-        self._guard = redis
-        self._redis: RedisTier = redis.tier
+    def __init__(self, shared: GuardedTier, cache: TieredCache, lock_ttl: float, poll: float = 0.02) -> None:
+        if not isinstance(shared.tier, LockingTier):
+            raise TypeError(f"cache tier {shared.name} cannot hold locks")
+        self._guard = shared
+        self._tier: LockingTier = shared.tier
         self._cache = cache
         self._ttl = lock_ttl
         self._poll = poll
 
     async def acquire_or_wait(self, key: str, deadline: float) -> tuple[str | None, CacheEntry | None]:
         """Either (token, None): we hold the lock and must do the work; or (None, entry): another
-        process produced it; or (None, None): no lock available (Redis down), do the work."""
+        process produced it; or (None, None): no lock available (the tier is down), do the work."""
         poll = self._poll
         while True:
-            token = await self._guard.call(lambda: self._redis.try_lock(key, self._ttl), _DOWN)
+            token = await self._guard.call(lambda: self._tier.try_lock(key, self._ttl), _DOWN)
             if token is _DOWN:
                 return None, None
             if isinstance(token, str):
@@ -43,7 +43,7 @@ class CrossProcessLock:
                 hit = await self._cache.get(key)
                 if hit is not None:
                     return None, hit[0]
-                locked = await self._guard.call(lambda: self._redis.is_locked(key), _DOWN)
+                locked = await self._guard.call(lambda: self._tier.is_locked(key), _DOWN)
                 if locked is _DOWN:
                     return None, None
                 if not locked:
@@ -57,4 +57,12 @@ class CrossProcessLock:
         return self._guard.name
 
     async def release(self, key: str, token: str) -> None:
-        await self._guard.call(lambda: self._redis.unlock(key, token), None)
+        await self._guard.call(lambda: self._tier.unlock(key, token), None)
+
+
+def lock_for(cache: TieredCache, lock_ttl: float) -> CrossProcessLock | None:
+    """The lock in the first shared tier that can hold one (None: no such tier, no cross-process coalescing)."""
+    for guarded in cache.remote:
+        if isinstance(guarded.tier, LockingTier):
+            return CrossProcessLock(guarded, cache, lock_ttl)
+    return None
