@@ -98,8 +98,8 @@ def main() -> None:
 
     data = photo(6000, 4000).jpegsave_buffer(Q=90)
     port = free_port()
-    config = uvicorn.Config(create_app(Settings.from_env()), host="127.0.0.1", port=port, loop="uvloop")
-    config.log_level = "warning"
+    app = create_app(Settings.from_env())
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, loop="uvloop", log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
