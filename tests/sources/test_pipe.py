@@ -92,6 +92,20 @@ async def test_a_reader_gone_aborts_the_writer() -> None:
         pipe.close()
 
 
+async def test_a_reader_going_away_wakes_a_waiting_writer() -> None:
+    pipe = SourcePipe(65536)
+    fd = pipe.take_reader()
+    try:
+        writer = asyncio.ensure_future(pipe.write(bytes(1 << 20)))
+        await asyncio.sleep(0.05)
+        assert not writer.done()  # full, waiting for the reader
+        os.close(fd)  # the decoder stops reading mid-body (failed, or done at the end marker)
+        with pytest.raises(PipeAborted):
+            await asyncio.wait_for(writer, 5)
+    finally:
+        pipe.close()
+
+
 async def test_descriptors_are_released() -> None:
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(20):
