@@ -5,7 +5,8 @@
 Runs this server in-process (uvicorn on loopback, as ``serve`` does: uvloop) against the
 throttled origin's 9.3 MB JPEG and prints, per request, milliseconds from sending it to: the
 first source byte, the decoder opening the stream, the last source byte, the download's end,
-the encode's start and end, the response; then the process's CPU time for the request. The
+the encode's start and end, the response; then the process's CPU time for the request and how
+long the download waited for the decoder (back-pressure: the decoder was the slower). The
 points are recorded by wrapping the functions that reach them (no code in the server for it).
 What it showed (benchmarks/RESULTS.md): the decode starts within ms of the first byte and ends
 shortly after the last one, and an OS pipe cost a third more CPU than buffering (fixed).
@@ -32,6 +33,7 @@ from imgproxy_py.sources import pipe
 
 MB = 1 << 20
 marks: dict[str, float] = {}
+waits: list[float] = []  # seconds the download waited for the decoder, and how many times
 _zero = [0.0]
 
 
@@ -73,7 +75,15 @@ def _around(owner: Any, name: str, before: str | None, after: str | None = None,
 def instrument() -> None:
     _around(streaming._Sink, "write", "source first byte", "source last byte", last=True)
     _around(pipe.SourcePipe, "close", "download end")
-    pipe.SourcePipe.abort = pipe.SourcePipe.close
+    close = pipe.SourcePipe.close
+
+    def close_and_count(self: pipe.SourcePipe) -> None:
+        if not self._closed:
+            waits[:] = [self.blocked(), self.wakeups]
+        close(self)
+
+    pipe.SourcePipe.close = close_and_count  # type: ignore[method-assign]
+    pipe.SourcePipe.abort = close_and_count
     _around(vips, "open_stream", "decode opens the stream")
     _around(vips, "save", "encode start", "encode end")
 
@@ -110,6 +120,7 @@ def main() -> None:
             print(f"{len(data) / MB:.1f} MB JPEG at {args.rate:g} MB/s -> 600-px WebP; ms since the request was sent")
             for i in range(args.requests):
                 marks.clear()
+                waits.clear()
                 _zero[0], cpu = time.monotonic(), time.process_time()
                 url = f"http://127.0.0.1:{port}/_/rs:fit:600:600/f:webp/plain/{origin.url('large.jpg')}%3Fn={i}"
                 response = client.get(url)
@@ -120,6 +131,7 @@ def main() -> None:
                 print(
                     "  ".join(f"{k} {v * 1000:.0f}" for k, v in points)
                     + f"  | CPU {(time.process_time() - cpu) * 1000:.0f}"
+                    + (f"  | download waited {waits[0] * 1000:.0f} ms in {waits[1]:.0f} waits" if waits else "")
                 )
     finally:
         server.should_exit = True
