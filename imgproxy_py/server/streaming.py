@@ -1,12 +1,12 @@
 """Decode a source while it downloads: the download on the event loop, the decoder on a worker thread.
 
 The download's first bytes are held until they show a complete header (processing/streamed.py);
-a streamable JPEG/PNG is then handed to the decoder through a bounded SourcePipe (an OS pipe;
-back-pressure: at most ``pipe_bytes`` of source are held between the two), anything else is
+a streamable JPEG/PNG is then handed to the decoder through a bounded SourcePipe (a Unix socket
+pair; back-pressure: at most ``pipe_bytes`` of source are held between the two), anything else is
 buffered whole and returned as a SourceImage for the usual path, without a second download.
 The size cap is enforced by the source as bytes arrive, the download deadline here without the
 time spent waiting for the decoder; the digest the cache key needs when the source has no
-validator is computed as the bytes pass. A failed or cancelled download closes the pipe (the
+validator is computed as the bytes pass (with a validator, not at all). A failed or cancelled download closes the pipe (the
 decoder reads an early end of file and fails; its error is replaced by the download's); a failed
 decode cancels the download; a decoder done early lets the rest drain (digest, cap, truncation).
 """
