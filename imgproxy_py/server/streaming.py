@@ -6,9 +6,10 @@ pair; back-pressure: at most ``pipe_bytes`` of source are held between the two),
 buffered whole and returned as a SourceImage for the usual path, without a second download.
 The size cap is enforced by the source as bytes arrive, the download deadline here without the
 time spent waiting for the decoder; the digest the cache key needs when the source has no
-validator is computed as the bytes pass (with a validator, not at all). A failed or cancelled download closes the pipe (the
-decoder reads an early end of file and fails; its error is replaced by the download's); a failed
-decode cancels the download; a decoder done early lets the rest drain (digest, cap, truncation).
+validator is computed as the bytes pass (with a validator, not at all). A failed or cancelled
+download closes the pipe (the decoder reads an early end of file and fails; its error is replaced
+by the download's); a failed decode cancels the download; a decoder done early lets the rest
+drain (digest, cap, truncation).
 """
 
 from __future__ import annotations
