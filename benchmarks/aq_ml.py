@@ -24,7 +24,7 @@ from typing import Any
 
 from imgproxy_py.analysis.features import source_digest
 from imgproxy_py.options.parser import Parser
-from imgproxy_py.processing import ProcessingConfig, process, vips
+from imgproxy_py.processing import Job, ProcessingConfig, Processor, vips
 from imgproxy_py.processing.quality import METRIC_VERSION, Reference
 from imgproxy_py.quality_model.collect import images
 from imgproxy_py.quality_model.dataset import Dataset
@@ -70,14 +70,16 @@ def run(data_path: Path, folders: list[str], widths: list[int], formats: list[st
         seen.add(digest)
         for width in widths:
             base = f"rs:fit:{width}:{width}:0/bg:ffffff"
-            reference_png = process(data, parser.parse(f"/{base}/f:png/plain/local:///x").options, config).data
+            reference_png = (
+                Processor(config).process(Job(data, parser.parse(f"/{base}/f:png/plain/local:///x").options)).data
+            )
             ref = Reference(vips.open_source(reference_png))
             for fmt in formats:
                 for way in WAYS:
                     opt = "q:80" if way == "q80" else f"{way}:{target:g}"
                     po = parser.parse(f"/{base}/{opt}/f:{fmt}/plain/local:///x").options
                     started = time.process_time()
-                    result = process(data, po, ml_config if way == "aq:ml" else config)
+                    result = Processor(ml_config if way == "aq:ml" else config).process(Job(data, po))
                     cpu = time.process_time() - started
                     decodes = fmt != "jxl"
                     dssim = ref.dssim(result.data) if decodes else float("nan")

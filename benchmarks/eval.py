@@ -41,8 +41,8 @@ from imgproxy_py.analysis.registry import default_registry
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import Parser
-from imgproxy_py.processing import ProcessingConfig, ProcessResult, process, vips
-from imgproxy_py.processing.faces import FaceOptions
+from imgproxy_py.processing import Analysers, Job, Known, ProcessingConfig, Processor, ProcessResult, vips
+from imgproxy_py.processing.faces import FaceAnalyser
 from imgproxy_py.processing.format_choice import ClientFormats
 from imgproxy_py.settings import OptionSettings
 
@@ -119,10 +119,10 @@ def kept_face_area(item: Labelled, result: ProcessResult) -> float:
 
 
 def smart_crop(items: list[Labelled], detector: Detector) -> dict[str, dict[str, float]]:
-    strategies: dict[str, tuple[str, FaceOptions]] = {
-        "centre": ("g:ce", FaceOptions(None)),
-        "attention (libvips)": ("g:sm", FaceOptions(None)),
-        "ours (faces, then attention)": ("g:sm", FaceOptions(detector)),
+    strategies: dict[str, tuple[str, FaceAnalyser]] = {
+        "centre": ("g:ce", FaceAnalyser(None)),
+        "attention (libvips)": ("g:sm", FaceAnalyser(None)),
+        "ours (faces, then attention)": ("g:sm", FaceAnalyser(detector)),
     }
     table: dict[str, dict[str, float]] = {}
     for label, (gravity, faces) in strategies.items():
@@ -132,7 +132,9 @@ def smart_crop(items: list[Labelled], detector: Detector) -> dict[str, dict[str,
             for item in items:
                 if not item.faces:
                     continue
-                result = process(item.data, options(f"rs:fill:{w}:{h}/{gravity}"), CONFIG, faces=faces)
+                result = Processor(CONFIG, Analysers(faces)).process(
+                    Job(item.data, options(f"rs:fill:{w}:{h}/{gravity}"))
+                )
                 shares.append(kept_face_area(item, result))
             row[ratio] = statistics.mean(shares)
         table[label] = row
@@ -214,17 +216,17 @@ def autoquality(names: tuple[str, ...], client: ClientFormats) -> dict[str, Any]
     for name in names:
         data = (FIXTURES / "images" / name).read_bytes()
         base = "rs:fit:800:800/bg:ffffff"  # flattened: every format sees the same pixels
-        reference = _rgba(vips.open_source(process(data, options(f"{base}/f:png"), CONFIG).data))
+        reference = _rgba(vips.open_source(Processor(CONFIG).process(Job(data, options(f"{base}/f:png"))).data))
         entry: dict[str, Any] = {"image": name}
         for fname in AQ_FORMATS:
             for label, opts in [*((f"q{q}", f"q:{q}") for q in FIXED), ("aq", "aq:dssim")]:
-                result = process(data, options(f"{base}/{opts}/f:{fname}"), CONFIG)
+                result = Processor(CONFIG).process(Job(data, options(f"{base}/{opts}/f:{fname}")))
                 quality = independent_quality(reference, result.data)
                 rows.setdefault(fname, {}).setdefault(label, []).append((len(result.data), quality))
                 entry[f"{fname}-{label}"] = [len(result.data), round(quality, 5)]
                 if label == "aq":
                     singles[fname].append(len(result.data))
-        result = process(data, options(f"{base}/f:best"), CONFIG, client)
+        result = Processor(CONFIG).process(Job(data, options(f"{base}/f:best"), client))
         best.append((len(result.data), independent_quality(reference, result.data), result.format.value))
         entry["best"] = [len(result.data), result.format.value]
         per_image.append(entry)
@@ -285,18 +287,24 @@ def costs(detector: Detector, runs: int) -> dict[str, float]:
     photo = (FIXTURES / "images" / "2569067123_aca715a2ee_o.jpg").read_bytes()
     crop = options("rs:fill:300:300/g:sm")
     with_faces, without, added, cpu_faces, cpu_attention = _paired(
-        lambda: process(photo, crop, CONFIG, faces=FaceOptions(detector)), lambda: process(photo, crop, CONFIG), runs
+        lambda: Processor(CONFIG, Analysers(FaceAnalyser(detector))).process(Job(photo, crop)),
+        lambda: Processor(CONFIG).process(Job(photo, crop)),
+        runs,
     )
     plain_opts, aq_opts = options("rs:fit:800:800/f:jpg"), options("rs:fit:800:800/aq:dssim/f:jpg")
     searched, plain, _, cpu_searched, cpu_plain = _paired(
-        lambda: process(photo, aq_opts, CONFIG), lambda: process(photo, plain_opts, CONFIG), runs
+        lambda: Processor(CONFIG).process(Job(photo, aq_opts)),
+        lambda: Processor(CONFIG).process(Job(photo, plain_opts)),
+        runs,
     )
-    first = process(photo, aq_opts, CONFIG)
+    first = Processor(CONFIG).process(Job(photo, aq_opts))
     hints = dict(first.qualities)
     repeat, _, _, cpu_repeat, cpu_plain2 = _paired(
-        lambda: process(photo, aq_opts, CONFIG, quality_hints=hints), lambda: process(photo, plain_opts, CONFIG), runs
+        lambda: Processor(CONFIG).process(Job(photo, aq_opts, known=Known(qualities=hints))),
+        lambda: Processor(CONFIG).process(Job(photo, plain_opts)),
+        runs,
     )
-    resized = vips.pixels(vips.open_source(process(photo, options("rs:fit:800:800/f:png"), CONFIG).data))
+    resized = vips.pixels(vips.open_source(Processor(CONFIG).process(Job(photo, options("rs:fit:800:800/f:png"))).data))
     _, _, _, cpu_encode, _ = _paired(lambda: vips.save(resized, ".jpg", Q=80, optimize_coding=True), lambda: None, runs)
     return {
         "load_average_1min": os.getloadavg()[0],

@@ -22,8 +22,8 @@ from benchmarks import face_groups
 from benchmarks.eval import CONFIG, RATIOS, _iou, face_detector, kept_face_area, options
 from benchmarks.faceset import FIXTURES, Face, Labelled
 from imgproxy_py.analysis.detector import Detector
-from imgproxy_py.processing import process, vips
-from imgproxy_py.processing.faces import FaceOptions
+from imgproxy_py.processing import Analysers, Job, Processor, vips
+from imgproxy_py.processing.faces import FaceAnalyser
 
 MIN_GROUP = 30
 UNLABELLED = "(unlabelled)"
@@ -62,7 +62,10 @@ def report(detector: Detector, folder: Path = FIXTURES / "faces") -> dict[str, A
         item = Labelled(name, data, (box,), "photo")
         kept = {
             ratio: kept_face_area(
-                item, process(data, options(f"rs:fill:{w}:{h}/g:sm"), CONFIG, faces=FaceOptions(detector))
+                item,
+                Processor(CONFIG, Analysers(FaceAnalyser(detector))).process(
+                    Job(data, options(f"rs:fill:{w}:{h}/g:sm"))
+                ),
             )
             for ratio, (w, h) in RATIOS.items()
         }

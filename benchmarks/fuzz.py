@@ -390,7 +390,7 @@ class Runner:
     def _process(self, data: bytes, opts: str, inject: bool = False) -> Outcome:
         from imgproxy_py.cancel import CancelToken, current_token
         from imgproxy_py.errors import ImgproxyError
-        from imgproxy_py.processing import process
+        from imgproxy_py.processing import Job, Processor
 
         started = time.monotonic()
         deadline = started + DEADLINE
@@ -399,7 +399,7 @@ class Runner:
             po = self.parser.parse(f"/{opts}/plain/local:///x" if opts else "/plain/local:///x").options
             if inject:
                 raise ValueError("injected by --self-check")
-            result = process(data, po, self.config, deadline=deadline)
+            result = Processor(self.config).process(Job(data, po, deadline=deadline))
             return Outcome("process", opts, "200", time.monotonic() - started, detail=result.format.value)
         except ImgproxyError as exc:
             seconds = time.monotonic() - started
@@ -415,11 +415,11 @@ class Runner:
 
     def _info(self, data: bytes) -> Outcome:
         from imgproxy_py.errors import ImgproxyError
-        from imgproxy_py.processing.info import info_json
+        from imgproxy_py.processing.describe import info_json
 
         started = time.monotonic()
         try:
-            info_json(data, self.config.max_src_resolution, True)
+            info_json(data, self.config.limits.max_src_resolution, True)
             return Outcome("info", "", "200", time.monotonic() - started)
         except ImgproxyError as exc:
             finding = "5xx" if exc.status_code >= 500 else ""

@@ -30,7 +30,7 @@ from imgproxy_py.monitoring.drift import FeatureProfile, ReferenceProfile
 from imgproxy_py.monitoring.reference import INPUTS_MODEL, ProfileSet
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import Parser
-from imgproxy_py.processing import LOADABLE, ProcessingConfig, process, vips
+from imgproxy_py.processing import LOADABLE, Job, ProcessingConfig, Processor, vips
 from imgproxy_py.processing.quality import METRIC_VERSION
 from imgproxy_py.settings import OptionSettings
 
@@ -89,7 +89,7 @@ def autoquality_profile(images: Iterable[tuple[str, bytes]], formats: Iterable[s
             continue
         for target in formats:
             try:
-                result = process(data, _options(f"rs:fit:800:800/aq:dssim/f:{target}"), config)
+                result = Processor(config).process(Job(data, _options(f"rs:fit:800:800/aq:dssim/f:{target}")))
             except Exception:  # an animation or a format the search skips: not part of the profile
                 continue
             for name, quality, dssim in result.searched:

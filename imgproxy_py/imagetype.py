@@ -90,7 +90,7 @@ _ALIASES: dict[str, ImageFormat] = {f.value: f for f in ImageFormat} | {
 }
 
 # Formats this server can write: libvips (pyvips[binary]) writes most; ICO is written by
-# processing/ico.py (PNG inside), BMP by processing/bmp.py, HEIC (pillow-heif's x265) and JPEG XL
+# processing/ico.py (PNG inside), BMP by processing/bmp_writer.py, HEIC (pillow-heif's x265) and JPEG XL
 # (imagecodecs' libjxl) by processing/codecs. SVG is only ever passed through.
 SAVABLE: frozenset[ImageFormat] = frozenset(
     {

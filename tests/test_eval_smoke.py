@@ -9,8 +9,8 @@ import pytest
 from benchmarks import eval as evaluation
 from benchmarks.faceset import build
 from imgproxy_py.monitoring.reference import ProfileSet
-from imgproxy_py.processing import process
-from imgproxy_py.processing.faces import FaceOptions
+from imgproxy_py.processing import Analysers, Job, Processor
+from imgproxy_py.processing.faces import FaceAnalyser
 from imgproxy_py.processing.quality import METRIC_VERSION
 from tests.processing.test_faces import detector
 from tests.support import FIXTURES
@@ -25,9 +25,9 @@ def test_labelled_set_and_kept_share() -> None:
     assert len(group.faces) == 3
     off = items["offcentre-right"]
     opts = evaluation.options("rs:fill:270:480/g:sm")
-    ours = process(off.data, opts, evaluation.CONFIG, faces=FaceOptions(detector()))
+    ours = Processor(evaluation.CONFIG, Analysers(FaceAnalyser(detector()))).process(Job(off.data, opts))
     assert evaluation.kept_face_area(off, ours) > 0.99
-    centre = process(off.data, evaluation.options("rs:fill:270:480/g:ce"), evaluation.CONFIG)
+    centre = Processor(evaluation.CONFIG).process(Job(off.data, evaluation.options("rs:fill:270:480/g:ce")))
     assert evaluation.kept_face_area(off, centre) < 0.01
 
 

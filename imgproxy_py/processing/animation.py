@@ -10,16 +10,17 @@ and loop count restored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.processing import pipeline, vips
-from imgproxy_py.processing import watermark as wm
+from imgproxy_py.processing import watermark_image as wm
 from imgproxy_py.processing.context import PipelineContext
 from imgproxy_py.processing.limits import Limits
-from imgproxy_py.processing.steps.scale_on_load import load_options
-from imgproxy_py.processing.watermark import WatermarkImage
+from imgproxy_py.processing.vips import load_options
+from imgproxy_py.processing.watermark_image import WatermarkImage
 
 ANIMATED_SOURCES = frozenset({ImageFormat.GIF, ImageFormat.WEBP})
 DEFAULT_DELAY_MS = 40  # what imgproxy writes for frames whose delay is unknown
@@ -40,13 +41,14 @@ def transform(
     header: Any,
     po: ProcessingOptions,
     source_format: ImageFormat,
-    target: ImageFormat,
     limits: Limits,
-    deadline: float,
+    context: Callable[[Any, Limits], PipelineContext],
     watermark: WatermarkImage | None,
-    max_result_resolution: int = 100_000_000,
 ) -> Any:
-    """The processed animation as one tall image, ready for the finalize pipeline and the saver."""
+    """The processed animation as one tall image, ready for the finalize pipeline and the saver.
+
+    ``context`` makes the pipeline context of one frame (the processor builds every context).
+    """
     frames = min(page_count(header), limits.max_animation_frames)
     limits.check_dimensions(header.width, header.height, frames)
     full = vips.open_source(data, **load_options(source_format), n=frames)
@@ -54,22 +56,12 @@ def transform(
     delays = _delays(full, frames)
     loop = int(full.get("loop")) if full.get_typeof("loop") != 0 else 0
 
+    frame_limits = limits.per_frame(frames)
     processed = []
     ctx: PipelineContext | None = None
     for index in range(frames):
         frame = full.extract_area(0, index * frame_height, full.width, frame_height)
-        ctx = PipelineContext(
-            img=frame,
-            po=po,
-            source_format=source_format,
-            target_format=target,
-            data=None,  # frames are never reloaded: no shrink-on-load
-            deadline=deadline,
-            max_src_resolution=limits.max_src_resolution,
-            max_result_dimension=limits.max_result_dimension,
-            max_result_resolution=max_result_resolution // frames,
-            animated=True,
-        )
+        ctx = context(frame, frame_limits)
         ctx.calc_params()
         pipeline.run(pipeline.MAIN, ctx)
         processed.append(ctx.img)

@@ -1,4 +1,8 @@
-"""Per-image state carried through the pipeline (imgproxy's pipeline Context)."""
+"""Per-image state carried through the pipeline (imgproxy's pipeline Context).
+
+Built in one place, ``Processor._context`` (processing/processor.py), for the image, each
+frame of an animation and an animation's finalize.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from imgproxy_py.processing import geometry
 from imgproxy_py.processing.faces import FaceTrack
 from imgproxy_py.processing.geometry import Scales, Sizes
 from imgproxy_py.processing.intermediates import IntermediateCache
+from imgproxy_py.processing.limits import Limits
 
 
 @dataclass(slots=True)
@@ -23,12 +28,10 @@ class PipelineContext:
     target_format: ImageFormat
     data: bytes | None  # source bytes, for shrink-on-load reloads; None once that is impossible
     deadline: float = float("inf")  # time.monotonic() value
-    max_src_resolution: int = 50_000_000
-    max_result_dimension: int = 0  # ≤0: no limit
-    max_result_resolution: int = 100_000_000  # pixels (per frame here; animations check the total too)
+    limits: Limits = field(default_factory=Limits)  # this request's (per frame for an animation's frames)
     hdr: bool = False  # 16 bits per channel kept to the output (preserve_hdr)
     animated: bool = False  # frames of an animation: trim is off, as in imgproxy
-    watermark: Any = None  # processing.watermark.WatermarkImage, or None when none is configured
+    watermark: Any = None  # processing.watermark_image.WatermarkImage, or None when none is configured
 
     # Filled by calc_params(); all sizes are in the oriented frame.
     angle: int = 0
@@ -81,7 +84,7 @@ class PipelineContext:
         scales = geometry.calc_scale(self.width_to_scale, self.height_to_scale, self.po, is_vector=self.is_vector)
         sizes = geometry.calc_sizes(self.width_to_scale, self.height_to_scale, scales, self.po)
         scales, sizes = geometry.limit_scale(
-            self.width_to_scale, self.height_to_scale, scales, sizes, self.po, self.max_result_dimension
+            self.width_to_scale, self.height_to_scale, scales, sizes, self.po, self.limits.max_result_dimension
         )
         self.wscale, self.hscale, self.dpr_scale = scales.wscale, scales.hscale, scales.dpr_scale
         self.sizes = sizes

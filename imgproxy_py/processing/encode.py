@@ -8,7 +8,7 @@ from typing import Any
 from imgproxy_py.errors import UnsupportedFormatError
 from imgproxy_py.imagetype import SAVABLE, ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.processing import bmp, external, ico, vips
+from imgproxy_py.processing import bmp_writer, external, ico, vips
 from imgproxy_py.processing.codecs import ENCODED_HERE
 from imgproxy_py.processing.geometry import round_half_away
 from imgproxy_py.settings import OptionSettings
@@ -76,7 +76,7 @@ def encode(img: Any, fmt: ImageFormat, quality: int, keep_metadata: bool, enc: E
     if fmt not in SAVABLE:
         raise UnsupportedFormatError(f"cannot save {fmt.value}")
     if fmt is ImageFormat.BMP:
-        return bmp.encode(img)
+        return bmp_writer.encode(img)
     if fmt in ENCODED_HERE:  # HEIC, JPEG XL: metadata is not written (the default strips it anyway)
         return external.encode(img, fmt, quality, jxl_effort=enc.jxl_effort, heic_speed=enc.avif_speed)
     keep_exif = vips.has_field(img, "exif-data")  # after strip_metadata: only a kept copyright notice

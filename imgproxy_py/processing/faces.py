@@ -26,20 +26,16 @@ from imgproxy_py.processing import vips
 
 
 @dataclass(frozen=True, slots=True)
-class FaceOptions:
-    """Per-request inputs: the detector (None: not installed or off) and what is already known."""
+class FaceAnalyser:
+    """The face detector as the pipeline uses it: one per process, registered in the processor's
+    ``Analysers`` (processing/analysers.py). ``detector`` None: not installed or off."""
 
     detector: Detector | None = None
-    known: tuple[Detection, ...] | None = None  # stored frame, from the feature store
-    size: int = 512
-    keep_whole: bool = True
-
-    @property
-    def available(self) -> bool:
-        return self.detector is not None or self.known is not None
+    size: int = 512  # IMGPROXY_FACE_DETECTION_SIZE: the side the detector looks at
+    keep_whole: bool = True  # IMGPROXY_KEEP_FACES_WHOLE
 
 
-NO_FACES = FaceOptions()
+NO_FACE_ANALYSER = FaceAnalyser()
 _MIN_SIDE = 320  # a smaller image in the pipeline is too small to find faces in: analyse the source
 
 _Op = tuple[str, Any]
@@ -47,13 +43,22 @@ _Op = tuple[str, Any]
 
 @dataclass(slots=True)
 class FaceTrack:
-    options: FaceOptions
+    analyser: FaceAnalyser
     source: bytes | None  # bytes the pipeline decodes (an ICO's inner PNG); None: analyse the current image
+    known: tuple[Detection, ...] | None = None  # stored frame, from the feature store: skips the detector
     raw: list[Detection] | None = None
     ran_detector: bool = False  # this request ran the model
     complete: bool = False  # ``raw`` covers the whole source (the feature store may keep it)
     detect_seconds: float = 0.0
     _ops: list[_Op] = field(default_factory=list)
+
+    @property
+    def available(self) -> bool:
+        return self.analyser.detector is not None or self.known is not None
+
+    @property
+    def keep_whole(self) -> bool:
+        return self.analyser.keep_whole
 
     def note_crop(self, left: int, top: int, width: int, height: int, outer_w: int, outer_h: int) -> None:
         if (left, top, width, height) != (0, 0, outer_w, outer_h):
@@ -70,15 +75,15 @@ class FaceTrack:
         """
         if self.raw is not None:
             return self.raw
-        if self.options.known is not None:
-            self.raw, self.complete = list(self.options.known), True
+        if self.known is not None:
+            self.raw, self.complete = list(self.known), True
             return self.raw
-        detector = self.options.detector
+        detector = self.analyser.detector
         if detector is None:
             self.raw = []
             return self.raw
         started = time.perf_counter()
-        size = self.options.size
+        size = self.analyser.size
         usable = current_img is not None and max(current_img.width, current_img.height) >= min(size, _MIN_SIDE)
         try:
             if usable or self.source is None:
@@ -127,10 +132,10 @@ class FaceTrack:
         return pixel_boxes(self.current(img), img.width, img.height, labels)
 
 
-def detect_in_source(data: bytes, options: FaceOptions) -> tuple[Detection, ...]:
+def detect_in_source(data: bytes, analyser: FaceAnalyser) -> tuple[Detection, ...]:
     """The faces of a source image in its stored frame (``/info``); none when it cannot be read."""
     try:
-        track = FaceTrack(options, data)
+        track = FaceTrack(analyser, data)
         return tuple(track.ensure(None))
     except vips.Error:
         return ()

@@ -7,19 +7,43 @@ CheckDimensions: an animation's frames count together unless a per-frame limit i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from imgproxy_py.errors import InvalidImageError, SourceResolutionError
 from imgproxy_py.options.model import ProcessingOptions
+from imgproxy_py.settings.security import (
+    DEFAULT_MAX_ANIMATION_FRAME_RESOLUTION,
+    DEFAULT_MAX_ANIMATION_FRAMES,
+    DEFAULT_MAX_RESULT_DIMENSION,
+    DEFAULT_MAX_RESULT_RESOLUTION,
+    DEFAULT_MAX_SRC_FILE_SIZE,
+    DEFAULT_MAX_SRC_RESOLUTION,
+    SecuritySettings,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_src_resolution: int = 50_000_000  # pixels (all frames together)
-    max_src_file_size: int = 0  # bytes; ≤0: no limit (enforced by the fetch)
-    max_animation_frames: int = 100
-    max_animation_frame_resolution: int = 0  # pixels per frame; 0: use max_src_resolution for the sum
-    max_result_dimension: int = 0  # pixels; ≤0: no limit
+    """Every source and result limit, in one object: the processor and the server's fetch read it."""
+
+    # The defaults are the settings' (written once, in settings/security.py).
+    max_src_resolution: int = DEFAULT_MAX_SRC_RESOLUTION  # pixels (all frames together)
+    max_src_file_size: int = DEFAULT_MAX_SRC_FILE_SIZE  # bytes; ≤0: no limit (enforced by the fetch)
+    max_animation_frames: int = DEFAULT_MAX_ANIMATION_FRAMES
+    max_animation_frame_resolution: int = DEFAULT_MAX_ANIMATION_FRAME_RESOLUTION  # per frame; 0: frames sum
+    max_result_dimension: int = DEFAULT_MAX_RESULT_DIMENSION  # pixels; ≤0: no limit
+    max_result_resolution: int = DEFAULT_MAX_RESULT_RESOLUTION  # pixels of a result (all frames); over: 422
+
+    @classmethod
+    def from_settings(cls, security: SecuritySettings) -> Limits:
+        return cls(
+            max_src_resolution=security.max_src_resolution,
+            max_src_file_size=security.max_src_file_size,
+            max_animation_frames=security.max_animation_frames,
+            max_animation_frame_resolution=security.max_animation_frame_resolution,
+            max_result_dimension=security.max_result_dimension,
+            max_result_resolution=security.max_result_resolution,
+        )
 
     def for_request(self, po: ProcessingOptions) -> Limits:
         """These limits with the URL's security options applied (the same object when there are none)."""
@@ -31,9 +55,11 @@ class Limits:
             "max_result_dimension": po.max_result_dimension,
         }
         changes = {name: value for name, value in overrides.items() if value is not None}
-        if not changes:
-            return self
-        return Limits(**{**{name: getattr(self, name) for name in overrides}, **changes})
+        return replace(self, **changes) if changes else self
+
+    def per_frame(self, frames: int) -> Limits:
+        """The limits one frame of an ``frames``-frame animation is processed under."""
+        return replace(self, max_result_resolution=self.max_result_resolution // max(frames, 1))
 
     def check_dimensions(self, width: int, height: int, frames: int = 1) -> None:
         """Refuse a source that is too large to decode (422), from its header alone."""

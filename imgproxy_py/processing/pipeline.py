@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from imgproxy_py.processing.context import PipelineContext
+from imgproxy_py.processing.steps.apply_watermark import watermark
 from imgproxy_py.processing.steps.colorspace import colorspace_to_processing, colorspace_to_result
 from imgproxy_py.processing.steps.crop import crop, crop_to_result
 from imgproxy_py.processing.steps.detections import overlay_detections
@@ -19,7 +20,6 @@ from imgproxy_py.processing.steps.scale import scale
 from imgproxy_py.processing.steps.scale_on_load import scale_on_load
 from imgproxy_py.processing.steps.strip_metadata import strip_metadata
 from imgproxy_py.processing.steps.trim import trim
-from imgproxy_py.processing.steps.watermark import watermark
 
 Step = Callable[[PipelineContext], None]
 

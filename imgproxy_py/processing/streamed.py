@@ -18,7 +18,7 @@ from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.options.model import GravityType, ProcessingOptions
 from imgproxy_py.processing import vips
 from imgproxy_py.processing.jpeg_scans import SOF, SOS, STANDALONE
-from imgproxy_py.processing.steps.scale_on_load import load_options
+from imgproxy_py.processing.vips import load_options
 
 MAX_HEAD = 512 * 1024  # a header larger than this (huge EXIF/ICC) is decoded from a buffer
 

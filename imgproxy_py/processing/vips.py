@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from imgproxy_py.cancel import current_token
+from imgproxy_py.imagetype import ImageFormat
 
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
 
@@ -148,6 +149,15 @@ def _tracking_library() -> Any:
         return lib
     except (OSError, StopIteration, AttributeError):
         return None
+
+
+_LOAD_OPTIONS: dict[str, Any] = {"access": "sequential", "fail_on": "truncated"}
+_SVG_LOAD_OPTIONS: dict[str, Any] = {"access": "sequential"}  # librsvg has no fail_on
+
+
+def load_options(fmt: ImageFormat) -> dict[str, Any]:
+    """Loader options shared by every load: stream top to bottom, fail on truncated data (a fresh dict)."""
+    return dict(_SVG_LOAD_OPTIONS if fmt is ImageFormat.SVG else _LOAD_OPTIONS)
 
 
 def open_source(data: bytes, **options: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -86,6 +87,7 @@ def _collect(settings: Settings, args: argparse.Namespace) -> int:
     from imgproxy_py.processing import ProcessingConfig, vips
     from imgproxy_py.quality_model.collect import collect, images
     from imgproxy_py.quality_model.dataset import open_dataset
+    from imgproxy_py.settings import WatermarkSettings
 
     vips.init()
     dataset = open_dataset(_dataset_location(settings, args.into), _s3(settings))
@@ -95,7 +97,8 @@ def _collect(settings: Settings, args: argparse.Namespace) -> int:
     written = collect(
         paths,
         dataset,
-        ProcessingConfig.from_settings(settings),
+        # Its URLs never ask for a watermark: one from IMGPROXY_WATERMARK_URL is not fetched.
+        ProcessingConfig.from_settings(dataclasses.replace(settings, watermark=WatermarkSettings())),
         widths=widths,
         formats=formats,
         targets=[float(t) for t in args.targets.split(",") if t],

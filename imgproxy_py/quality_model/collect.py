@@ -14,7 +14,7 @@ from pathlib import Path
 from imgproxy_py.analysis.features import source_digest
 from imgproxy_py.errors import ImgproxyError
 from imgproxy_py.options.parser import Parser
-from imgproxy_py.processing import ProcessingConfig, process
+from imgproxy_py.processing import Job, ProcessingConfig, Processor
 from imgproxy_py.quality_model.dataset import Row, RowSink, dataset_row
 
 WIDTHS = (320, 640, 1280)
@@ -42,6 +42,7 @@ def collect(
 ) -> int:
     """Rows written; images that do not decode are skipped (reported through ``progress``)."""
     config = dataclasses.replace(config, collect_samples=True, quality_model=None)
+    processor = Processor(config)
     parser = Parser(config.options)
     written = 0
     for path in paths:
@@ -54,7 +55,7 @@ def collect(
                     url = f"/rs:fit:{width}:{width}:0/aq:dssim:{target:g}/f:{fmt}/plain/local:///x"
                     po = parser.parse(url).options
                     try:
-                        result = process(data, po, config)
+                        result = processor.process(Job(data, po))
                     except (ImgproxyError, ValueError) as exc:
                         progress(f"skip {path.name} ({type(exc).__name__})")
                         break

@@ -30,9 +30,8 @@ from imgproxy_py.monitoring.misses import miss_monitor, model_registry
 from imgproxy_py.netpolicy import AddressPolicy
 from imgproxy_py.observability import AccessLog, Metrics, configure_logging
 from imgproxy_py.options.parser import Parser
-from imgproxy_py.processing import ProcessingConfig, vips
-from imgproxy_py.processing.faces import FaceOptions
-from imgproxy_py.processing.intermediates import IntermediateCache
+from imgproxy_py.processing import Analysers, ProcessingConfig, Processor, vips
+from imgproxy_py.processing.faces import FaceAnalyser
 from imgproxy_py.processing.quality import METRIC_VERSION
 from imgproxy_py.quality_model.dataset import DatasetWriter, open_dataset
 from imgproxy_py.s3conn import S3Target
@@ -50,6 +49,7 @@ from imgproxy_py.server.playground import Playground
 from imgproxy_py.server.quality_models import QualityModelTracker, build_quality_model
 from imgproxy_py.server.resolver import ImageResolver
 from imgproxy_py.server.responder import Responder, image_content
+from imgproxy_py.server.watermark_source import watermark_bytes
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import Source
 from imgproxy_py.sources.http import HTTPSource
@@ -123,13 +123,13 @@ def build_cache(settings: Settings) -> tuple[TieredCache | None, CrossProcessLoc
 log = logging.getLogger("imgproxy_py.server")
 
 
-def build_faces(settings: Settings) -> tuple[FaceOptions, str]:
+def build_faces(settings: Settings) -> tuple[FaceAnalyser, str]:
     """The face detector (loaded now, so start-up says whether smart crop has it) and its status line."""
     conf = settings.analysis
     registry = default_registry(conf.face_threshold, enabled=conf.face_detection)
     detector = registry.get("face") if conf.face_detection else None
     status = registry.status("face") if conf.face_detection else "off (IMGPROXY_FACE_DETECTION=false)"
-    return FaceOptions(detector, size=conf.detection_size, keep_whole=conf.keep_faces_whole), status
+    return FaceAnalyser(detector, size=conf.detection_size, keep_whole=conf.keep_faces_whole), status
 
 
 def settings_fingerprint(config: ProcessingConfig) -> str:
@@ -172,7 +172,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     parser = Parser(settings.options)  # validates presets: a bad one stops start-up
     definitions = load_experiments(settings.experiments, parser.check_options)  # a bad one stops start-up too
     experiments = Experiments(definitions) if definitions is not None and definitions.experiments else None
-    config = ProcessingConfig.from_settings(settings)
+    watermark = watermark_bytes(settings, build_sources)  # through sources/: a bad one stops start-up
     workers = WorkerPool(settings.workers.workers, settings.workers.queue_size)
     sources = build_sources(settings)
     cache, lock = build_cache(settings)
@@ -196,22 +196,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.analysis, models, metrics, faces.detector, arms, obs.prometheus_namespace
     )
     quality_model = build_quality_model(settings, models)
-    config = dataclasses.replace(config, quality_model=quality_model)
-    fingerprint = settings_fingerprint(config)
-    flow = ResultFlow(settings, sources, workers, config.limits, fingerprint, cache=cache, lock=lock)
+    processor = Processor.from_settings(
+        settings, watermark=watermark, analysers=Analysers(faces), quality_model=quality_model
+    )
+    fingerprint = settings_fingerprint(processor.config)
+    flow = ResultFlow(settings, sources, workers, processor.limits, fingerprint, cache=cache, lock=lock)
     server = settings.server
     image_responder = Responder(server.ttl, settings.options.vary, image_content)
     quality_models = QualityModelTracker(quality_model, models)
     images = ImageStrategy(
         flow,
         image_responder,
-        config,
+        processor,
         stream=settings.sources.stream,
         stream_buffer=settings.sources.stream_buffer,
         stream_local_min_size=settings.sources.stream_local_min_size,
-        intermediates=IntermediateCache(settings.processing.intermediate_cache_size)
-        if settings.processing.intermediate_cache_size
-        else None,
         metrics=metrics,
         faces=faces,
         features=features,
@@ -225,14 +224,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings,
         parser,
         fingerprint,
-        default_autoquality=config.autoquality.method,
+        default_autoquality=processor.config.autoquality.method,
         experiments=experiments,
         quality_models=quality_models,
     )
     raw = RawStrategy(flow, Responder(server.ttl, None, image_content, prebuild=False))
     service = ImageEndpoint(resolver, flow, images, raw)
     info_strategy = InfoStrategy(
-        flow, Responder(server.ttl, None, info_content), settings, faces=faces, features=features
+        flow, Responder(server.ttl, None, info_content), processor, faces=faces, features=features
     )
     info = InfoEndpoint(settings, parser, flow, info_strategy)
 

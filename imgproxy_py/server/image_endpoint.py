@@ -9,17 +9,15 @@ source decoded as it downloads (server/streaming.py), stored analysis read and l
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
-from collections.abc import Callable, Mapping
 from typing import cast
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from imgproxy_py import keys, processing
+from imgproxy_py import keys
 from imgproxy_py.analysis.features import FeatureRecord, source_digest
 from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.cancel import CancelToken, current_token
@@ -28,9 +26,8 @@ from imgproxy_py.imagetype import sniff
 from imgproxy_py.monitoring.misses import MissMonitor
 from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import GravityType, ProcessingOptions, ResizingType
-from imgproxy_py.processing import ProcessResult, streamed
-from imgproxy_py.processing.faces import NO_FACES, FaceOptions
-from imgproxy_py.processing.intermediates import IntermediateCache
+from imgproxy_py.processing import NOTHING_KNOWN, Job, Known, Processor, ProcessResult, streamed
+from imgproxy_py.processing.faces import NO_FACE_ANALYSER, FaceAnalyser
 from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.quality_model.dataset import DatasetWriter, dataset_row
 from imgproxy_py.server.feature_store import FeatureStore
@@ -57,14 +54,13 @@ class ImageStrategy:
         self,
         flow: ResultFlow,
         responder: Responder,
-        config: processing.ProcessingConfig,
+        processor: Processor,
         *,
         stream: bool = True,
         stream_buffer: int = 0,
         stream_local_min_size: int = 0,
-        intermediates: IntermediateCache | None = None,
         metrics: Metrics | None = None,
-        faces: FaceOptions = NO_FACES,
+        faces: FaceAnalyser = NO_FACE_ANALYSER,
         features: FeatureStore | None = None,
         quality_models: QualityModelTracker | None = None,
         dataset: DatasetWriter | None = None,
@@ -72,11 +68,10 @@ class ImageStrategy:
     ) -> None:
         self.flow = flow
         self.responder = responder
-        self.config = config
+        self.processor = processor  # built once at start-up: configuration, limits, watermark, analysers
         self.stream = stream  # IMGPROXY_STREAM_SOURCES
         self.stream_buffer = stream_buffer
         self.stream_local_min_size = stream_local_min_size  # IMGPROXY_STREAM_LOCAL_MIN_SIZE
-        self.intermediates = intermediates
         self.metrics = metrics
         self.faces = faces  # the face detector (None when not installed) and its settings
         self.features = features
@@ -123,19 +118,8 @@ class ImageStrategy:
         if flow.skips_work(req, etag):
             return NotModified(cast(str, etag), last_modified)  # without a cache, skip the transform entirely
         source_id, record = await self._read_features(req.po, image.data)
-        faces = self.faces
-        if record is not None and record.faces is not None:
-            faces = dataclasses.replace(faces, known=record.faces)
-        result = await self._transform(
-            slot,
-            processing.process,
-            image.data,
-            req,
-            work.deadline,
-            f"{req.source_url}\x00{version}",
-            faces,
-            record.qualities if record is not None else None,
-        )
+        known = Known(record.faces, record.qualities) if record is not None else NOTHING_KNOWN
+        result = await self._transform(slot, image.data, req, work.deadline, f"{req.source_url}\x00{version}", known)
         self._learnt(result, source_id, record)
         if result.samples and self.dataset is not None:
             digest = source_id or source_digest(image.data)
@@ -191,9 +175,7 @@ class ImageStrategy:
                 if flow.skips_work(req, etag):
                     return NotModified(cast(str, etag), flow.last_modified(meta.last_modified))
             source_key = f"{req.source_url}\x00{validator}" if validator is not None else None
-            result = await self._transform(
-                slot, processing.process_stream, stream, req, work.deadline, source_key, self.faces
-            )
+            result = await self._transform(slot, stream, req, work.deadline, source_key)
             self._learnt(result, None, None)  # counts a detection; nothing is stored without the bytes' digest
             if (result.ml or result.searched) and self.quality_models is not None:
                 self.quality_models.observe(result.ml, result.searched)
@@ -216,20 +198,18 @@ class ImageStrategy:
     async def _transform(
         self,
         slot: Slot,
-        fn: Callable[..., ProcessResult],
-        data: object,
+        source: bytes | StreamedInput,
         req: ImageRequest,
         deadline: float,
         source_key: str | None,
-        faces: FaceOptions = NO_FACES,
-        quality_hints: Mapping[str, int] | None = None,
+        known: Known = NOTHING_KNOWN,
     ) -> ProcessResult:
         metrics = self.metrics
         if metrics is not None:
             metrics.images_in_progress.inc()
         try:
             with span("processing_image"):
-                result = await self._process(slot, fn, data, req, deadline, source_key, faces, quality_hints)
+                result = await self._process(slot, Job(source, req.po, req.client, deadline, source_key, known))
         finally:
             if metrics is not None:
                 metrics.images_in_progress.dec()
@@ -237,34 +217,12 @@ class ImageStrategy:
         if metrics is not None:
             metrics.transforms.inc()
         if self.misses is not None:
-            self.misses.observe(req.experiment, req.source_url, result, data)
+            self.misses.observe(req.experiment, req.source_url, result, source)
         return result
 
-    async def _process(
-        self,
-        slot: Slot,
-        fn: Callable[..., ProcessResult],
-        data: object,
-        req: ImageRequest,
-        deadline: float,
-        source_key: str | None,
-        faces: FaceOptions,
-        quality_hints: Mapping[str, int] | None,
-    ) -> ProcessResult:
+    async def _process(self, slot: Slot, job: Job) -> ProcessResult:
         """THE seam with processing: the one place the server asks for an image to be processed."""
-        return await self.flow.workers.run(
-            slot,
-            fn,
-            data,
-            req.po,
-            self.config,
-            req.client,
-            deadline,
-            source_key,
-            self.intermediates,
-            faces,
-            quality_hints,
-        )
+        return await self.flow.workers.run(slot, self.processor.process, job)
 
     def _produced(
         self, req: ImageRequest, result: ProcessResult, etag: str | None, last_modified: str | None
@@ -273,7 +231,7 @@ class ImageStrategy:
 
     def _wants_analysis(self, po: ProcessingOptions) -> bool:
         """Whether this request may use stored analysis: faces for a crop or an overlay, or aq/best."""
-        config = self.config
+        config = self.processor.config
         may_crop = (
             po.resizing_type in (ResizingType.FILL, ResizingType.FILL_DOWN, ResizingType.AUTO)
             or po.crop.width > 0

@@ -32,9 +32,9 @@ from imgproxy_py.errors import ImgproxyError, InvalidOptionError, InvalidURLErro
 from imgproxy_py.observability import span
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import Parser, split_signature
-from imgproxy_py.processing.faces import NO_FACES, FaceOptions, detect_in_source
+from imgproxy_py.processing import Job, Processor
+from imgproxy_py.processing.faces import NO_FACE_ANALYSER, FaceAnalyser
 from imgproxy_py.processing.geometry import orientation_to_angle_flip
-from imgproxy_py.processing.info import info_json
 from imgproxy_py.security import verify_signature
 from imgproxy_py.server.feature_store import FeatureStore
 from imgproxy_py.server.flow import NotModified, Outcome, Produced, ResultFlow, Work
@@ -74,15 +74,14 @@ class InfoStrategy:
         self,
         flow: ResultFlow,
         responder: Responder,
-        settings: Settings,
+        processor: Processor,
         *,
-        faces: FaceOptions = NO_FACES,
+        faces: FaceAnalyser = NO_FACE_ANALYSER,
         features: FeatureStore | None = None,
     ) -> None:
         self.flow = flow
         self.responder = responder
-        self.video_thumbnails = settings.processing.video_thumbnails
-        self.max_video_duration = settings.processing.max_video_duration
+        self.processor = processor  # describe() and detect_faces() run on a worker thread
         self.faces = faces
         self.features = features
 
@@ -96,14 +95,7 @@ class InfoStrategy:
         if flow.skips_work(req, etag):
             return NotModified(cast(str, etag), last_modified)  # without a cache, skip the computation
         with span("processing_image"):
-            body = await flow.workers.run(
-                slot,
-                info_json,
-                image.data,
-                flow.limits.for_request(req.po).max_src_resolution,
-                self.video_thumbnails,
-                self.max_video_duration,
-            )
+            body = await flow.workers.run(slot, self.processor.describe, Job(image.data, req.po))
             body = await self._with_features(slot, image.data, body)
         return Produced(flow.entry(req, body, INFO_FORMAT, etag, last_modified))
 
@@ -120,7 +112,7 @@ class InfoStrategy:
         faces = record.faces if record is not None else None
         detected = False
         if faces is None and self.faces.detector is not None:
-            faces = await self.flow.workers.run(slot, detect_in_source, data, self.faces)
+            faces = await self.flow.workers.run(slot, self.processor.detect_faces, data)
             detected = True
         if faces is None:
             return body

@@ -12,7 +12,8 @@ from imgproxy_py.settings.env import _Env
 
 @dataclass(frozen=True, slots=True)
 class WatermarkSettings:
-    """Where the watermark image comes from; it is decoded once at start-up (processing.watermark)."""
+    """Where the watermark image comes from; it is decoded once at start-up (processing/watermark_image.py;
+    a URL is fetched through sources/ by server/watermark_source.py)."""
 
     data: bytes | None = field(default=None, repr=False)  # from IMGPROXY_WATERMARK_DATA or _PATH
     origin: str = ""  # the variable that supplied it, for start-up error messages

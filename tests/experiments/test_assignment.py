@@ -144,4 +144,7 @@ def test_shipped_example_loads_with_the_option_parser() -> None:
     assert loaded is not None
     (quality,) = loaded.experiments
     assert quality.name == "quality" and quality.scope == "all"
-    assert [(a.name, a.options, a.share) for a in quality.arms] == [("control", "q:80", 50), ("treatment", "q:70", 50)]
+    assert [(a.name, a.options, a.share) for a in quality.arms] == [
+        ("control", "q:80", 50),
+        ("treatment", "aq:dssim", 50),
+    ]

@@ -11,7 +11,7 @@ from typing import Any
 
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import Parser
-from imgproxy_py.processing import ProcessingConfig, ProcessResult, process, vips
+from imgproxy_py.processing import Job, ProcessingConfig, Processor, ProcessResult, vips
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.settings import OptionSettings
 from tests.support import fixture_path, load
@@ -39,7 +39,7 @@ def run(
     config: ProcessingConfig = DEFAULT_CONFIG,
     client: ClientFormats = NO_CLIENT_FORMATS,
 ) -> ProcessResult:
-    return process(data, options(text), config, client)
+    return Processor(config).process(Job(data, options(text), client))
 
 
 def run_image(

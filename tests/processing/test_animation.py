@@ -9,7 +9,7 @@ import pytest
 from imgproxy_py.errors import InvalidImageError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.parser import Parser
-from imgproxy_py.processing import ProcessingConfig, process, vips
+from imgproxy_py.processing import Job, Limits, ProcessingConfig, Processor, vips
 from imgproxy_py.settings import OptionSettings
 from tests.support import fixture_path, mean_abs_diff
 
@@ -21,7 +21,7 @@ def run(name: str, options: str, config: ProcessingConfig | None = None) -> tupl
     vips.init()
     data = fixture_path(name).read_bytes()
     po = _parser.parse(f"/{options}/plain/local:///{name}").options
-    result = process(data, po, config or ProcessingConfig())
+    result = Processor(config or ProcessingConfig()).process(Job(data, po))
     return vips.open_source(result.data, n=-1) if result.format.supports_animation else vips.open_source(
         result.data
     ), result.format
@@ -86,15 +86,19 @@ def test_still_formats_take_the_first_frame(name: str) -> None:
 
 
 def test_frame_limit_truncates_and_one_frame_means_still() -> None:
-    five, _ = run("rotating-squares.gif", "rs:fill:40:40/f:gif", ProcessingConfig(max_animation_frames=5))
+    five, _ = run(
+        "rotating-squares.gif", "rs:fill:40:40/f:gif", ProcessingConfig(limits=Limits(max_animation_frames=5))
+    )
     assert meta(five, "n-pages") == 5 and len(meta(five, "delay")) == 5
-    still, _ = run("rotating-squares.gif", "rs:fill:40:40/f:gif", ProcessingConfig(max_animation_frames=1))
+    still, _ = run(
+        "rotating-squares.gif", "rs:fill:40:40/f:gif", ProcessingConfig(limits=Limits(max_animation_frames=1))
+    )
     assert (meta(still, "n-pages") or 1) == 1 and still.height == 40
 
 
 def test_resolution_limit_counts_all_frames() -> None:
     # 80×80 × 30 frames = 192 000 px: over a 100 000 px limit as an animation, fine as a still.
-    config = ProcessingConfig(max_src_resolution=100_000)
+    config = ProcessingConfig(limits=Limits(max_src_resolution=100_000))
     with pytest.raises(InvalidImageError):
         run("rotating-squares.gif", "rs:fill:40:40/f:gif", config)
     still, _ = run("rotating-squares.gif", "rs:fill:40:40/f:png", config)

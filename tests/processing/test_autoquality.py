@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 
 from imgproxy_py.imagetype import ImageFormat, sniff
-from imgproxy_py.processing import ProcessingConfig, codecs, external, process, vips
+from imgproxy_py.processing import Job, Known, ProcessingConfig, Processor, codecs, external, vips
 from imgproxy_py.processing.format_choice import ClientFormats
 from imgproxy_py.processing.quality import AutoQualityParams, NumpyReference, Reference, search
 from tests.processing.process_helpers import DEFAULT_CONFIG, benchmark, fixture_bytes, options
@@ -23,7 +23,7 @@ PHOTO_OPTS = "rs:fit:600:600"
 
 def dssim_of(source: bytes, opts: str, result_data: bytes) -> float:
     """DSSIM of a result against the same resize saved losslessly (JPEG XL decoded by libjxl)."""
-    reference = load(process(source, options(f"{opts}/f:png"), DEFAULT_CONFIG).data)
+    reference = load(Processor(DEFAULT_CONFIG).process(Job(source, options(f"{opts}/f:png"))).data)
     fmt = sniff(result_data)
     if fmt is not None and codecs.decodes(result_data, fmt):
         return Reference(reference).dssim(result_data, lambda data: external.load(data, fmt, 10**8))
@@ -34,7 +34,7 @@ def dssim_of(source: bytes, opts: str, result_data: bytes) -> float:
 def test_autoquality_meets_the_target_with_the_lowest_quality(fmt: str) -> None:
     data = benchmark("jpeg")
     opts = f"{PHOTO_OPTS}/aq:dssim:0.004:30:95:0.0005/f:{fmt}"
-    result = process(data, options(opts), DEFAULT_CONFIG)
+    result = Processor(DEFAULT_CONFIG).process(Job(data, options(opts)))
     assert 1 <= result.encodes <= 5
     ((key, quality),) = result.qualities
     assert key.split(":")[1] == ImageFormat.from_name(fmt).value  # type: ignore[union-attr]
@@ -42,14 +42,14 @@ def test_autoquality_meets_the_target_with_the_lowest_quality(fmt: str) -> None:
     # 5% slack: this reference is a PNG round trip of the resize, and JPEG XL decodes through libjxl.
     assert dssim_of(data, PHOTO_OPTS, result.data) <= 0.004 * 1.05
     # A clearly lower quality misses the target: the search did not stop far above the lowest.
-    lower = process(data, options(f"{PHOTO_OPTS}/q:{max(30, quality - 10)}/f:{fmt}"), DEFAULT_CONFIG)
+    lower = Processor(DEFAULT_CONFIG).process(Job(data, options(f"{PHOTO_OPTS}/q:{max(30, quality - 10)}/f:{fmt}")))
     assert dssim_of(data, PHOTO_OPTS, lower.data) > 0.004
 
 
 def test_a_stricter_target_costs_more_bytes() -> None:
     data = benchmark("jpeg")
-    loose = process(data, options(f"{PHOTO_OPTS}/aq:dssim:0.008/f:jpg"), DEFAULT_CONFIG)
-    strict = process(data, options(f"{PHOTO_OPTS}/aq:dssim:0.002/f:jpg"), DEFAULT_CONFIG)
+    loose = Processor(DEFAULT_CONFIG).process(Job(data, options(f"{PHOTO_OPTS}/aq:dssim:0.008/f:jpg")))
+    strict = Processor(DEFAULT_CONFIG).process(Job(data, options(f"{PHOTO_OPTS}/aq:dssim:0.002/f:jpg")))
     assert len(strict.data) > len(loose.data)
     assert dict(strict.qualities).popitem()[1] > dict(loose.qualities).popitem()[1]
 
@@ -59,16 +59,18 @@ def test_the_image_decides_the_quality() -> None:
     soft = fixture_bytes("flowers.jpeg")
     detailed = benchmark("jpeg")
     opts = options("rs:fit:480:480/aq:dssim:0.004:10:95:0.0003/f:jpg")
-    q_soft = process(soft, opts, DEFAULT_CONFIG).qualities[0][1]
-    q_detailed = process(detailed, opts, DEFAULT_CONFIG).qualities[0][1]
+    q_soft = Processor(DEFAULT_CONFIG).process(Job(soft, opts)).qualities[0][1]
+    q_detailed = Processor(DEFAULT_CONFIG).process(Job(detailed, opts)).qualities[0][1]
     assert q_soft < q_detailed
 
 
 def test_a_stored_choice_is_one_encode() -> None:
     data = benchmark("jpeg")
-    first = process(data, options(f"{PHOTO_OPTS}/aq:dssim/f:jpg"), DEFAULT_CONFIG)
+    first = Processor(DEFAULT_CONFIG).process(Job(data, options(f"{PHOTO_OPTS}/aq:dssim/f:jpg")))
     hints = dict(first.qualities)
-    again = process(data, options(f"{PHOTO_OPTS}/aq:dssim/f:jpg"), DEFAULT_CONFIG, quality_hints=hints)
+    again = Processor(DEFAULT_CONFIG).process(
+        Job(data, options(f"{PHOTO_OPTS}/aq:dssim/f:jpg"), known=Known(qualities=hints))
+    )
     assert again.encodes == 1
     assert len(again.data) == len(first.data)
 
@@ -78,9 +80,9 @@ def test_the_configured_method_applies_and_aq_none_switches_it_off() -> None:
     config = dataclasses.replace(
         DEFAULT_CONFIG, autoquality=dataclasses.replace(DEFAULT_CONFIG.autoquality, method="dssim")
     )
-    assert process(data, options(f"{PHOTO_OPTS}/f:jpg"), config).qualities
-    assert not process(data, options(f"{PHOTO_OPTS}/aq:none/f:jpg"), config).qualities
-    assert not process(data, options(f"{PHOTO_OPTS}/q:70/f:jpg"), config).qualities  # an explicit q wins
+    assert Processor(config).process(Job(data, options(f"{PHOTO_OPTS}/f:jpg"))).qualities
+    assert not Processor(config).process(Job(data, options(f"{PHOTO_OPTS}/aq:none/f:jpg"))).qualities
+    assert not Processor(config).process(Job(data, options(f"{PHOTO_OPTS}/q:70/f:jpg"))).qualities  # an explicit q wins
 
 
 def test_search_is_bounded_and_returns_the_lowest_passing_quality() -> None:
@@ -102,17 +104,17 @@ def test_search_is_bounded_and_returns_the_lowest_passing_quality() -> None:
 def test_best_format_is_the_smallest_candidate() -> None:
     data = benchmark("jpeg")
     client = ClientFormats(webp=True, avif=True)
-    best = process(data, options("rs:fit:500:500/f:best"), DEFAULT_CONFIG, client)
+    best = Processor(DEFAULT_CONFIG).process(Job(data, options("rs:fit:500:500/f:best"), client))
     assert best.format in (ImageFormat.JPEG, ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.PNG)
     for fmt in ("jpg", "webp", "avif"):
-        single = process(data, options(f"rs:fit:500:500/aq:dssim/f:{fmt}"), DEFAULT_CONFIG, client)
+        single = Processor(DEFAULT_CONFIG).process(Job(data, options(f"rs:fit:500:500/aq:dssim/f:{fmt}"), client))
         assert len(best.data) <= len(single.data)
     assert len({k.split(":")[1] for k, _ in best.qualities}) == 3  # every lossy candidate was searched
 
 
 def test_best_format_keeps_alpha_and_respects_preferred_formats() -> None:
     alpha = fixture_bytes("embedgravitybird.png")
-    result = process(alpha, options("rs:fit:300:300/f:best"), DEFAULT_CONFIG)
+    result = Processor(DEFAULT_CONFIG).process(Job(alpha, options("rs:fit:300:300/f:best")))
     assert result.format is ImageFormat.PNG  # JPEG is dropped: it cannot keep the transparency
     assert load(result.data).hasalpha()
 
@@ -120,16 +122,16 @@ def test_best_format_keeps_alpha_and_respects_preferred_formats() -> None:
 def test_best_format_by_default_and_its_resolution_cap() -> None:
     data = benchmark("jpeg")
     config = dataclasses.replace(DEFAULT_CONFIG, best_by_default=True)
-    result = process(data, options("rs:fit:300:300"), config, ClientFormats(webp=True))
+    result = Processor(config).process(Job(data, options("rs:fit:300:300"), ClientFormats(webp=True)))
     assert {k.split(":")[1] for k, _ in result.qualities} == {"jpeg", "webp"}
     capped = dataclasses.replace(config, best_max_resolution=0.01)
-    only_first = process(data, options("rs:fit:300:300"), capped, ClientFormats(webp=True))
+    only_first = Processor(capped).process(Job(data, options("rs:fit:300:300"), ClientFormats(webp=True)))
     assert only_first.format is ImageFormat.JPEG
 
 
 def test_tiny_images_still_encode() -> None:
     data = benchmark("jpeg")
-    result = process(data, options("rs:fit:6:6/aq:dssim/f:jpg"), ProcessingConfig())
+    result = Processor(ProcessingConfig()).process(Job(data, options("rs:fit:6:6/aq:dssim/f:jpg")))
     assert load(result.data).width == 6
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from imgproxy_py.options.parser import Parser
-from imgproxy_py.processing import ProcessingConfig, process, vips
+from imgproxy_py.processing import Job, ProcessingConfig, Processor, vips
 from imgproxy_py.settings import OptionSettings
 from tests.support import fixture_path, mean_abs_diff
 
@@ -18,7 +18,7 @@ _parser = Parser(OptionSettings())
 def run(name: str, options: str) -> tuple[bytes, Any]:
     vips.init()
     po = _parser.parse(f"/{options}/plain/local:///{name}").options
-    result = process(fixture_path(name).read_bytes(), po, ProcessingConfig())
+    result = Processor(ProcessingConfig()).process(Job(fixture_path(name).read_bytes(), po))
     return result.data, result
 
 

@@ -16,8 +16,8 @@ from benchmarks.eval import best_offset
 from imgproxy_py.analysis.detector import Detector
 from imgproxy_py.analysis.focus import Box, kept_share
 from imgproxy_py.analysis.registry import default_registry
-from imgproxy_py.processing import ProcessResult, process, vips
-from imgproxy_py.processing.faces import FaceOptions
+from imgproxy_py.processing import Analysers, Job, Known, Processor, ProcessResult, vips
+from imgproxy_py.processing.faces import FaceAnalyser
 from tests.processing.process_helpers import DEFAULT_CONFIG, options
 from tests.support import FIXTURES, load, missing_prerequisite
 
@@ -41,8 +41,8 @@ def face_photo(name: str) -> tuple[bytes, list[Box]]:
 
 
 def run_faces(data: bytes, text: str, *, use_detector: bool = True, keep_whole: bool = True) -> ProcessResult:
-    faces = FaceOptions(detector() if use_detector else None, keep_whole=keep_whole)
-    return process(data, options(text), DEFAULT_CONFIG, faces=faces)
+    faces = FaceAnalyser(detector() if use_detector else None, keep_whole=keep_whole)
+    return Processor(DEFAULT_CONFIG, Analysers(faces)).process(Job(data, options(text)))
 
 
 def _profiles(img: Any) -> tuple[list[float], list[float]]:
@@ -205,7 +205,7 @@ def test_stored_faces_skip_the_detector() -> None:
     data, labels = face_photo("astronaut.png")
     first = run_faces(data, "rs:fill:400:100/g:sm")
     assert first.faces is not None
-    known = FaceOptions(None, known=first.faces)
-    again = process(data, options("rs:fill:100:400/g:sm"), DEFAULT_CONFIG, faces=known)
+    known = Known(faces=first.faces)
+    again = Processor(DEFAULT_CONFIG).process(Job(data, options("rs:fill:100:400/g:sm"), known=known))
     assert again.faces is None  # nothing new learnt, no detection
     assert face_share(data, again, labels) >= 0.99

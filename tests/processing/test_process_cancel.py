@@ -16,14 +16,14 @@ from imgproxy_py.cancel import CancelToken, current_token
 from imgproxy_py.errors import ClientClosedError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import Gravity, GravityType
-from imgproxy_py.processing import ProcessingConfig, process
+from imgproxy_py.processing import Job, ProcessingConfig, Processor
 from imgproxy_py.processing.context import PipelineContext
 from imgproxy_py.processing.encode import EncoderSettings, encode_to_fit
 from imgproxy_py.processing.steps.crop import crop_image
 from imgproxy_py.processing.steps.filters import apply_filters
 from imgproxy_py.processing.steps.rotate_and_flip import rotate_and_flip
 from imgproxy_py.processing.steps.trim import trim
-from imgproxy_py.processing.watermark import load_watermark
+from imgproxy_py.processing.watermark_image import load_watermark
 from imgproxy_py.settings import WatermarkSettings
 from tests.processing.process_helpers import BENCHMARK, fixture_bytes, options
 from tests.support import load
@@ -116,6 +116,6 @@ def test_the_whole_pipeline_stops_with_the_token(name: str, text: str) -> None:
     result is the token's error, whatever step meets it first."""
     config = _config_with_watermark()
     data = fixture_bytes(name)
-    assert process(data, options(text), config).data  # it works without a token
+    assert Processor(config).process(Job(data, options(text))).data  # it works without a token
     with cancelled(), pytest.raises(ClientClosedError):
-        process(data, options(text), config)
+        Processor(config).process(Job(data, options(text)))

@@ -14,9 +14,9 @@ import pytest
 
 from imgproxy_py.errors import BrokenImageError, InvalidImageError, SourceResolutionError
 from imgproxy_py.imagetype import ImageFormat, sniff
-from imgproxy_py.processing import ProcessingConfig, vips
+from imgproxy_py.processing import Limits, ProcessingConfig, vips
 from imgproxy_py.processing.codecs import jxl as jxl_codec
-from imgproxy_py.processing.info import image_info
+from imgproxy_py.processing.describe import image_info
 from tests import codec_samples as samples
 from tests.processing.process_helpers import fixture_bytes, run, source_image
 from tests.support import mean_abs_diff
@@ -117,7 +117,7 @@ def test_heic_icc_profile_is_honoured_like_a_png() -> None:
 
 def test_heic_resolution_is_checked_before_decoding() -> None:
     heic = samples.heic(photo())
-    config = ProcessingConfig(max_src_resolution=100 * 100)
+    config = ProcessingConfig(limits=Limits(max_src_resolution=100 * 100))
     with pytest.raises(SourceResolutionError) as info:
         run(heic, "f:jpg", config)
     assert info.value.public_message == "Source image resolution is too big"
@@ -186,7 +186,7 @@ def test_jxl_resolution_is_checked_before_decoding() -> None:
     data = samples.jxl(photo())
     start = time.monotonic()
     with pytest.raises(SourceResolutionError):
-        run(data, "f:png", ProcessingConfig(max_src_resolution=50 * 50))
+        run(data, "f:png", ProcessingConfig(limits=Limits(max_src_resolution=50 * 50)))
     assert time.monotonic() - start < 1
 
 
@@ -238,7 +238,7 @@ def test_bmp_info_and_limit() -> None:
     info = image_info(data, 50_000_000)
     assert (info["format"], info["mime_type"], info["width"]) == ("bmp", "image/bmp", 160)
     with pytest.raises(SourceResolutionError):
-        run(data, "f:png", ProcessingConfig(max_src_resolution=100))
+        run(data, "f:png", ProcessingConfig(limits=Limits(max_src_resolution=100)))
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from imgproxy_py.processing import ProcessingConfig, vips
-from imgproxy_py.processing.watermark import load_watermark
+from imgproxy_py.processing.watermark_image import load_watermark
 from imgproxy_py.settings import WatermarkSettings
 from tests.processing.process_helpers import run
 

@@ -14,7 +14,7 @@ from imgproxy_py.errors import (
     RequestTimeoutError,
 )
 from imgproxy_py.imagetype import ImageFormat
-from imgproxy_py.processing import ProcessingConfig, process
+from imgproxy_py.processing import Job, Limits, ProcessingConfig, Processor
 from tests.processing.process_helpers import fixture_bytes, options, run, run_image
 
 FAST = 0.5  # seconds: a header check, no pixels decoded
@@ -35,7 +35,7 @@ def test_decompression_bomb_is_refused_under_a_raised_limit() -> None:
     data = fixture_bytes("65536-uint32-limit.png")
     start = time.monotonic()
     with pytest.raises(InvalidImageError):
-        run(data, "rs:fit:100:100", ProcessingConfig(max_src_resolution=300_000_000))
+        run(data, "rs:fit:100:100", ProcessingConfig(limits=Limits(max_src_resolution=300_000_000)))
     assert time.monotonic() - start < FAST
 
 
@@ -49,7 +49,7 @@ def test_giant_image_over_the_default_limit() -> None:
 
 def test_giant_image_under_a_bigger_limit() -> None:
     data = fixture_bytes("giant-image.jpg")
-    result, out = run_image(data, "rs:fit:200:200", ProcessingConfig(max_src_resolution=300_000_000))
+    result, out = run_image(data, "rs:fit:200:200", ProcessingConfig(limits=Limits(max_src_resolution=300_000_000)))
     # fit: wshrink = 20000/200 = 100 > hshrink = 70 → 200 × Round(140) (§2.2)
     assert (out.width, out.height) == (200, 140)
     assert (result.source_width, result.source_height) == (20000, 14000)
@@ -60,9 +60,9 @@ def test_giant_image_under_a_bigger_limit() -> None:
 def test_resolution_limit_is_inclusive() -> None:
     # 600×450 = 270000 px: allowed at exactly that limit, refused one pixel below.
     data = fixture_bytes("Landscape_1.jpg")
-    assert run(data, "rs:fit:100:100", ProcessingConfig(max_src_resolution=270_000)).width == 100
+    assert run(data, "rs:fit:100:100", ProcessingConfig(limits=Limits(max_src_resolution=270_000))).width == 100
     with pytest.raises(InvalidImageError):
-        run(data, "rs:fit:100:100", ProcessingConfig(max_src_resolution=269_999))
+        run(data, "rs:fit:100:100", ProcessingConfig(limits=Limits(max_src_resolution=269_999)))
 
 
 @pytest.mark.parametrize("name", ["truncated.jpg", "truncated.png", "corrupt-header.jpg"])
@@ -105,9 +105,6 @@ def test_unsupported_source_format_is_invalid() -> None:
 
 def test_past_deadline_stops_processing() -> None:
     with pytest.raises(RequestTimeoutError):
-        process(
-            fixture_bytes("Landscape_1.jpg"),
-            options("rs:fit:100:100"),
-            ProcessingConfig(),
-            deadline=time.monotonic() - 1,
+        Processor(ProcessingConfig()).process(
+            Job(fixture_bytes("Landscape_1.jpg"), options("rs:fit:100:100"), deadline=time.monotonic() - 1)
         )

@@ -108,7 +108,7 @@ def test_svg_output_of_a_raster_is_422() -> None:
 
 def test_savable_formats_match_this_libvips() -> None:
     suffixes = set(pyvips.get_suffixes())
-    # written by processing/ico.py, processing/bmp.py and the codecs outside libvips (processing/codecs)
+    # written by processing/ico.py, processing/bmp_writer.py and the codecs outside libvips (processing/codecs)
     own_container = {ImageFormat.ICO, ImageFormat.BMP, ImageFormat.HEIC, ImageFormat.JXL}
     for fmt in SAVABLE - own_container:
         assert f".{fmt.ext}" in suffixes or (fmt is ImageFormat.TIFF and ".tif" in suffixes), fmt
@@ -169,13 +169,13 @@ def test_skip_processing_applies_only_to_the_listed_format_and_same_output(opts:
 
 def test_skip_processing_formats_setting() -> None:
     from imgproxy_py.options.parser import Parser
-    from imgproxy_py.processing import process
+    from imgproxy_py.processing import Job, Processor
 
     parser = Parser(OptionSettings(skip_processing_formats=frozenset({ImageFormat.PNG})))
     po = parser.parse("/rs:fit:10:10/plain/local:///a.png").options
     data = fixture_bytes(ALPHA)
-    assert process(data, po, ProcessingConfig()).passthrough
-    assert not process(fixture_bytes(PHOTO), po, ProcessingConfig()).passthrough
+    assert Processor(ProcessingConfig()).process(Job(data, po)).passthrough
+    assert not Processor(ProcessingConfig()).process(Job(fixture_bytes(PHOTO), po)).passthrough
 
 
 def test_skip_processing_still_refuses_image_bombs() -> None:
@@ -228,10 +228,10 @@ def test_no_copyright_no_exif() -> None:
 
 def test_keep_copyright_setting_is_the_default() -> None:
     from imgproxy_py.options.parser import Parser
-    from imgproxy_py.processing import process
+    from imgproxy_py.processing import Job, Processor
 
     po = Parser(OptionSettings(keep_copyright=False)).parse("/plain/local:///a.jpg").options
-    assert not has_field(load(process(TAGGED, po, ProcessingConfig()).data), "exif-data")
+    assert not has_field(load(Processor(ProcessingConfig()).process(Job(TAGGED, po)).data), "exif-data")
 
 
 # --- enforce_thumbnail -------------------------------------------------------------------------
@@ -274,10 +274,10 @@ def test_enforce_thumbnail_option_reaches_processing() -> None:
 def test_skip_processing_of_an_svg_is_still_sanitised() -> None:
     """imgproxy: ``skp:svg`` returns an SVG source as-is even with IMGPROXY_ALWAYS_RASTERIZE_SVG, sanitised."""
     svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>'
-    from imgproxy_py.processing import process
+    from imgproxy_py.processing import Job, Processor
 
     config = ProcessingConfig(always_rasterize_svg=True)
-    result = process(svg, options("skp:svg"), config)
+    result = Processor(config).process(Job(svg, options("skp:svg")))
     assert result.format is ImageFormat.SVG
     assert b"<script" not in result.data
-    assert process(svg, options("skp:svg/f:png"), config).format is ImageFormat.PNG
+    assert Processor(config).process(Job(svg, options("skp:svg/f:png"))).format is ImageFormat.PNG

@@ -11,7 +11,7 @@ import pytest
 from imgproxy_py.errors import InvalidImageError
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.options.parser import Parser
-from imgproxy_py.processing import ProcessingConfig, ProcessResult, process
+from imgproxy_py.processing import Job, ProcessingConfig, Processor, ProcessResult
 from imgproxy_py.processing.limits import Limits
 from imgproxy_py.settings import OptionSettings, Settings
 from tests.processing.process_helpers import fixture_bytes
@@ -26,7 +26,7 @@ def po(opts: str) -> ProcessingOptions:
 
 
 def run(opts: str, name: str = PHOTO, config: ProcessingConfig | None = None) -> ProcessResult:
-    return process(fixture_bytes(name), po(opts), config or ProcessingConfig())
+    return Processor(config or ProcessingConfig()).process(Job(fixture_bytes(name), po(opts)))
 
 
 @pytest.mark.parametrize(
@@ -54,8 +54,8 @@ def test_max_result_dimension(opts: str, size: tuple[int, int]) -> None:
 
 def test_max_result_dimension_from_the_settings_and_overridden_by_the_url() -> None:
     config = ProcessingConfig.from_settings(Settings.from_env(env_for(IMGPROXY_MAX_RESULT_DIMENSION="100")))
-    assert config.max_result_dimension == 100
-    result = process(fixture_bytes(PHOTO), ProcessingOptions(), config)
+    assert config.limits.max_result_dimension == 100
+    result = Processor(config).process(Job(fixture_bytes(PHOTO), ProcessingOptions()))
     assert (result.width, result.height) == (100, 75)
     assert (run("mrd:300", config=config).width, run("mrd:0", config=config).width) == (300, 600)
 
@@ -70,7 +70,9 @@ def test_max_src_resolution_option() -> None:
 
 
 def test_limits_merge_the_url_over_the_configuration() -> None:
-    configured = ProcessingConfig(max_src_resolution=1000, max_src_file_size=50, max_result_dimension=7).limits
+    configured = ProcessingConfig(
+        limits=Limits(max_src_resolution=1000, max_src_file_size=50, max_result_dimension=7)
+    ).limits
     assert configured.for_request(ProcessingOptions()) is configured
     merged = configured.for_request(po("msfs:99/maf:3/mafr:0.5"))
     assert merged == Limits(

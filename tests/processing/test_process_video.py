@@ -19,8 +19,8 @@ import pytest
 from benchmarks.codec_seeds import encode_clip
 from imgproxy_py.errors import BrokenImageError, ImgproxyError, InvalidImageError, SourceResolutionError
 from imgproxy_py.imagetype import ImageFormat, sniff_video
-from imgproxy_py.processing import ProcessingConfig
-from imgproxy_py.processing.info import image_info
+from imgproxy_py.processing import Limits, ProcessingConfig
+from imgproxy_py.processing.describe import image_info
 from tests.codec_samples import decode_any
 from tests.processing.process_helpers import run
 from tests.support import missing_prerequisite
@@ -104,7 +104,7 @@ def test_info_reports_duration_codec_and_size(mp4: bytes) -> None:
 
 def test_limits_are_checked_before_decoding(mp4: bytes) -> None:
     with pytest.raises(SourceResolutionError):
-        run(mp4, "f:png", ProcessingConfig(video_thumbnails=True, max_src_resolution=100 * 100))
+        run(mp4, "f:png", ProcessingConfig(video_thumbnails=True, limits=Limits(max_src_resolution=100 * 100)))
     with pytest.raises(InvalidImageError):
         run(mp4, "f:png", ProcessingConfig(video_thumbnails=True, max_video_duration=1.0))
 
@@ -195,14 +195,14 @@ def test_recorded_rotation_is_applied(tmp_path: Path) -> None:
 
 def test_video_thumbnail_second_setting_is_the_default(mp4: bytes) -> None:
     from imgproxy_py.options.parser import Parser
-    from imgproxy_py.processing import process
+    from imgproxy_py.processing import Job, Processor
     from imgproxy_py.settings import Settings
 
     settings = Settings.from_env({"IMGPROXY_VIDEO_THUMBNAIL_SECOND": "1", "IMGPROXY_ENABLE_VIDEO_THUMBNAILS": "1"})
     parser = Parser(settings.options)
     config = ProcessingConfig.from_settings(settings)
     assert config.video_thumbnails
-    at_one = process(mp4, parser.parse("/f:png/plain/local:///a.mp4").options, config)
+    at_one = Processor(config).process(Job(mp4, parser.parse("/f:png/plain/local:///a.mp4").options))
     assert abs(red(at_one.data) - RED_STEP * 10) < RED_STEP / 2
-    first = process(mp4, parser.parse("/vts:0/f:png/plain/local:///a.mp4").options, config)
+    first = Processor(config).process(Job(mp4, parser.parse("/vts:0/f:png/plain/local:///a.mp4").options))
     assert red(first.data) < RED_STEP / 2  # the URL's vts wins

@@ -16,8 +16,10 @@ import pytest
 import pyvips
 
 from imgproxy_py.errors import SettingsError
-from imgproxy_py.processing import ProcessingConfig, vips
-from imgproxy_py.processing.watermark import WatermarkImage, load_watermark
+from imgproxy_py.processing import ProcessingConfig, Processor, vips
+from imgproxy_py.processing.watermark_image import WatermarkImage, load_watermark
+from imgproxy_py.server.app import build_sources
+from imgproxy_py.server.watermark_source import watermark_bytes
 from imgproxy_py.settings import Settings, WatermarkSettings
 from tests.processing.process_helpers import fixture_bytes, run_image
 from tests.support import Origin, env_for, images_dir, load, run_origin
@@ -260,15 +262,56 @@ def origin() -> Iterator[Origin]:
     yield from run_origin(images_dir())
 
 
+def url_settings(url: str, **env: str) -> Settings:
+    """The origin is on loopback: allowed here as for any loopback source (the default refuses it)."""
+    return Settings.from_env(
+        env_for(IMGPROXY_WATERMARK_URL=url, IMGPROXY_ALLOW_LOOPBACK_SOURCE_ADDRESSES="true", **env)
+    )
+
+
+def from_url(settings: Settings) -> WatermarkImage | None:
+    """The server's start-up: fetched through the source layer, then decoded by processing."""
+    return Processor.from_settings(settings, watermark=watermark_bytes(settings, build_sources)).watermark
+
+
 def test_watermark_from_url(origin: Origin) -> None:
-    settings = Settings.from_env(env_for(IMGPROXY_WATERMARK_URL=origin.url("trim-mc.png")))
-    wm = ProcessingConfig.from_settings(settings).watermark
+    wm = from_url(url_settings(origin.url("trim-mc.png")))
     assert wm is not None and (wm.image.width, wm.image.height) == (200, 240)
     assert origin.requests.count("/trim-mc.png") == 1  # fetched once, at start-up
 
 
 @pytest.mark.parametrize("path", ["missing.png", "status/500", "corrupt-header.jpg"])
 def test_unusable_watermark_url_stops_start_up(origin: Origin, path: str) -> None:
-    settings = Settings.from_env(env_for(IMGPROXY_WATERMARK_URL=origin.url(path)))
+    with pytest.raises(SettingsError, match="IMGPROXY_WATERMARK_URL"):
+        from_url(url_settings(origin.url(path)))
+
+
+def test_watermark_url_obeys_the_source_address_policy(origin: Origin) -> None:
+    """A watermark URL is a download like any other: loopback is refused unless allowed (SSRF)."""
+    requests = len(origin.requests)
+    refused = Settings.from_env(env_for(IMGPROXY_WATERMARK_URL=origin.url("trim-mc.png")))
+    with pytest.raises(SettingsError, match="IMGPROXY_WATERMARK_URL"):
+        from_url(refused)
+    assert len(origin.requests) == requests  # refused before any connection
+    wm = from_url(url_settings(origin.url("trim-mc.png")))
+    assert wm is not None and wm.image.width == 200
+
+
+def test_watermark_url_obeys_the_allowed_sources(origin: Origin) -> None:
+    other = url_settings(origin.url("trim-mc.png"), IMGPROXY_ALLOWED_SOURCES="https://images.example.com/")
+    with pytest.raises(SettingsError, match="IMGPROXY_WATERMARK_URL"):
+        from_url(other)
+
+
+def test_watermark_url_must_be_fetched_by_the_server() -> None:
+    """Processing has no HTTP client: without the fetched bytes a URL watermark is refused, not downloaded."""
+    settings = url_settings("http://127.0.0.1:9/wm.png")
     with pytest.raises(SettingsError, match="IMGPROXY_WATERMARK_URL"):
         ProcessingConfig.from_settings(settings)
+
+
+def test_create_app_refuses_a_watermark_url_on_loopback(origin: Origin) -> None:
+    from imgproxy_py.server.app import create_app
+
+    with pytest.raises(SettingsError, match="IMGPROXY_WATERMARK_URL"):
+        create_app(Settings.from_env(env_for(IMGPROXY_WATERMARK_URL=origin.url("trim-mc.png"))))

@@ -14,7 +14,7 @@ import pytest
 
 from imgproxy_py.errors import ImgproxyError, SettingsError, UnsupportedFormatError
 from imgproxy_py.imagetype import ImageFormat
-from imgproxy_py.processing import ProcessingConfig, process, vips
+from imgproxy_py.processing import Job, ProcessingConfig, Processor, vips
 from imgproxy_py.processing.format_choice import ClientFormats
 from imgproxy_py.processing.svg import MAX_DEPTH, MAX_SVG_BYTES, SvgError, sanitize_css, sanitize_svg
 from imgproxy_py.settings import Settings
@@ -352,7 +352,7 @@ def test_css_sanitiser(css: str, expected: str) -> None:
 
 def test_svg_without_format_passes_through_sanitised() -> None:
     source = doc('<script>alert(1)</script><image href="https://tracker.example/p.png"/>')
-    result = process(source, options(""), ProcessingConfig())
+    result = Processor(ProcessingConfig()).process(Job(source, options("")))
     assert result.format is ImageFormat.SVG
     assert result.source_format is ImageFormat.SVG
     assert (result.width, result.height) == (40, 40)
@@ -368,12 +368,16 @@ def test_resize_options_do_not_rasterise_an_svg() -> None:
 
 
 def test_explicit_svg_format_passes_through_even_when_always_rasterizing() -> None:
-    result = process(fixture_bytes("check.svg"), options("f:svg"), ProcessingConfig(always_rasterize_svg=True))
+    result = Processor(ProcessingConfig(always_rasterize_svg=True)).process(
+        Job(fixture_bytes("check.svg"), options("f:svg"))
+    )
     assert result.format is ImageFormat.SVG
 
 
 def test_always_rasterize_svg() -> None:
-    result = process(fixture_bytes("check.svg"), options("rs:fit:50:50"), ProcessingConfig(always_rasterize_svg=True))
+    result = Processor(ProcessingConfig(always_rasterize_svg=True)).process(
+        Job(fixture_bytes("check.svg"), options("rs:fit:50:50"))
+    )
     assert result.format is ImageFormat.PNG
     assert (result.width, result.height) == (50, 50)
 
@@ -385,20 +389,20 @@ def test_always_rasterize_svg() -> None:
 )
 def test_client_formats_do_not_force_rasterising(client: ClientFormats) -> None:
     """imgproxy decides SVG passthrough on the requested format alone, before negotiation."""
-    result = process(fixture_bytes("check.svg"), options(""), ProcessingConfig(), client)
+    result = Processor(ProcessingConfig()).process(Job(fixture_bytes("check.svg"), options(""), client))
     assert result.format is ImageFormat.SVG
 
 
 def test_sanitising_can_be_switched_off() -> None:
     source = doc("<script>alert(1)</script>")
-    result = process(source, options(""), ProcessingConfig(sanitize_svg=False))
+    result = Processor(ProcessingConfig(sanitize_svg=False)).process(Job(source, options("")))
     assert result.format is ImageFormat.SVG
     assert result.data == source
 
 
 def test_hostile_svg_is_422_in_process() -> None:
     with pytest.raises(ImgproxyError) as info:
-        process(XXE, options(""), ProcessingConfig())
+        Processor(ProcessingConfig()).process(Job(XXE, options("")))
     assert info.value.status_code == 422
 
 

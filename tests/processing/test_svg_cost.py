@@ -8,8 +8,8 @@ import pytest
 
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.processing import ProcessingConfig, process
-from imgproxy_py.processing.info import image_info
+from imgproxy_py.processing import Job, ProcessingConfig, Processor
+from imgproxy_py.processing.describe import image_info
 from imgproxy_py.processing.svg_cost import (
     MAX_ELEMENTS,
     SvgTooComplexError,
@@ -83,13 +83,13 @@ def test_filter_work_over_the_bound_is_refused() -> None:
 def test_process_refuses_before_rendering(data: bytes, po: ProcessingOptions) -> None:
     started = time.monotonic()
     with pytest.raises(SvgTooComplexError):
-        process(data, po, ProcessingConfig())
+        Processor(ProcessingConfig()).process(Job(data, po))
     assert time.monotonic() - started < 2  # librsvg took ~7 s on the use bomb; here it never starts
 
 
 def test_passthrough_refuses_even_without_sanitising() -> None:
     with pytest.raises(SvgTooComplexError):
-        process(use_bomb_svg(), PASSTHROUGH, ProcessingConfig(sanitize_svg=False))
+        Processor(ProcessingConfig(sanitize_svg=False)).process(Job(use_bomb_svg(), PASSTHROUGH))
 
 
 def test_info_refuses_before_rendering() -> None:

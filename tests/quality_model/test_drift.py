@@ -7,7 +7,7 @@ import dataclasses
 from prometheus_client import CollectorRegistry
 
 from imgproxy_py.monitoring import ModelMetrics, ModelRegistry
-from imgproxy_py.processing import aqfeatures, process, vips
+from imgproxy_py.processing import Job, Processor, aqfeatures, vips
 from imgproxy_py.quality_model.registry import ModelHandle
 from imgproxy_py.quality_model.serving import MODEL_NAME, MlOutcome, QualityModelService
 from imgproxy_py.server.quality_models import QualityModelTracker
@@ -44,7 +44,7 @@ def test_screenshots_raise_the_drift_gauge_photos_do_not() -> None:
     photos = []
     for name in ("flowers.jpeg", "Landscape_1.jpg", "Portrait_1.jpg", "concert.jpg"):
         for width in (320, 640):
-            result = process(fixture_bytes(name), options(f"rs:fit:{width}:{width}/aq:ml/f:jpg"), config)
+            result = Processor(config).process(Job(fixture_bytes(name), options(f"rs:fit:{width}:{width}/aq:ml/f:jpg")))
             photos.append(result.ml[0].features)
     fresh = ModelRegistry(ModelMetrics(CollectorRegistry()))
     tracker = QualityModelTracker(QualityModelService(ModelHandle(None)), fresh)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from imgproxy_py.processing import process
+from imgproxy_py.processing import Job, Processor
 from imgproxy_py.quality_model.features import FEATURE_NAMES, FEATURE_VERSION, INPUT_NAMES
 from imgproxy_py.quality_model.model import Tree, TreeModel, sha256
 from imgproxy_py.quality_model.registry import ModelHandle, Registry
@@ -34,12 +34,14 @@ def test_the_shipped_model_serves_in_at_most_two_encodes_and_keeps_the_target() 
     config = dataclasses.replace(DEFAULT_CONFIG, quality_model=QualityModelService(ModelHandle(None)))
     data = benchmark("jpeg")  # not one of the images the shipped model was trained on
     opts = f"{PHOTO_OPTS}/aq:ml:{TARGET}:30:95:{ERROR}/f:jpg"
-    result = process(data, options(opts), config)
+    result = Processor(config).process(Job(data, options(opts)))
     assert 1 <= result.encodes <= 2
     (outcome,) = result.ml
     assert outcome.version != "fallback" and 30 <= outcome.predicted <= 95
     assert len(outcome.features) == len(FEATURE_NAMES)
-    searched = process(data, options(f"{PHOTO_OPTS}/aq:dssim:{TARGET}:30:95:{ERROR}/f:jpg"), DEFAULT_CONFIG)
+    searched = Processor(DEFAULT_CONFIG).process(
+        Job(data, options(f"{PHOTO_OPTS}/aq:dssim:{TARGET}:30:95:{ERROR}/f:jpg"))
+    )
     assert result.encodes < searched.encodes or searched.encodes == 1
     achieved = dssim_of(data, PHOTO_OPTS, result.data)
     if outcome.encodes == 1 or outcome.quality > outcome.predicted:
@@ -50,11 +52,11 @@ def test_the_shipped_model_serves_in_at_most_two_encodes_and_keeps_the_target() 
 def test_a_wrong_prediction_is_corrected_by_one_more_encode(tmp_path: Path) -> None:
     config = dataclasses.replace(DEFAULT_CONFIG, quality_model=_service(tmp_path, _constant(31)))
     data = benchmark("jpeg")
-    result = process(data, options(f"{PHOTO_OPTS}/aq:ml:0.002:30:95:0.0003/f:jpg"), config)
+    result = Processor(config).process(Job(data, options(f"{PHOTO_OPTS}/aq:ml:0.002:30:95:0.0003/f:jpg")))
     (outcome,) = result.ml
     assert outcome.predicted == 31 and result.encodes == 2
     assert outcome.quality > 31  # q31 misses a strict target on this photo: the correction went up
-    low = process(data, options(f"{PHOTO_OPTS}/q:31/f:jpg"), DEFAULT_CONFIG)
+    low = Processor(DEFAULT_CONFIG).process(Job(data, options(f"{PHOTO_OPTS}/q:31/f:jpg")))
     assert len(result.data) > len(low.data)
 
 
@@ -63,18 +65,20 @@ def test_a_broken_model_falls_back_to_the_search(tmp_path: Path) -> None:
     (tmp_path / "broken" / "model.json").write_bytes(b"not json")
     config = dataclasses.replace(DEFAULT_CONFIG, quality_model=service)
     data = fixture_bytes("flowers.jpeg")
-    result = process(data, options(f"{PHOTO_OPTS}/aq:ml:{TARGET}/f:webp"), config)
+    result = Processor(config).process(Job(data, options(f"{PHOTO_OPTS}/aq:ml:{TARGET}/f:webp")))
     (outcome,) = result.ml
     assert outcome.version == "fallback" and outcome.predicted == 0
-    searched = process(data, options(f"{PHOTO_OPTS}/aq:dssim:{TARGET}/f:webp"), DEFAULT_CONFIG)
+    searched = Processor(DEFAULT_CONFIG).process(Job(data, options(f"{PHOTO_OPTS}/aq:dssim:{TARGET}/f:webp")))
     assert result.qualities == searched.qualities  # the same search, the same choice
 
 
 def test_searches_yield_training_samples_when_collecting() -> None:
     data = fixture_bytes("flowers.jpeg")
     po = options(f"{PHOTO_OPTS}/aq:dssim:{TARGET}/f:jpg")
-    assert process(data, po, DEFAULT_CONFIG).samples == ()  # off unless IMGPROXY_AUTOQUALITY_DATASET is set
-    result = process(data, po, dataclasses.replace(DEFAULT_CONFIG, collect_samples=True))
+    assert (
+        Processor(DEFAULT_CONFIG).process(Job(data, po)).samples == ()
+    )  # off unless IMGPROXY_AUTOQUALITY_DATASET is set
+    result = Processor(dataclasses.replace(DEFAULT_CONFIG, collect_samples=True)).process(Job(data, po))
     (sample,) = result.samples
     ((key, quality),) = result.qualities
     assert sample.label == quality and sample.format == "jpeg" and key.startswith(sample.bucket)

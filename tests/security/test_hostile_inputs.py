@@ -21,7 +21,7 @@ from imgproxy_py.cancel import CancelToken, current_token
 from imgproxy_py.errors import ImgproxyError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
-from imgproxy_py.processing import ProcessingConfig, process
+from imgproxy_py.processing import Job, ProcessingConfig, Processor
 from imgproxy_py.processing.svg_cost import SvgTooComplexError
 from tests.conftest import ClientFactory
 from tests.security import hostile
@@ -145,7 +145,7 @@ async def test_max_result_resolution_is_the_limit_on_result_pixels(
 def test_an_svg_in_an_unusable_encoding_is_a_clean_422(encoding: str) -> None:
     data = hostile.declared_encoding_svg(encoding)
     with pytest.raises(ImgproxyError) as raised:  # not passing when nothing is raised at all
-        process(data, ProcessingOptions(), ProcessingConfig())
+        Processor(ProcessingConfig()).process(Job(data, ProcessingOptions()))
     assert raised.value.status_code == 422
 
 
@@ -172,7 +172,7 @@ def test_svg_filter_work_is_refused_before_librsvg_renders_it(side: int, layers:
     token = current_token.set(CancelToken(deadline=deadline))
     try:
         with pytest.raises(SvgTooComplexError):
-            process(data, po, ProcessingConfig(), deadline=deadline)
+            Processor(ProcessingConfig()).process(Job(data, po, deadline=deadline))
     finally:
         current_token.reset(token)
     assert time.monotonic() - deadline < 1.0

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from imgproxy_py.processing import vips
-from imgproxy_py.processing.info import hamming
+from imgproxy_py.processing.describe import hamming
 from imgproxy_py.security import compute_signature
 from imgproxy_py.server.app import create_app
 from tests.conftest import ClientFactory, make_settings

@@ -30,8 +30,8 @@ def crop_image(
     if width >= img.width and height >= img.height:
         return img
     boxes: list[Box] = []
-    wants_faces = gravity.type in _FACE_GRAVITIES or (faces is not None and faces.options.keep_whole)
-    if faces is not None and faces.options.available and wants_faces:
+    wants_faces = gravity.type in _FACE_GRAVITIES or (faces is not None and faces.keep_whole)
+    if faces is not None and faces.available and wants_faces:
         img = vips.pixels(img)  # read twice (the detector, the crop): decode once
         boxes = padded(faces.boxes(img, gravity.classes), img.width, img.height)
     if gravity.type in _FACE_GRAVITIES:

@@ -14,7 +14,7 @@ _OUTLINE = [255, 0, 255]  # magenta: rare in photos, visible on light and dark
 def overlay_detections(ctx: PipelineContext) -> None:
     po = ctx.po
     blur, draw = po.blur_detections, po.draw_detections
-    if (not blur.enabled and not draw.enabled) or ctx.faces is None or not ctx.faces.options.available:
+    if (not blur.enabled and not draw.enabled) or ctx.faces is None or not ctx.faces.available:
         return
     img = vips.pixels(ctx.img)  # read by the detector and again by the overlay
     if blur.enabled:

@@ -13,7 +13,7 @@ from imgproxy_py.processing.context import PipelineContext
 
 
 def result_guard(ctx: PipelineContext) -> None:
-    limit = ctx.max_result_resolution
+    limit = ctx.limits.max_result_resolution
     if limit > 0 and ctx.img.width * ctx.img.height > limit:
         raise InvalidImageError(
             f"result {ctx.img.width}x{ctx.img.height} exceeds IMGPROXY_MAX_RESULT_RESOLUTION",

@@ -19,14 +19,7 @@ from imgproxy_py.processing.context import PipelineContext, _frame_height
 from imgproxy_py.processing.geometry import jpeg_shrink_factor, round_even, scale_int, shrink_int
 from imgproxy_py.processing.intermediates import memory_size
 from imgproxy_py.processing.svg_cost import check_svg_cost
-
-
-def load_options(fmt: ImageFormat) -> dict[str, Any]:
-    """Loader options shared by every load: stream top to bottom, fail on truncated data."""
-    options: dict[str, Any] = {"access": "sequential", "fail_on": "truncated"}
-    if fmt is ImageFormat.SVG:
-        options.pop("fail_on")
-    return options
+from imgproxy_py.processing.vips import load_options
 
 
 def _reuse(ctx: PipelineContext, variant: str, load: Callable[[], Any]) -> Any:
@@ -65,7 +58,7 @@ def scale_on_load(ctx: PipelineContext) -> None:
         # Render at the final size (vector, not upscaled pixels), but never above the
         # resolution limit, whatever the options ask.
         natural_pixels = (ctx.src_width / ctx.vector_scale) * (ctx.src_height / ctx.vector_scale)
-        factor = min(ctx.vector_scale / preshrink, math.sqrt(ctx.max_src_resolution / natural_pixels))
+        factor = min(ctx.vector_scale / preshrink, math.sqrt(ctx.limits.max_src_resolution / natural_pixels))
         if factor == ctx.vector_scale:
             return
         if factor > 1:

@@ -1,4 +1,4 @@
-"""processing/info.py: the facts and colour summaries /info reports, on the real fixtures."""
+"""processing/describe.py: the facts and colour summaries /info reports, on the real fixtures."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from imgproxy_py.errors import BrokenImageError, InvalidImageError
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.processing import vips
-from imgproxy_py.processing.info import (
+from imgproxy_py.processing.describe import (
     _small_srgb,
     blurhash_encode,
     hamming,

@@ -1,16 +1,15 @@
 """The watermark image: decoded once at start-up, then sized and placed for each result.
 
-It comes from IMGPROXY_WATERMARK_DATA, _PATH or _URL (see settings). A watermark that
-cannot be fetched or decoded stops the server at start-up with a message naming the
-variable, instead of failing every request that asks for it.
+It comes from IMGPROXY_WATERMARK_DATA, _PATH or _URL (see settings; a URL is fetched by the
+server through sources/, like every download). A watermark that cannot be fetched or decoded
+stops the server at start-up with a message naming the variable, instead of failing every
+request that asks for it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +19,9 @@ from imgproxy_py.options.model import Gravity, GravityType, ProcessingOptions, W
 from imgproxy_py.processing import ico, vips
 from imgproxy_py.processing.geometry import calc_position, calc_scale, round_even, scale_even, scale_int
 from imgproxy_py.settings import WatermarkSettings
+from imgproxy_py.settings.security import DEFAULT_MAX_SRC_RESOLUTION
 
-_MAX_DOWNLOAD = 32 * 1024 * 1024
-_MAX_PIXELS = 50_000_000
+_MAX_PIXELS = DEFAULT_MAX_SRC_RESOLUTION  # a watermark is a small image: the default source limit
 _DECODABLE = frozenset({ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.GIF})
 _DECODABLE |= {ImageFormat.TIFF, ImageFormat.HEIC, ImageFormat.SVG, ImageFormat.ICO}
 
@@ -36,30 +35,24 @@ class WatermarkImage:
     opacity: float = 1.0  # IMGPROXY_WATERMARK_OPACITY, multiplied with the URL's
 
 
-def load_watermark(settings: WatermarkSettings, timeout: float = 5.0) -> WatermarkImage | None:
-    """Fetch (for a URL) and decode the configured watermark; SettingsError names the variable."""
+def load_watermark(settings: WatermarkSettings, data: bytes | None = None) -> WatermarkImage | None:
+    """Decode the configured watermark; SettingsError names the variable.
+
+    ``data``: the bytes of IMGPROXY_WATERMARK_URL, fetched by the composition root through the
+    source layer and its address policy (server/watermark_source.py); processing never downloads.
+    """
     if not settings.configured:
         return None
     name = settings.origin or "IMGPROXY_WATERMARK_URL"
-    data = settings.data if settings.data is not None else _download(name, settings.url or "", timeout)
+    data = settings.data if settings.data is not None else data
+    if data is None:
+        raise SettingsError(f"{name}: the watermark was not fetched (the server fetches it at start-up)")
     try:
         image = decode(data)
     except (vips.Error, ValueError) as exc:
         raise SettingsError(f"{name}: the watermark is not a usable image ({str(exc).splitlines()[0]})") from None
     digest = hashlib.blake2b(data, digest_size=8).hexdigest()
     return WatermarkImage(image=image, digest=digest, opacity=settings.opacity)
-
-
-def _download(name: str, url: str, timeout: float) -> bytes:
-    """A plain blocking GET at start-up (nothing is served yet), bounded in time and size."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # the operator's own URL
-            data = bytes(response.read(_MAX_DOWNLOAD + 1))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise SettingsError(f"{name}: cannot fetch the watermark: {exc}") from None
-    if len(data) > _MAX_DOWNLOAD:
-        raise SettingsError(f"{name}: the watermark is larger than {_MAX_DOWNLOAD} bytes")
-    return data
 
 
 def decode(data: bytes) -> Any:

@@ -29,8 +29,8 @@ from typing import Any
 from imgproxy_py.errors import BrokenImageError, InvalidImageError, SourceResolutionError
 from imgproxy_py.imagetype import ImageFormat, sniff, sniff_video
 from imgproxy_py.processing import codecs, external, vips
-from imgproxy_py.processing.steps.scale_on_load import load_options
 from imgproxy_py.processing.svg_cost import check_svg_cost
+from imgproxy_py.processing.vips import load_options
 
 INFO_LOADABLE = frozenset(
     {

@@ -7,7 +7,7 @@ converted first so the watermark's sRGB colours are not shifted by the later con
 from __future__ import annotations
 
 from imgproxy_py.processing import vips
-from imgproxy_py.processing import watermark as wm
+from imgproxy_py.processing import watermark_image as wm
 from imgproxy_py.processing.context import PipelineContext
 
 
