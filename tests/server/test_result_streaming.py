@@ -1,0 +1,92 @@
+"""Large results sent while they are encoded (server/result_stream.py), over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from benchmarks.throttled_origin import photo
+from tests.support import load, mean_abs_diff, serving, size_of
+
+LARGE = "/_/rs:fit:3000:3000/f:png/plain/local:///photo.jpg"  # 3000×2000 PNG: streamed
+SMALL = "/_/rs:fit:600:600/f:png/plain/local:///photo.jpg"  # under the pixel threshold: buffered
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("result-streaming")
+    data = photo(3000, 2000).jpegsave_buffer(Q=90)
+    (folder / "photo.jpg").write_bytes(data)
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 2])  # a damaged source: half a JPEG
+    return folder
+
+
+@contextmanager
+def _server(root: Path, stream: bool, log: Path) -> Iterator[str]:
+    env = {
+        "IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(root),
+        "IMGPROXY_STREAM_RESULTS": "true" if stream else "false",
+        "IMGPROXY_STREAM_LOCAL_MIN_SIZE": str(1 << 30),  # sources read whole: the only ones whose results stream
+    }
+    with log.open("w") as out, serving(env=env, output=out) as (base, _):
+        yield base
+
+
+@pytest.fixture(scope="module")
+def streaming(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with _server(root, True, tmp_path_factory.mktemp("logs") / "streaming.log") as base:
+        yield base
+
+
+def _get(base: str, path: str) -> httpx.Response:
+    return httpx.get(base + path, timeout=60)
+
+
+def test_a_large_png_is_sent_as_it_is_encoded_and_cached_whole(streaming: str, root: Path, tmp_path: Path) -> None:
+    first = _get(streaming, LARGE)
+    assert first.status_code == 200 and first.headers["x-cache"] == "MISS"
+    assert first.headers.get("transfer-encoding") == "chunked" and "content-length" not in first.headers
+    assert first.headers["content-type"] == "image/png" and first.headers.get("etag")
+    assert size_of(first.content) == (3000, 2000)
+
+    again = _get(streaming, LARGE)  # the cache got the complete result
+    assert again.headers["x-cache"].startswith("HIT")
+    assert int(again.headers["content-length"]) == len(again.content) == len(first.content)
+    assert again.headers["etag"] == first.headers["etag"]
+
+    with _server(root, False, tmp_path / "buffered.log") as buffered_base:
+        buffered = _get(buffered_base, LARGE)
+        assert buffered.status_code == 200 and "content-length" in buffered.headers
+        assert size_of(buffered.content) == size_of(first.content)
+        assert mean_abs_diff(load(buffered.content), load(first.content)) < 1.0
+        assert buffered.headers["etag"] == first.headers["etag"]
+
+
+def test_small_results_keep_their_content_length(streaming: str) -> None:
+    small = _get(streaming, SMALL)
+    assert small.status_code == 200 and int(small.headers["content-length"]) == len(small.content)
+    # and so do results that must compare or repeat encodes
+    for options in ("rs:fit:3000:3000/f:png/mb:2000000", "rs:fit:3000:3000/f:jpg"):
+        response = _get(streaming, f"/_/{options}/plain/local:///photo.jpg")
+        assert response.status_code == 200 and "content-length" in response.headers
+
+
+def test_a_damaged_source_is_refused_before_the_first_byte(streaming: str) -> None:
+    response = _get(streaming, "/_/rs:fit:3000:3000/f:png/plain/local:///cut.jpg")
+    assert response.status_code == 422  # the pixels are computed before the 200 is sent
+
+
+def test_a_client_leaving_mid_body_leaves_the_server_serving_and_the_result_cached(streaming: str) -> None:
+    path = "/_/rs:fit:2800:2800/f:png/plain/local:///photo.jpg"
+    with httpx.Client(timeout=60) as client, client.stream("GET", streaming + path) as response:
+        assert response.headers.get("transfer-encoding") == "chunked"
+        next(response.iter_raw())  # the first bytes, then hang up
+    assert _get(streaming, "/health").status_code == 200
+    # the computation went on without the client: the next request joins it or hits the cache
+    again = _get(streaming, path)
+    assert again.status_code == 200 and again.headers["x-cache"].startswith("HIT")
+    assert size_of(again.content) == (2800, 1867) and int(again.headers["content-length"]) == len(again.content)
