@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from imgproxy_py import keys
 from imgproxy_py.cache.base import CacheEntry
@@ -26,7 +26,7 @@ from imgproxy_py.server.responses import (
     image_headers,
     validator_headers,
 )
-from imgproxy_py.server.result_stream import ResultStream
+from imgproxy_py.server.result_stream import ResultStream, StreamedResult
 
 STALE_MAX_AGE = 60  # a stale answer during an outage: cacheable briefly, so recovery shows soon
 
@@ -88,7 +88,7 @@ class Responder:
         head = CacheEntry(b"", fmt, result.etag, result.last_modified, stored_at=0.0, fresh_until=0.0)
         base = self._validators(req, result.etag, result.last_modified, None)
         headers = self.content(head, req, {**base, "X-Cache": CacheStatus.MISS.value})
-        return StreamingResponse(result.body(), status_code=200, headers=headers)
+        return StreamedResult(result.body(), status_code=200, headers=headers)
 
     def not_modified(self, req: Resolved, etag: str, last_modified: str | None, status: CacheStatus) -> Response:
         base = self._validators(req, etag, last_modified, status)

@@ -17,15 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
 from imgproxy_py.imagetype import ImageFormat
+from imgproxy_py.observability import note
+
+log = logging.getLogger("imgproxy_py.request")
 
 # Set by the flow around the computation it leads: where the strategy announces a stream.
 stream_offer: ContextVar[asyncio.Future[ResultStream] | None] = ContextVar("imgproxy_stream_offer", default=None)
 
 _BATCH = 256 * 1024  # bytes gathered on the worker thread per hand-over to the event loop (the first goes at once)
+
+
+class ResultStreamAborted(Exception):
+    """A streamed result's encode stopped after its first bytes were sent."""
 
 
 class ResultStream:
@@ -78,7 +89,9 @@ class ResultStream:
         self._ready.set()
 
     def fail(self, exc: BaseException) -> None:
-        self._error = exc
+        """The computation failed or was cancelled: the body ends early (raising, so the server
+        drops the connection instead of sending the final chunk of a complete-looking body)."""
+        self._error = ResultStreamAborted(f"the result's encode stopped: {type(exc).__name__}")
         self._batch = []
         self._ready.set()
 
@@ -92,3 +105,16 @@ class ResultStream:
                 return
             self._ready.clear()
             await self._ready.wait()
+
+
+class StreamedResult(StreamingResponse):
+    """The response of a ResultStream: an encode stopped mid-body is logged as one warning (and in
+    the access log's error fields) and the connection dropped, rather than a traceback."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except ResultStreamAborted as exc:
+            note(error="result_stream", detail=str(exc))
+            log.warning("streamed result cut short: %s", exc)
+            # returning without the body's last message makes the server close the connection

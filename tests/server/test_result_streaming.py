@@ -90,3 +90,35 @@ def test_a_client_leaving_mid_body_leaves_the_server_serving_and_the_result_cach
     again = _get(streaming, path)
     assert again.status_code == 200 and again.headers["x-cache"].startswith("HIT")
     assert size_of(again.content) == (2800, 1867) and int(again.headers["content-length"]) == len(again.content)
+
+
+def test_an_encode_stopped_mid_body_cuts_the_response_short_and_caches_nothing(root: Path, tmp_path: Path) -> None:
+    """Once the 200 is sent an error cannot become a 4xx: the deadline passing mid-encode drops the
+    connection before the body's last chunk, which a client sees as an incomplete response, and
+    nothing is cached. (Where the deadline falls depends on the machine's speed: an encode that
+    made it in time must then be complete and cached.)"""
+    path = "/_/rs:fit:6000:6000/el:1/f:png/plain/local:///photo.jpg"  # 24 MP: seconds of PNG encode
+    env = {
+        "IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(root),
+        "IMGPROXY_STREAM_LOCAL_MIN_SIZE": str(1 << 30),
+        "IMGPROXY_TIMEOUT": "2",
+    }
+    log = tmp_path / "server.log"
+    with log.open("w") as out, serving(env=env, output=out) as (base, _), httpx.Client(timeout=60) as client:
+        with client.stream("GET", base + path) as response:
+            assert response.status_code == 200 and response.headers.get("transfer-encoding") == "chunked"
+            try:
+                received = sum(len(chunk) for chunk in response.iter_raw())
+                cut = False
+            except httpx.RemoteProtocolError:  # "incomplete chunked read"
+                cut = True
+        assert client.get(base + "/health").status_code == 200
+        assert client.get(base + SMALL).status_code == 200  # the worker serves on
+        with client.stream("GET", base + path) as again:  # its headers say whether it was cached
+            cached = again.headers["x-cache"].startswith("HIT")
+            length = int(again.headers.get("content-length", -1))
+    if cut:
+        assert "streamed result cut short" in log.read_text()
+        assert not cached
+    else:
+        assert cached and length == received
