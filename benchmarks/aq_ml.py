@@ -22,17 +22,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imgproxy_py.analysis.features import source_digest
+from imgproxy_py.analysis.records import source_digest
 from imgproxy_py.options.parser import Parser
 from imgproxy_py.processing import Job, ProcessingConfig, Processor, vips
 from imgproxy_py.processing.quality import METRIC_VERSION, Reference
 from imgproxy_py.quality_model.collect import images
 from imgproxy_py.quality_model.dataset import Dataset
-from imgproxy_py.quality_model.features import FEATURE_VERSION
-from imgproxy_py.quality_model.model import sha256
+from imgproxy_py.quality_model.inputs import FEATURE_VERSION
 from imgproxy_py.quality_model.registry import ModelHandle, Registry
 from imgproxy_py.quality_model.serving import QualityModelService
 from imgproxy_py.quality_model.train import fit, held_out
+from imgproxy_py.quality_model.trees import sha256
 
 WAYS = ("q80", "aq:dssim", "aq:ml")
 

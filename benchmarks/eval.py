@@ -153,6 +153,7 @@ def _iou(a: Face, b: Face) -> float:
 def detector_quality(items: list[Labelled], detector: Detector) -> dict[str, Any]:
     tp = fp = fn = 0
     misses, false = [], []
+    by_pose: dict[str, list[int]] = {}  # pose -> [found, labelled]
     times = []
     for item in items:
         img = vips.open_source(item.data)
@@ -162,8 +163,11 @@ def detector_quality(items: list[Labelled], detector: Detector) -> dict[str, Any
         times.append(time.perf_counter() - started)
         boxes = [(d.x * img.width, d.y * img.height, d.w * img.width, d.h * img.height) for d in found]
         matched: set[int] = set()
-        for face in item.faces:
+        for index, face in enumerate(item.faces):
             hit = next((i for i, b in enumerate(boxes) if i not in matched and _iou(face, b) >= 0.5), None)
+            counts = by_pose.setdefault(item.pose(index), [0, 0])
+            counts[1] += 1
+            counts[0] += hit is not None
             if hit is None:
                 fn += 1
                 misses.append(item.name)
@@ -182,6 +186,7 @@ def detector_quality(items: list[Labelled], detector: Detector) -> dict[str, Any
         "missed": fn,
         "missed_in": misses,
         "false_in": false,
+        "recall_by_pose": {pose: {"found": f, "labelled": n, "recall": f / n} for pose, (f, n) in by_pose.items()},
         "p50_ms_decode_and_detect_512": statistics.median(times) * 1000,
     }
 
@@ -246,6 +251,9 @@ def autoquality(names: tuple[str, ...], client: ClientFormats) -> dict[str, Any]
         "mean_bytes": statistics.mean(b for b, _, _ in best),
         "mean_quality": statistics.mean(q for _, q, _ in best),
         "formats_chosen": {f: sum(1 for *_, c in best if c == f) for f in {c for *_, c in best}},
+        "vs_jpeg_q80": statistics.mean(b / q80[0] for (b, _, _), q80 in zip(best, rows["jpeg"]["q80"], strict=True))
+        if "jpeg" in rows
+        else None,
         "vs_single": {
             fname: statistics.mean(b / s for (b, _, _), s in zip(best, sizes, strict=True))
             for fname, sizes in singles.items()
@@ -349,6 +357,13 @@ def markdown(crop: dict[str, dict[str, float]], det: dict[str, Any], aq: dict[st
             f"{det['false_positives']} false in {det['false_in'] or '-'}); "
             f"decode + detect p50 {det['p50_ms_decode_and_detect_512']:.1f} ms",
             "",
+            "recall by pose: "
+            + ", ".join(
+                f"{pose} {v['recall']:.3f} ({v['found']} of {v['labelled']})"
+                for pose, v in det["recall_by_pose"].items()
+            )
+            + " (the only non-frontal faces: the cameraman, a near profile, and composites of his head)",
+            "",
         ]
     if aq:
         lines += [
@@ -368,7 +383,13 @@ def markdown(crop: dict[str, dict[str, float]], det: dict[str, Any], aq: dict[st
             "",
             f"f:best (JPEG, PNG + WebP, AVIF, each at auto-quality): mean {best['mean_bytes']:.0f} bytes, "
             f"quality {best['mean_quality']:.4f}; chose {best['formats_chosen']}; bytes vs each single "
-            "format at aq: " + ", ".join(f"{f} {v:.3f}" for f, v in best["vs_single"].items()),
+            "format at aq: "
+            + ", ".join(f"{f} {v:.3f}" for f, v in best["vs_single"].items())
+            + (
+                f"; vs fixed q80 JPEG (mean of per-image ratios) {best['vs_jpeg_q80']:.3f}"
+                if best["vs_jpeg_q80"]
+                else ""
+            ),
             "",
         ]
     if cost:

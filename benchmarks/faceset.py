@@ -20,6 +20,15 @@ FIXTURES = (REPO / ".." / "shared" / "fixtures").resolve()
 Face = tuple[float, float, float, float]  # x, y, w, h in pixels
 
 HOPPER_FACE: Face = (182, 121, 171, 211)  # grace_hopper.jpg, checked by eye
+ANNOTATIONS = REPO / "benchmarks" / "faces" / "annotations.json"  # hand-annotated pose per fixture face
+
+
+def _poses(name: str) -> tuple[str, ...]:
+    """The annotated poses of a fixture's faces (labels.json's order); frontal when not annotated."""
+    if not ANNOTATIONS.exists():
+        return ()
+    entries = json.loads(ANNOTATIONS.read_text()).get(name) or []
+    return tuple(str(entry.get("pose", "frontal")) for entry in entries)
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,10 @@ class Labelled:
     data: bytes
     faces: tuple[Face, ...]
     kind: str  # "photo", "composite" or "no-face"
+    poses: tuple[str, ...] = ()  # per face (annotations.json): frontal (the default), three-quarter, profile
+
+    def pose(self, index: int) -> str:
+        return self.poses[index] if index < len(self.poses) else "frontal"
 
 
 def _hopper_path() -> Path | None:
@@ -69,9 +82,15 @@ def build() -> list[Labelled]:
     for name in ("astronaut.png", "camera.png"):
         data = (FIXTURES / "faces" / name).read_bytes()
         faces = tuple((f["x"], f["y"], f["w"], f["h"]) for f in labels[name])
-        out.append(Labelled(name.removesuffix(".png"), data, faces, "photo"))
+        out.append(Labelled(name.removesuffix(".png"), data, faces, "photo", _poses(name)))
         img = vips.open_source(data)
         photos[name] = (img.colourspace("srgb") if img.bands < 3 else img, faces[0])
+    # The cameraman, in near profile looking into the eyepiece (annotations.json), is the only
+    # non-frontal face on disk. Mirrored, he faces the other way.
+    img, (x, y, w, h) = photos["camera.png"]
+    camera_pose = _poses("camera.png")[:1] or ("frontal",)
+    mirrored = (img.width - x - w, y, w, h)
+    out.append(Labelled("camera-mirrored", vips.save(img.fliphor(), ".png"), (mirrored,), "photo", camera_pose))
     hopper = _hopper_path()
     if hopper is not None:
         data = hopper.read_bytes()
@@ -87,6 +106,10 @@ def build() -> list[Labelled]:
     canvas, box = _paste(_canvas("Landscape_1.jpg", 1600, 600), head, (30, 60), face)
     out.append(Labelled("offcentre-left", vips.save(canvas, ".jpg", Q=90), (box,), "composite"))
 
+    head, face = _head(img.fliphor(), mirrored, 160)  # the turned head off-centre, beside the waterfall
+    canvas, box = _paste(_canvas("Landscape_1.jpg", 1600, 600), head, (1380, 380), face)
+    out.append(Labelled("turned-offcentre", vips.save(canvas, ".jpg", Q=90), (box,), "composite", camera_pose))
+
     canvas = _canvas("flowers.jpeg", 1500, 500)
     boxes = []
     for source, size, at in (
@@ -97,12 +120,14 @@ def build() -> list[Labelled]:
         head, face = _head(*photos[source], size)
         canvas, box = _paste(canvas, head, at, face)
         boxes.append(box)
-    out.append(Labelled("group", vips.save(canvas, ".jpg", Q=90), tuple(boxes), "composite"))
+    poses = ("frontal", "frontal" if second == "hopper" else camera_pose[0], camera_pose[0])
+    out.append(Labelled("group", vips.save(canvas, ".jpg", Q=90), tuple(boxes), "composite", poses))
 
     head, face = _head(*photos[second], 64)
     canvas, box = _paste(_canvas("Landscape_1.jpg", 1600, 1200), head, (1400, 100), face)
     out.append(Labelled("small", vips.save(canvas, ".jpg", Q=92), (box,), "composite"))
 
-    for name in ("Landscape_1.jpg", "flowers.jpeg", "4.webp", "embedgravitybird.png"):
+    # concert.jpg: a crowd seen from behind (heads, no faces), a hard case for false positives.
+    for name in ("Landscape_1.jpg", "flowers.jpeg", "4.webp", "embedgravitybird.png", "concert.jpg"):
         out.append(Labelled(name, (FIXTURES / "images" / name).read_bytes(), (), "no-face"))
     return out

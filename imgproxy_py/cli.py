@@ -14,7 +14,7 @@ from typing import Any
 
 from imgproxy_py import __version__, allocator
 from imgproxy_py.errors import SettingsError
-from imgproxy_py.quality_model import cli as models_cli
+from imgproxy_py.quality_model import commands as models_cli
 from imgproxy_py.settings import Settings
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".avif", ".gif")

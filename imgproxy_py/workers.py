@@ -5,6 +5,12 @@ lets at most ``queue_size`` more wait (then TooManyRequestsError), as imgproxy's
 workers semaphore does. ``run()`` executes a blocking function on a dedicated,
 long-lived thread pool (libvips keeps per-thread state; never anyio's shared pool).
 
+``arrive()`` makes the same decision when a request arrives, before its first await: a
+request that may need a worker is counted from then on, and while every worker is busy
+the requests waiting for one plus those still looking in the caches may not exceed the
+queue. So the excess of a spike is refused in microseconds, not after cache lookups and
+lock round trips whose latency grows with the load (measured by ``benchmarks.cluster``).
+
 A slot is released only when the thread work started under it has finished, so a
 cancelled request cannot push more transforms onto the CPU than the limit.
 """
@@ -36,12 +42,29 @@ class Slot:
         self.pending: asyncio.Future[Any] | None = None
 
 
+class Arrival:
+    """A request counted by ``WorkerPool.arrive()`` until it queues for a slot or ends."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.counted = True
+
+    def leave(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.pool._arriving -= 1
+
+
+_arrival: contextvars.ContextVar[Arrival | None] = contextvars.ContextVar("imgproxy_arrival", default=None)
+
+
 class WorkerPool:
     def __init__(self, workers: int, queue_size: int = 0, threads: int | None = None) -> None:
         self.workers = workers
         self.queue_size = queue_size
         self._semaphore = asyncio.Semaphore(workers)
         self._waiting = 0
+        self._arriving = 0  # arrived (counted by arrive()) and not yet queued in slot() or gone
         self._busy = 0
         self._executor = ThreadPoolExecutor(max_workers=threads or workers, thread_name_prefix="imgproxy-vips")
 
@@ -53,8 +76,30 @@ class WorkerPool:
     def waiting(self) -> int:
         return self._waiting
 
+    @property
+    def arriving(self) -> int:
+        return self._arriving
+
+    def arrive(self) -> Arrival:
+        """Count a request that may need a slot, or raise TooManyRequestsError if the queue is
+        already taken (by waiting requests and by arrivals still looking in the caches).
+
+        The caller ``leave()``s when its request ends; ``slot()`` stops counting it as an
+        arrival once it queues (it is found through a context variable, so the flight task
+        that takes the slot on the request's behalf needs no extra argument).
+        """
+        if self._semaphore.locked() and self.queue_size and self._waiting + self._arriving >= self.queue_size:
+            raise TooManyRequestsError("request queue is full")
+        arrival = Arrival(self)
+        self._arriving += 1
+        _arrival.set(arrival)
+        return arrival
+
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[Slot]:
+        arrival = _arrival.get()
+        if arrival is not None and arrival.pool is self:
+            arrival.leave()  # from now on counted as waiting
         if self._semaphore.locked() and self.queue_size and self._waiting >= self.queue_size:
             raise TooManyRequestsError("request queue is full")
         self._waiting += 1

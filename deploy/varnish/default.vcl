@@ -21,6 +21,8 @@ sub vcl_recv {
         }
         return (purge);
     }
+    # The origin's admin endpoint (POST /_admin/purge) is for the operators' network, not the public.
+    if (req.url ~ "^/_admin/" && client.ip !~ purgers) { return (synth(404, "Not Found")); }
     if (req.method != "GET" && req.method != "HEAD") { return (pass); }
     # The origin ignores the query string; so does the cache key.
     set req.url = regsub(req.url, "\?.*$", "");

@@ -7,7 +7,7 @@ current image's frame; ``pixel_boxes`` then gives pixel boxes weighted by size a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from imgproxy_py.analysis.detector import Detection
@@ -84,13 +84,29 @@ def turned(detections: Iterable[Detection], angle: int, flip_h: bool = False, fl
     return out
 
 
-def pixel_boxes(detections: Iterable[Detection], width: int, height: int, labels: Sequence[str] = ()) -> list[Box]:
-    """Pixel boxes in a ``width``×``height`` image, heaviest first; ``labels`` filters (empty: all)."""
-    boxes = [
-        Box(d.x * width, d.y * height, (d.x + d.w) * width, (d.y + d.h) * height, d.w * d.h * d.score)
-        for d in detections
-        if not labels or d.label in labels
-    ]
+def pixel_boxes(
+    detections: Iterable[Detection],
+    width: int,
+    height: int,
+    labels: Sequence[str] = (),
+    class_weights: Mapping[str, float] | None = None,
+) -> list[Box]:
+    """Pixel boxes in a ``width``×``height`` image, heaviest first; ``labels`` filters (empty: all).
+
+    ``class_weights`` (``g:objw``) multiplies each box's weight by its class's (``"all"`` for
+    the classes not named, else 1); a class weighing 0 is left out.
+    """
+    boxes = []
+    for d in detections:
+        if labels and d.label not in labels:
+            continue
+        factor = 1.0
+        if class_weights is not None:
+            factor = class_weights.get(d.label, class_weights.get("all", 1.0))
+        if factor > 0:
+            boxes.append(
+                Box(d.x * width, d.y * height, (d.x + d.w) * width, (d.y + d.h) * height, d.w * d.h * d.score * factor)
+            )
     boxes.sort(key=lambda b: b.weight, reverse=True)
     return boxes
 
@@ -124,6 +140,16 @@ def focus_window(img_w: int, img_h: int, crop_w: int, crop_h: int, boxes: Sequen
     only if the group's bounding box still fits the window, so when they cannot all fit
     the largest ones win. The window is centred on the group. None when there is no box.
     """
+    centre = group_centre(boxes, crop_w, crop_h)
+    if centre is None:
+        return None
+    left = _clamp(centre[0] - crop_w / 2, 0, img_w - crop_w)
+    top = _clamp(centre[1] - crop_h / 2, 0, img_h - crop_h)
+    return left, top
+
+
+def group_centre(boxes: Sequence[Box], max_w: float, max_h: float) -> tuple[float, float] | None:
+    """Centre of the heaviest faces whose bounding box fits ``max_w``×``max_h`` (None: no box)."""
     if not boxes:
         return None
     first = boxes[0]
@@ -131,10 +157,24 @@ def focus_window(img_w: int, img_h: int, crop_w: int, crop_h: int, boxes: Sequen
     for box in boxes[1:]:
         nx0, ny0 = min(gx0, box.x0), min(gy0, box.y0)
         nx1, ny1 = max(gx1, box.x1), max(gy1, box.y1)
-        if nx1 - nx0 <= crop_w and ny1 - ny0 <= crop_h:
+        if nx1 - nx0 <= max_w and ny1 - ny0 <= max_h:
             gx0, gy0, gx1, gy1 = nx0, ny0, nx1, ny1
-    left = _clamp((gx0 + gx1) / 2 - crop_w / 2, 0, img_w - crop_w)
-    top = _clamp((gy0 + gy1) / 2 - crop_h / 2, 0, img_h - crop_h)
+    return (gx0 + gx1) / 2, (gy0 + gy1) / 2
+
+
+def extend_position(
+    canvas_w: int, canvas_h: int, img_w: int, img_h: int, boxes: Sequence[Box]
+) -> tuple[int, int] | None:
+    """Top-left of an image on a larger canvas that puts its faces as near the canvas centre as it can.
+
+    The focus-point placement of ``ex:1:fp:…`` with the point taken from the faces; the image
+    stays wholly on the canvas. None when there is no face.
+    """
+    centre = group_centre(boxes, img_w, img_h)
+    if centre is None:
+        return None
+    left = _clamp(canvas_w / 2 - centre[0], 0, canvas_w - img_w)
+    top = _clamp(canvas_h / 2 - centre[1], 0, canvas_h - img_h)
     return left, top
 
 

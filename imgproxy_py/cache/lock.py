@@ -31,12 +31,22 @@ class CrossProcessLock:
         """Either (token, None): we hold the lock and must do the work; or (None, entry): another
         process produced it; or (None, None): no lock available (the tier is down), do the work."""
         poll = self._poll
+        waited = False
         while True:
             token = await self._guard.call(lambda: self._tier.try_lock(key, self._ttl), _DOWN)
             if token is _DOWN:
                 return None, None
             if isinstance(token, str):
+                if waited:
+                    # The holder writes the shared tier, then unlocks. If it did both between our
+                    # last look and is_locked(), we took a free lock for a result that exists:
+                    # look once more rather than fetch and transform it a second time.
+                    hit = await self._cache.get(key)
+                    if hit is not None:
+                        await self.release(key, token)
+                        return None, hit[0]
                 return token, None
+            waited = True
             while time.monotonic() < deadline:
                 await asyncio.sleep(poll)
                 poll = min(poll * 1.5, 0.2)

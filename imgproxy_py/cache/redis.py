@@ -189,22 +189,24 @@ class RedisTier:
     async def ping(self) -> bool:
         return bool(await self._client.ping())
 
-    async def listen_for_purges(self, on_tag: Callable[[str], object]) -> None:
-        """Call ``on_tag`` for every purge any process publishes; runs until cancelled.
+    async def listen_for_purges(self, on_tag: Callable[[str], object], stop: asyncio.Event) -> None:
+        """Call ``on_tag`` for every purge any process publishes; runs until ``stop`` is set.
 
         Reconnects after failures. On a cluster a classic PUBLISH reaches every node, so one
         subscription to any live node is enough (redis-py's asyncio cluster client has no
-        pub/sub of its own); the next node is tried when one goes away.
+        pub/sub of its own); the next node is tried when one goes away. The owner sets ``stop``
+        and also cancels: a cancellation landing inside redis-py's read timeout can come out
+        as an ordinary error, which alone would read as "reconnect" and never end the loop.
         """
         attempt = 0
-        while True:
+        while not stop.is_set():
             client = self._subscriber_client(attempt)
             attempt += 1
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 async with contextlib.aclosing(pubsub):
                     await pubsub.subscribe(self.channel)
-                    while True:
+                    while not stop.is_set():
                         message = await pubsub.get_message(timeout=1.0)
                         if message is not None and message.get("type") == "message":
                             data = message["data"]
@@ -212,6 +214,8 @@ class RedisTier:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if stop.is_set():
+                    return
                 log.debug("purge subscription lost (%s); reconnecting", type(exc).__name__)
                 await asyncio.sleep(0.5)
             finally:

@@ -105,10 +105,14 @@ def parse_gravity(
     args: list[str],
     *,
     allow_smart: bool = True,
+    allow_object: bool = False,
     previous: Gravity | None = None,
     nested: bool = False,
 ) -> Gravity:
     """``type[:x[:y]]``; an omitted or empty offset keeps the previous one (imgproxy), ``sm`` clears them.
+
+    ``allow_smart`` allows ``sm`` and ``obj``/``objw``; ``allow_object`` only the object ones
+    (``ex``/``exar``: the image is placed so the faces sit as near the canvas centre as it can).
 
     Inside another option (``c:w:h:…``, ``ex:1:…``, ``nested``) an empty type keeps the previous type
     too, as imgproxy reads an empty argument as "not given" (``c:50:50:ce::10``, ``ex:1:no::5``).
@@ -116,6 +120,10 @@ def parse_gravity(
     previous = previous or Gravity()
     if not args or (not args[0] and not nested):
         raise _fail(name, "gravity type is missing")
+    if args[0] == "objw":
+        if not (allow_smart or allow_object):
+            raise _fail(name, "object gravity is not allowed here")
+        return Gravity(GravityType.OBJECT, weights=class_weights(name, args[1:]))
     if not args[0]:
         gtype = previous.type
     else:
@@ -126,7 +134,7 @@ def parse_gravity(
     if gtype is GravityType.REPLICATE:
         raise _fail(name, "'re' is a watermark position only")
     if gtype is GravityType.OBJECT:
-        if not allow_smart:
+        if not (allow_smart or allow_object):
             raise _fail(name, "object gravity is not allowed here")
         return Gravity(gtype, classes=detection_classes(name, args[1:]))
     if gtype is GravityType.SMART:
@@ -164,6 +172,18 @@ def detection_classes(name: str, args: list[str]) -> tuple[str, ...]:
     return tuple(sorted(classes))
 
 
+def class_weights(name: str, args: list[str]) -> tuple[tuple[str, float], ...]:
+    """``objw``'s ``class:weight`` pairs (``all`` sets every class not named; the default weight is 1)."""
+    if not args or len(args) % 2:
+        raise _fail(name, "objw takes class:weight pairs")
+    weights: dict[str, float] = {}
+    for label, text in zip(args[::2], args[1::2], strict=True):
+        if label != "all" and label not in DETECTION_CLASSES:
+            raise _fail(name, f"unknown detection class {label!r} (known: all, {', '.join(sorted(DETECTION_CLASSES))})")
+        weights[label] = parse_float(name, text)  # ≥ 0; 0 ignores that class
+    return tuple(sorted(weights.items()))
+
+
 def _offset(name: str, value: str) -> float:
     if not _FLOAT.fullmatch(value) or not math.isfinite(number := float(value)):
         raise _fail(name, f"invalid offset {value!r}")
@@ -175,7 +195,7 @@ def _extend(name: str, args: list[str], previous: Extend) -> Extend:
     enabled = parse_flag(name, args[0]) if args and args[0] else False
     gravity = previous.gravity
     if len(args) > 1:
-        gravity = parse_gravity(name, args[1:], allow_smart=False, previous=gravity, nested=True)
+        gravity = parse_gravity(name, args[1:], allow_smart=False, allow_object=True, previous=gravity, nested=True)
     return Extend(enabled, gravity)
 
 

@@ -47,10 +47,19 @@ class Gravity:
     x: float = 0.0
     y: float = 0.0
     classes: tuple[str, ...] = ()  # ``obj``: the detection classes to keep (empty: all)
+    weights: tuple[tuple[str, float], ...] = ()  # ``objw``: (class or "all", weight), sorted; default weight 1
 
     def canonical(self) -> str:
         text = f"{self.type.value}:{_num(self.x)}:{_num(self.y)}"
-        return f"{text}:{','.join(self.classes)}" if self.classes else text
+        if self.classes:
+            text = f"{text}:{','.join(self.classes)}"
+        if self.weights:
+            text = f"{text}:w={','.join(f'{name}={_num(weight)}' for name, weight in self.weights)}"
+        return text
+
+    def class_weights(self) -> dict[str, float] | None:
+        """Weight per class for ``objw`` (``"all"``: every class not named); None: every class weighs 1."""
+        return dict(self.weights) if self.weights else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 One libvips round trip (a ≤128 px sRGB copy of the in-memory output, alpha flattened on white),
 then numpy over 16k pixels: about a millisecond, whatever the output's size. libvips
 operations one by one cost a Python round trip each (20-30 ms for the same list, measured).
-The list and its order are ``quality_model.features.FEATURE_NAMES``; bump ``FEATURE_VERSION``
+The list and its order are ``quality_model.inputs.FEATURE_NAMES``; bump ``FEATURE_VERSION``
 there when any definition here changes, so old rows and models are never mixed with new ones.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from imgproxy_py.processing import vips
-from imgproxy_py.quality_model.features import FEATURE_NAMES
+from imgproxy_py.quality_model.inputs import FEATURE_NAMES
 
 _SIDE = 128
 

@@ -16,7 +16,7 @@ image as it is right now.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,9 +127,11 @@ class FaceTrack:
             faces = within(faces, arg) if kind == "crop" else turned(faces, *arg)
         return faces
 
-    def boxes(self, img: Any, labels: Sequence[str] = ()) -> list[Box]:
-        """Pixel boxes in ``img`` (the current image), heaviest first."""
-        return pixel_boxes(self.current(img), img.width, img.height, labels)
+    def boxes(
+        self, img: Any, labels: Sequence[str] = (), class_weights: Mapping[str, float] | None = None
+    ) -> list[Box]:
+        """Pixel boxes in ``img`` (the current image), heaviest first (``g:objw`` weights applied)."""
+        return pixel_boxes(self.current(img), img.width, img.height, labels, class_weights)
 
 
 def detect_in_source(data: bytes, analyser: FaceAnalyser) -> tuple[Detection, ...]:

@@ -262,7 +262,7 @@ def rotate_gravity(gravity: Gravity, angle: int, flip_x: bool, flip_y: bool = Fa
             x, y = 1 - y, x
         else:
             x, y = y, x
-    return Gravity(g, x, y, gravity.classes)
+    return Gravity(g, x, y, gravity.classes, gravity.weights)
 
 
 def jpeg_shrink_factor(preshrink: float) -> int:

@@ -21,7 +21,7 @@ from imgproxy_py.processing.encode import encode, encode_to_fit, resolve_quality
 from imgproxy_py.processing.format_choice import ClientFormats
 from imgproxy_py.processing.job import ResultSink
 from imgproxy_py.processing.quality import AUTOQUALITY_FORMATS, NumpyReference, correct, measurable, search, size_bucket
-from imgproxy_py.quality_model.features import Sample
+from imgproxy_py.quality_model.inputs import Sample
 from imgproxy_py.quality_model.serving import MlOutcome
 
 

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from imgproxy_py.analysis.features import source_digest
+from imgproxy_py.analysis.records import source_digest
 from imgproxy_py.errors import ImgproxyError
 from imgproxy_py.options.parser import Parser
 from imgproxy_py.processing import Job, ProcessingConfig, Processor

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from imgproxy_py.quality_model.features import FEATURE_VERSION, Sample
+from imgproxy_py.quality_model.inputs import FEATURE_VERSION, Sample
 from imgproxy_py.quality_model.storage import is_s3, open_store
 from imgproxy_py.s3conn import S3Target
 

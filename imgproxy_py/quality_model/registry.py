@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgproxy_py.quality_model.features import INPUT_NAMES
-from imgproxy_py.quality_model.model import ModelError, TreeModel, load
+from imgproxy_py.quality_model.inputs import INPUT_NAMES
 from imgproxy_py.quality_model.storage import StoreError, open_store
+from imgproxy_py.quality_model.trees import ModelError, TreeModel, load
 from imgproxy_py.s3conn import S3Target
 
 DEFAULT_DIR = Path(__file__).parent / "default"

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from imgproxy_py.quality_model.features import model_inputs
-from imgproxy_py.quality_model.model import ModelError, TreeModel
+from imgproxy_py.quality_model.inputs import model_inputs
 from imgproxy_py.quality_model.registry import ModelHandle
+from imgproxy_py.quality_model.trees import ModelError, TreeModel
 
 MODEL_NAME = "autoquality-ml"
 T = TypeVar("T")

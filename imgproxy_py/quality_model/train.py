@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from imgproxy_py.quality_model.dataset import Row, snapshot_digest
-from imgproxy_py.quality_model.features import FEATURE_NAMES, FEATURE_VERSION, INPUT_NAMES, model_inputs
-from imgproxy_py.quality_model.model import Tree, TreeModel, sha256
+from imgproxy_py.quality_model.inputs import FEATURE_NAMES, FEATURE_VERSION, INPUT_NAMES, model_inputs
+from imgproxy_py.quality_model.trees import Tree, TreeModel, sha256
 
 HOLDOUT_SHARE = 0.25
 

@@ -152,15 +152,26 @@ async def _trim_memory(interval: float) -> None:
         await anyio.to_thread.run_sync(allocator.trim)
 
 
-def _listen_for_purges(cache: TieredCache | None) -> asyncio.Task[None] | None:
+def _listen_for_purges(cache: TieredCache | None, stop: asyncio.Event) -> asyncio.Task[None] | None:
     """With L1 and Redis: drop L1 entries whenever any process or replica purges a source."""
     if cache is None or cache.memory is None:
         return None
     memory = cache.memory
     for guarded in cache.remote:
         if isinstance(guarded.tier, RedisTier):
-            return asyncio.ensure_future(guarded.tier.listen_for_purges(memory.purge_now))
+            return asyncio.ensure_future(guarded.tier.listen_for_purges(memory.purge_now, stop))
     return None
+
+
+async def _stop_listening(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """End the purge listener: it sees ``stop`` within its 1 s read timeout even if the
+    cancellation is lost inside redis-py, and shutdown never waits on it for longer."""
+    stop.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=3)
+    if done:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -242,15 +253,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             for (name, arm), share in (experiments.shares() if experiments else {}).items():
                 metrics.arm_share.labels(name, arm).set(share)
         trimmer = asyncio.ensure_future(_trim_memory(settings.workers.free_memory_interval))
-        purges = _listen_for_purges(cache)
+        stop_purges = asyncio.Event()
+        purges = _listen_for_purges(cache, stop_purges)
         try:
             yield
         finally:
             trimmer.cancel()
             if purges is not None:
-                purges.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await purges
+                await _stop_listening(purges, stop_purges)
             if features is not None:
                 await features.flush()
             if images.dataset is not None:

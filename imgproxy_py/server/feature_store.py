@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 
-from imgproxy_py.analysis.features import FeatureRecord, record_key
+from imgproxy_py.analysis.records import FeatureRecord, record_key
 from imgproxy_py.cache.base import CacheEntry
 from imgproxy_py.cache.tiered import TieredCache
 

@@ -41,7 +41,7 @@ from imgproxy_py.server.result_stream import ResultStream, stream_offer
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import FetchLimits, Source, SourceImage
 from imgproxy_py.sources.registry import SourceRegistry
-from imgproxy_py.workers import Slot, WorkerPool
+from imgproxy_py.workers import Arrival, Slot, WorkerPool
 
 log = logging.getLogger("imgproxy_py.request")
 
@@ -148,6 +148,7 @@ class ResultFlow:
 
     async def serve(self, request: Request, req: R, strategy: Strategy[R]) -> Response:
         started = time.monotonic()
+        arrival: Arrival | None = None
         try:
             if req.experiment:
                 note(experiment=req.experiment)  # errors count against the arm too
@@ -155,12 +156,17 @@ class ResultFlow:
                 entry = self.fresh_in_memory(req.key)
                 if entry is not None:
                     return strategy.responder.respond(req, entry, CacheStatus.HIT_L1)  # no I/O, no timers
+            if strategy.admitted and not self.flights.in_flight(req.key):
+                arrival = self.workers.arrive()  # the excess of a spike: 429 before any I/O (README, Admission)
             async with asyncio.timeout(self._timeout):
                 return await _unless_disconnected(request, self._handle(req, strategy, started + self._timeout))
         except TimeoutError:
             return self.error(request, RequestTimeoutError("request timed out"))
         except ImgproxyError as exc:
             return self.error(request, exc)
+        finally:
+            if arrival is not None:
+                arrival.leave()
 
     def error(self, request: Request, exc: ImgproxyError) -> Response:
         """The error response, with the error in the access log and errors_total."""

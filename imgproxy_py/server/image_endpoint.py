@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from imgproxy_py import keys
-from imgproxy_py.analysis.features import FeatureRecord, source_digest
+from imgproxy_py.analysis.records import FeatureRecord, source_digest
 from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.cancel import CancelToken, current_token
 from imgproxy_py.errors import ImgproxyError
@@ -253,6 +253,9 @@ class ImageStrategy:
             or po.crop.width > 0
             or po.crop.height > 0
             or po.gravity.type in (GravityType.SMART, GravityType.OBJECT)
+            # ``ex:1:obj`` / ``exar:1:obj``: the canvas is placed around the faces
+            or (po.extend.enabled and po.extend.gravity.type is GravityType.OBJECT)
+            or (po.extend_aspect_ratio.enabled and po.extend_aspect_ratio.gravity.type is GravityType.OBJECT)
         )
         faces = self.faces.detector is not None and (
             may_crop or po.blur_detections.enabled or po.draw_detections.enabled

@@ -25,8 +25,8 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from imgproxy_py import keys
-from imgproxy_py.analysis.features import FeatureRecord, source_digest
 from imgproxy_py.analysis.focus import turned
+from imgproxy_py.analysis.records import FeatureRecord, source_digest
 from imgproxy_py.cache.base import CacheEntry
 from imgproxy_py.errors import ImgproxyError, InvalidOptionError, InvalidURLError
 from imgproxy_py.observability import span

@@ -13,7 +13,7 @@ import logging
 
 from imgproxy_py.monitoring import ModelMonitor, ModelRegistry, ReferenceProfile
 from imgproxy_py.processing.quality import METRIC_VERSION
-from imgproxy_py.quality_model.features import FEATURE_NAMES
+from imgproxy_py.quality_model.inputs import FEATURE_NAMES
 from imgproxy_py.quality_model.registry import ModelHandle
 from imgproxy_py.quality_model.serving import MODEL_NAME, MlOutcome, QualityModelService
 from imgproxy_py.s3conn import S3Target

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from imgproxy_py.analysis.detector import Detection
-from imgproxy_py.analysis.focus import Box, View, focus_window, keep_whole, kept_share, turned, within
+from imgproxy_py.analysis.focus import (
+    Box,
+    View,
+    extend_position,
+    focus_window,
+    keep_whole,
+    kept_share,
+    pixel_boxes,
+    turned,
+    within,
+)
 
 
 def test_focus_window_keeps_every_face_that_fits() -> None:
@@ -69,3 +80,20 @@ def test_within_and_turned_follow_the_image() -> None:
     assert (round(back.x, 6), round(back.y, 6)) == (0.5, 0.25)
     (mirrored,) = turned([face], 0, flip_h=True)
     assert round(mirrored.x, 6) == 0.4
+
+
+def test_class_weights_scale_and_drop_boxes() -> None:
+    small = Detection(0.0, 0.0, 0.1, 0.1, 0.9, "face")
+    large = Detection(0.5, 0.5, 0.3, 0.3, 0.9, "face")
+    plain = pixel_boxes([small, large], 100, 100)
+    doubled = pixel_boxes([small, large], 100, 100, class_weights={"face": 2.0})
+    assert [b.weight * 2 for b in plain] == pytest.approx([b.weight for b in doubled])
+    assert pixel_boxes([small, large], 100, 100, class_weights={"all": 0.0}) == []
+    assert len(pixel_boxes([small], 100, 100, class_weights={"all": 0.0, "face": 1.0})) == 1
+
+
+def test_extend_position_centres_the_faces_on_the_canvas() -> None:
+    face = Box(10, 20, 30, 40)  # centre (20, 30) in a 100×100 image
+    assert extend_position(300, 300, 100, 100, [face]) == (130, 120)
+    assert extend_position(150, 100, 100, 100, [face]) == (50, 0)  # as far as the canvas allows
+    assert extend_position(300, 300, 100, 100, []) is None

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import redis
 
-from imgproxy_py.analysis.features import record_key, source_digest
+from imgproxy_py.analysis.records import record_key, source_digest
 from imgproxy_py.cache.base import CacheEntry
 from tests.cache.redis_server import RedisServer
 from tests.processing.test_faces import detector, face_photo

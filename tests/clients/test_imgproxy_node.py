@@ -1071,7 +1071,6 @@ PRO: dict[str, dict[str, Any]] = {
     "crop_aspect_ratio": {"crop_aspect_ratio": {"aspect_ratio": 1.5}},
     "objects_position": {"objects_position": {"type": "ce"}},
     "crop_objects": {"crop_objects": {"scale_factor": 1.2}},
-    "gravity-objw": {"gravity": {"type": "objw", "class_weights": [{"class": "face", "weight": 2}]}},
     "bypass_cache": {"bypass_cache": 1},
     "cache_tags": {"cache_tags": ["products"]},
     "format-mp4": {"format": "mp4"},
@@ -1085,6 +1084,8 @@ IMPLEMENTED_PRO: dict[str, dict[str, Any]] = {
     "autoquality": {"autoquality": {"method": "dssim"}},
     "gravity-obj": {"gravity": {"type": "obj", "class_names": ["face"]}},
     "crop-gravity-obj": {"crop": {"width": 100, "height": 100, "gravity": {"type": "obj", "class_names": ["face"]}}},
+    "gravity-objw": {"gravity": {"type": "objw", "class_weights": [{"class": "face", "weight": 2}]}},
+    "extend-obj": {"extend": {"extend": 1, "gravity": {"type": "obj", "class_names": ["face"]}}},
     "format-best": {"format": "best"},
 }
 IMPLEMENTED_BUILDS = {name: url({"width": 100, **options}) for name, options in IMPLEMENTED_PRO.items()}

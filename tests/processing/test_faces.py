@@ -209,3 +209,66 @@ def test_stored_faces_skip_the_detector() -> None:
     again = Processor(DEFAULT_CONFIG).process(Job(data, options("rs:fill:100:400/g:sm"), known=known))
     assert again.faces is None  # nothing new learnt, no detection
     assert face_share(data, again, labels) >= 0.99
+
+
+def test_object_weights_choose_which_faces_count() -> None:
+    """``g:objw``: a class weighing 0 is ignored (centre crop); any other weight keeps the face."""
+    data, labels = composite((1250, 250))
+    for text in ("g:objw:face:2", "g:objw:all:0:face:1", "g:objw:all:3"):
+        assert face_share(data, run_faces(data, f"rs:fill:225:400/{text}"), labels) >= 0.99, text
+    ignored = load(run_faces(data, "rs:fill:225:400/g:objw:all:1:face:0").data)
+    centre = load(run_faces(data, "rs:fill:225:400/g:ce", keep_whole=False).data)
+    assert float((ignored.cast("float") - centre.cast("float")).abs().max()) == 0
+
+
+@pytest.mark.parametrize("gravity", ["obj", "sm", "objw:face:2"])
+def test_crop_option_centres_on_the_face(gravity: str) -> None:
+    """``c:`` with an object or smart gravity (its own or the main one) holds the off-centre face."""
+    data, labels = composite((1250, 250))
+    for text in (f"c:800:600:{gravity}", f"c:800:600/g:{gravity}"):
+        result = run_faces(data, text, keep_whole=False)
+        assert (result.width, result.height) == (800, 600)
+        assert face_share(data, result, labels) >= 0.99, text
+    centre = run_faces(data, "c:800:600:ce", keep_whole=False)
+    assert face_share(data, centre, labels) < 0.01
+
+
+def _placed(result: ProcessResult) -> tuple[int, int]:
+    """Top-left of the (opaque) image on an extended, transparent canvas."""
+    alpha = load(result.data)[3]
+    columns, rows = alpha.project()
+    xs = [x for x in range(alpha.width) if columns(x, 0)[0] > 0]
+    ys = [y for y in range(alpha.height) if rows(0, y)[0] > 0]
+    return xs[0], ys[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "canvas"), [("rs:fit:1000:600/ex:1:obj/f:png", (1000, 600)), ("rs:fit:1000:600/exar:1:obj/f:png", None)]
+)
+def test_extend_puts_the_face_near_the_canvas_centre(text: str, canvas: tuple[int, int] | None) -> None:
+    """``ex:1:obj`` / ``exar:1:obj``: the image is placed so its face is as near the middle as it can be."""
+    data, labels = face_photo("astronaut.png")  # 512×512, the face high and left of centre
+    face = labels[0]
+    ours = run_faces(data, text)
+    centred = run_faces(data, text.replace(":obj", ":ce"))
+    assert (ours.width, ours.height) == (centred.width, centred.height)
+    if canvas is not None:
+        assert (ours.width, ours.height) == canvas
+
+    def off_centre(result: ProcessResult) -> tuple[float, float]:
+        left, top = _placed(result)
+        assert left + face.x0 >= 0 and left + face.x1 <= result.width  # the whole face is on the canvas
+        assert top + face.y0 >= 0 and top + face.y1 <= result.height
+        cx, cy = left + (face.x0 + face.x1) / 2, top + (face.y0 + face.y1) / 2
+        return abs(cx - result.width / 2), abs(cy - result.height / 2)
+
+    (ours_x, ours_y), (ce_x, ce_y) = off_centre(ours), off_centre(centred)
+    assert ours_x <= ce_x and ours_y <= ce_y
+    assert ours_x + ours_y < ce_x + ce_y - 20
+
+
+def test_extend_with_object_gravity_and_no_face_is_the_centre() -> None:
+    data = (FIXTURES / "images" / "flowers.jpeg").read_bytes()
+    obj = run_faces(data, "rs:fit:300:300/ex:1:obj/f:png")
+    centre = run_faces(data, "rs:fit:300:300/ex:1:ce/f:png")
+    assert _placed(obj) == _placed(centre)

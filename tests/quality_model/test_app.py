@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from imgproxy_py.quality_model.dataset import Dataset
-from imgproxy_py.quality_model.model import sha256
 from imgproxy_py.quality_model.registry import DEFAULT_DIR, Registry
+from imgproxy_py.quality_model.trees import sha256
 from tests.conftest import app_with_service
 
 URL = "/_/rs:fit:300:300/aq:{method}/plain/local:///flowers.jpeg@webp"

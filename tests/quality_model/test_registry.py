@@ -13,10 +13,10 @@ from imgproxy_py.monitoring import ModelRegistry
 from imgproxy_py.processing.quality import METRIC_VERSION as PROCESSING_METRIC_VERSION
 from imgproxy_py.quality_model import dataset as ds
 from imgproxy_py.quality_model.dataset import Dataset, Row
-from imgproxy_py.quality_model.features import FEATURE_NAMES, FEATURE_VERSION, INPUT_NAMES, model_inputs
-from imgproxy_py.quality_model.model import ModelError, Tree, TreeModel, load, sha256
+from imgproxy_py.quality_model.inputs import FEATURE_NAMES, FEATURE_VERSION, INPUT_NAMES, model_inputs
 from imgproxy_py.quality_model.registry import ModelHandle, Registry
 from imgproxy_py.quality_model.serving import QualityModelService
+from imgproxy_py.quality_model.trees import ModelError, Tree, TreeModel, load, sha256
 
 
 def synthetic_rows(n: int, seed: int = 1) -> list[Row]:

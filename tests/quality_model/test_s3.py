@@ -22,9 +22,9 @@ import pytest
 
 from imgproxy_py.cli import main
 from imgproxy_py.quality_model.dataset import S3Dataset, open_dataset
-from imgproxy_py.quality_model.features import FEATURE_VERSION
-from imgproxy_py.quality_model.model import ModelError, sha256
+from imgproxy_py.quality_model.inputs import FEATURE_VERSION
 from imgproxy_py.quality_model.registry import DEFAULT_DIR, ModelHandle, Registry
+from imgproxy_py.quality_model.trees import ModelError, sha256
 from imgproxy_py.s3conn import S3Target
 from tests.conftest import app_with_service
 from tests.quality_model.test_registry import _stump, synthetic_rows

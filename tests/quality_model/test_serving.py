@@ -6,10 +6,10 @@ import dataclasses
 from pathlib import Path
 
 from imgproxy_py.processing import Job, Processor
-from imgproxy_py.quality_model.features import FEATURE_NAMES, FEATURE_VERSION, INPUT_NAMES
-from imgproxy_py.quality_model.model import Tree, TreeModel, sha256
+from imgproxy_py.quality_model.inputs import FEATURE_NAMES, FEATURE_VERSION, INPUT_NAMES
 from imgproxy_py.quality_model.registry import ModelHandle, Registry
 from imgproxy_py.quality_model.serving import QualityModelService
+from imgproxy_py.quality_model.trees import Tree, TreeModel, sha256
 from tests.processing.process_helpers import DEFAULT_CONFIG, benchmark, fixture_bytes, options
 from tests.processing.test_autoquality import PHOTO_OPTS, dssim_of
 

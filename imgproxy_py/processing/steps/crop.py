@@ -33,7 +33,7 @@ def crop_image(
     wants_faces = gravity.type in _FACE_GRAVITIES or (faces is not None and faces.keep_whole)
     if faces is not None and faces.available and wants_faces:
         img = vips.pixels(img)  # read twice (the detector, the crop): decode once
-        boxes = padded(faces.boxes(img, gravity.classes), img.width, img.height)
+        boxes = padded(faces.boxes(img, gravity.classes, gravity.class_weights()), img.width, img.height)
     if gravity.type in _FACE_GRAVITIES:
         position = focus_window(img.width, img.height, width, height, boxes)
         if position is None and gravity.type is GravityType.SMART:

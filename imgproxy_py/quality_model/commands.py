@@ -116,9 +116,9 @@ def _train(settings: Settings, args: argparse.Namespace, registry: Any) -> int:
         return 2
     from imgproxy_py.processing.quality import METRIC_VERSION
     from imgproxy_py.quality_model.dataset import open_dataset
-    from imgproxy_py.quality_model.features import FEATURE_VERSION
-    from imgproxy_py.quality_model.model import ModelError
+    from imgproxy_py.quality_model.inputs import FEATURE_VERSION
     from imgproxy_py.quality_model.storage import is_s3
+    from imgproxy_py.quality_model.trees import ModelError
 
     location = _dataset_location(settings, args.data)
     if not is_s3(location) and not Path(location).is_file():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imgproxy_py.analysis.detector import Detection
-from imgproxy_py.analysis.features import FeatureRecord, record_key, source_digest
+from imgproxy_py.analysis.records import FeatureRecord, record_key, source_digest
 
 FACE = Detection(0.25, 0.1, 0.2, 0.3, 0.9)
 
