@@ -49,7 +49,10 @@ class ProcessResult:
 # pixels. Measured (benchmarks/RESULTS.md): a 4000-px PNG's first byte after the pixels (~0.3 s)
 # instead of after its whole encode (~2.5 s); a JPEG's encode is a small part of its time once
 # the pixels are computed, and libvips' WebP/AVIF/JXL savers write everything at the end.
+# At most this many: the pixels are held in memory while the result streams (the lazy pipeline
+# of a buffered result holds strips), 64 MB at 4 bands; a larger result is encoded lazily, buffered.
 STREAM_MIN_PIXELS = 4_000_000
+STREAM_MAX_PIXELS = 16_000_000
 
 
 def encode_result(
@@ -108,13 +111,14 @@ def encode_result(
 def _streams(
     out: Any, candidates: list[ImageFormat], po: ProcessingOptions, config: ProcessingConfig, frames: bool
 ) -> bool:
-    """A large PNG encoded once at a fixed quality: the only result worth sending as it is encoded."""
+    """A large PNG encoded once at a fixed quality: the only result worth sending as it is encoded
+    (and not so large that holding its pixels would cost more memory than the lazy encode)."""
     return (
         candidates == [ImageFormat.PNG]
         and not frames
         and not po.max_bytes
         and not autoquality_on(po, config, frames)
-        and out.width * out.height >= STREAM_MIN_PIXELS
+        and STREAM_MIN_PIXELS <= out.width * out.height <= STREAM_MAX_PIXELS
     )
 
 
