@@ -18,10 +18,9 @@ cancelled request cannot push more transforms onto the CPU than the limit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -56,6 +55,25 @@ class Arrival:
 
 
 _arrival: contextvars.ContextVar[Arrival | None] = contextvars.ContextVar("imgproxy_arrival", default=None)
+
+
+class Admission:
+    """One request's admission to a worker slot: a class, not an ``@asynccontextmanager``
+    generator, as every cold miss enters one (the generator costs the event loop more)."""
+
+    __slots__ = ("_pool", "_slot")
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self._pool = pool
+        self._slot: Slot | None = None
+
+    async def __aenter__(self) -> Slot:
+        self._slot = await self._pool._admit()
+        return self._slot
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._slot is not None:
+            self._pool._leave(self._slot)
 
 
 class WorkerPool:
@@ -95,8 +113,11 @@ class WorkerPool:
         _arrival.set(arrival)
         return arrival
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[Slot]:
+    def slot(self) -> Admission:
+        """``async with pool.slot() as slot``: admitted (or TooManyRequestsError), released on exit."""
+        return Admission(self)
+
+    async def _admit(self) -> Slot:
         arrival = _arrival.get()
         if arrival is not None and arrival.pool is self:
             arrival.leave()  # from now on counted as waiting
@@ -108,14 +129,13 @@ class WorkerPool:
         finally:
             self._waiting -= 1
         self._busy += 1
-        slot = Slot()
-        try:
-            yield slot
-        finally:
-            if slot.pending is not None and not slot.pending.done():
-                slot.pending.add_done_callback(lambda _: self._release())
-            else:
-                self._release()
+        return Slot()
+
+    def _leave(self, slot: Slot) -> None:
+        if slot.pending is not None and not slot.pending.done():
+            slot.pending.add_done_callback(lambda _: self._release())
+        else:
+            self._release()
 
     def _release(self) -> None:
         self._busy -= 1

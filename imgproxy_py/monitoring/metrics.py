@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summ
 
 _INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _AGREEMENT_BUCKETS = (0.1, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+_QUALITY_DIFFERENCE_BUCKETS = (-20.0, -10.0, -5.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
 _MEGAPIXEL_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 50.0)
 _SOURCE_BYTE_BUCKETS = tuple(float(2**k) for k in range(12, 27, 2))  # 4 KiB … 64 MiB
 
@@ -38,6 +39,13 @@ class ModelMetrics:
         self.shadow_agreement = Histogram(
             "model_shadow_agreement", "Agreement of a shadow version with the serving one (1 = same)",
             ["model", "serving", "shadow", "measure"], namespace=ns, registry=reg, buckets=_AGREEMENT_BUCKETS,
+        )  # fmt: skip
+        self.shadow_quality_difference = Histogram(
+            "model_shadow_quality_difference", "A shadow quality model's prediction minus the serving one's "
+            "(measure=predicted), or its first encode's quality minus the served one (measure=served), in "
+            "quality steps (signed: no _sum)",
+            ["model", "serving", "shadow", "measure"], namespace=ns, registry=reg,
+            buckets=_QUALITY_DIFFERENCE_BUCKETS,
         )  # fmt: skip
         self.shadow_runs = Counter(
             "model_shadow_runs_total", "Shadow runs by outcome (ok, error)", ["model", "shadow", "outcome"],

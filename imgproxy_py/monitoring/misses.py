@@ -1,9 +1,9 @@
-"""One hook per processed request (a cache miss): the input mix, per-arm quality, the shadow detector.
+"""One hook per processed request (a cache miss): the input mix, per-arm quality, the shadows.
 
 The server calls ``MissMonitor.observe`` where a miss's result is produced; everything it
 does runs after that request's response has been sent (``observability.after_response``),
-on the event loop and cheaply (the shadow's detection runs in its own thread). Cache hits
-never reach it.
+on the event loop and cheaply (the shadow detector's detection runs in its own thread, the
+shadow quality model's microsecond prediction inline). Cache hits never reach it.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from imgproxy_py.monitoring.face_shadow import FaceShadow
 from imgproxy_py.monitoring.inputs import InputMix
 from imgproxy_py.monitoring.metrics import ModelMetrics
 from imgproxy_py.monitoring.monitor import ModelRegistry
+from imgproxy_py.monitoring.quality_shadow import QualityShadow
 from imgproxy_py.monitoring.reference import ProfileSet
 from imgproxy_py.observability import Metrics, after_response, current_record
 from imgproxy_py.processing import ProcessResult
@@ -29,15 +30,22 @@ log = logging.getLogger("imgproxy_py.models")
 
 class MissMonitor:
     def __init__(
-        self, inputs: InputMix | None = None, arms: ArmQuality | None = None, faces: FaceShadow | None = None
+        self,
+        inputs: InputMix | None = None,
+        arms: ArmQuality | None = None,
+        faces: FaceShadow | None = None,
+        quality: QualityShadow | None = None,
     ) -> None:
         self.inputs = inputs
         self.arms = arms
         self.faces = faces
+        self.quality = quality
 
     def observe(self, experiment: str, source_url: str, result: ProcessResult, source: object) -> None:
         """A processed request: ``experiment`` its ``name=arm`` (or ""), ``source`` the source's
         bytes (anything else, e.g. a streamed input: no shadow run, size from the request record)."""
+        if self.inputs is None and self.arms is None and self.faces is None and self.quality is None:
+            return  # nothing is monitored (no metrics listener): no closure, no after-response hook
         data = source if isinstance(source, bytes) else None
         record = current_record.get()
 
@@ -49,6 +57,8 @@ class MissMonitor:
                 self.arms.observe(experiment, result)
             if self.faces is not None and data is not None and result.faces is not None:
                 self.faces.submit(source_url, data, result.faces)
+            if self.quality is not None and result.ml:  # sampled per variant: source and output size
+                self.quality.observe(f"{source_url}\x00{result.width}x{result.height}", result.ml)
 
         after_response(later)
 
@@ -81,6 +91,7 @@ def miss_monitor(
     detector: Detector | None,
     arms: Iterable[tuple[str, str]] = (),
     namespace: str = "",
+    quality: QualityShadow | None = None,
 ) -> tuple[MissMonitor, str]:
     """The miss hook for this app, and the shadow detector's status line (start-up log, /health)."""
     reference = models.references.inputs() if models.references is not None else None
@@ -88,9 +99,9 @@ def miss_monitor(
     if models.metrics is not None:  # nothing could read the input mix without the metrics listener
         inputs = InputMix(models.metrics, reference, conf.model_drift_window, conf.model_drift_min_values)
     arm_list = list(arms)
-    quality = ArmQuality(metrics.registry, arm_list, namespace) if metrics is not None and arm_list else None
+    arm_quality = ArmQuality(metrics.registry, arm_list, namespace) if metrics is not None and arm_list else None
     shadow, status = face_shadow(detector, conf, models)
-    return MissMonitor(inputs, quality, shadow), status
+    return MissMonitor(inputs, arm_quality, shadow, quality), status
 
 
 def face_shadow(

@@ -41,6 +41,12 @@ def boxes_agreement(serving: list[Box], shadow: list[Box]) -> float:
     return min(1.0, sum(matched) / len(matched))
 
 
+def sampled(shadow: str, key: str, share: float) -> bool:
+    """Whether ``key`` is in the stable ``share`` of keys ``shadow`` runs on (the same in every process)."""
+    digest = hashlib.blake2b(f"shadow\x00{shadow}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / float(1 << 64) < share
+
+
 class ShadowRunner(Generic[T]):
     """Runs ``shadow`` for a stable, sampled share of keys (the cache key or source URL), one at a
     time in a thread, and records ``compare(serving_result, shadow_result)`` as metrics."""
@@ -67,8 +73,7 @@ class ShadowRunner(Generic[T]):
         self.results: list[Mapping[str, float]] = []  # the last agreements (tests, debugging)
 
     def sampled(self, key: str) -> bool:
-        digest = hashlib.blake2b(f"shadow\x00{self.shadow}\x00{key}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big") / float(1 << 64) < self.sample
+        return sampled(self.shadow, key, self.sample)
 
     def after_response(self, key: str, serving_result: T, run_shadow: Callable[[], T]) -> asyncio.Task[None] | None:
         """Schedule a shadow run (call this once the response is sent); None when not sampled or

@@ -38,14 +38,37 @@ from imgproxy_py.settings import parse_bool
 
 @dataclass(slots=True)
 class ParseState:
-    """What appliers read and write while one path is parsed."""
+    """What appliers read and write while one path is parsed.
 
-    po: ProcessingOptions
+    Appliers ``set`` fields; the changes are collected and the frozen options are built
+    once, when ``po`` is read (at the end of the parse, or by an applier that needs a
+    current value): one copy of the 50-odd fields per path instead of one per option.
+    """
+
+    base: ProcessingOptions
     presets: Mapping[str, Sequence[tuple[str, list[str]]]]
     applied_presets: list[str] = field(default_factory=list)  # every preset applied, in order
     preset_chain: list[str] = field(default_factory=list)  # presets being applied right now
     now: float = field(default_factory=time.time)
     allow_security: bool = False  # IMGPROXY_ALLOW_SECURITY_OPTIONS
+    changes: dict[str, Any] = field(default_factory=dict)  # fields set since ``base`` was built
+
+    def set(self, **changes: Any) -> None:
+        """Replace option fields (applied in order: a later value wins)."""
+        self.changes.update(changes)
+
+    def current(self, name: str) -> Any:
+        """One field's current value, without building the options."""
+        changes = self.changes
+        return changes[name] if name in changes else getattr(self.base, name)
+
+    @property
+    def po(self) -> ProcessingOptions:
+        """The options as parsed so far (built here, once per batch of changes)."""
+        if self.changes:
+            self.base = evolve(self.base, **self.changes)
+            self.changes = {}
+        return self.base
 
 
 Applier = Callable[[ParseState, list[str]], None]
@@ -204,41 +227,41 @@ def _extend(name: str, args: list[str], previous: Extend) -> Extend:
 
 def apply_width(st: ParseState, args: list[str]) -> None:
     _exact_args("width", args, 1)
-    st.po = evolve(st.po, width=_dimension("width", args[0]))
+    st.set(width=_dimension("width", args[0]))
 
 
 def apply_height(st: ParseState, args: list[str]) -> None:
     _exact_args("height", args, 1)
-    st.po = evolve(st.po, height=_dimension("height", args[0]))
+    st.set(height=_dimension("height", args[0]))
 
 
 def apply_min_width(st: ParseState, args: list[str]) -> None:
     _exact_args("min-width", args, 1)
-    st.po = evolve(st.po, min_width=_dimension("min-width", args[0]))
+    st.set(min_width=_dimension("min-width", args[0]))
 
 
 def apply_min_height(st: ParseState, args: list[str]) -> None:
     _exact_args("min-height", args, 1)
-    st.po = evolve(st.po, min_height=_dimension("min-height", args[0]))
+    st.set(min_height=_dimension("min-height", args[0]))
 
 
 def apply_enlarge(st: ParseState, args: list[str]) -> None:
     _exact_args("enlarge", args, 1)
-    st.po = evolve(st.po, enlarge=parse_flag("enlarge", args[0]))
+    st.set(enlarge=parse_flag("enlarge", args[0]))
 
 
 def apply_extend(st: ParseState, args: list[str]) -> None:
-    st.po = evolve(st.po, extend=_extend("extend", args, st.po.extend))
+    st.set(extend=_extend("extend", args, st.current("extend")))
 
 
 def apply_extend_aspect_ratio(st: ParseState, args: list[str]) -> None:
-    st.po = evolve(st.po, extend_aspect_ratio=_extend("extend_aspect_ratio", args, st.po.extend_aspect_ratio))
+    st.set(extend_aspect_ratio=_extend("extend_aspect_ratio", args, st.current("extend_aspect_ratio")))
 
 
 def apply_resizing_type(st: ParseState, args: list[str]) -> None:
     _exact_args("resizing_type", args, 1)
     try:
-        st.po = evolve(st.po, resizing_type=ResizingType(args[0]))
+        st.set(resizing_type=ResizingType(args[0]))
     except ValueError:
         raise _fail("resizing_type", f"unknown resizing type {args[0]!r}") from None
 
@@ -270,71 +293,71 @@ def apply_zoom(st: ParseState, args: list[str]) -> None:
         raise _fail("zoom", "takes 1 or 2 arguments")
     zw = parse_float("zoom", args[0], lo_open=True)
     zh = parse_float("zoom", args[1], lo_open=True) if len(args) == 2 else zw
-    st.po = evolve(st.po, zoom_width=zw, zoom_height=zh)
+    st.set(zoom_width=zw, zoom_height=zh)
 
 
 def apply_dpr(st: ParseState, args: list[str]) -> None:
     _exact_args("dpr", args, 1)
-    st.po = evolve(st.po, dpr=parse_float("dpr", args[0], lo_open=True))
+    st.set(dpr=parse_float("dpr", args[0], lo_open=True))
 
 
 def apply_gravity(st: ParseState, args: list[str]) -> None:
-    st.po = evolve(st.po, gravity=parse_gravity("gravity", args, previous=st.po.gravity))
+    st.set(gravity=parse_gravity("gravity", args, previous=st.current("gravity")))
 
 
 def apply_crop(st: ParseState, args: list[str]) -> None:
     """``c:width[:height[:gravity...]]``; like imgproxy, parts not given keep their current value."""
     _max_args("crop", args, 5)
-    current = st.po.crop
+    current: Crop = st.current("crop")
     width = parse_float("crop", args[0])
     height = parse_float("crop", args[1]) if len(args) > 1 and args[1] else current.height
     gravity = current.gravity
     if len(args) > 2:
         gravity = parse_gravity("crop", args[2:], previous=gravity, nested=True)
-    st.po = evolve(st.po, crop=Crop(width, height, gravity))
+    st.set(crop=Crop(width, height, gravity))
 
 
 def _bool_applier(option: str, attr: str) -> Applier:
     def apply(st: ParseState, args: list[str]) -> None:
         _exact_args(option, args, 1)
         changes: dict[str, Any] = {attr: parse_flag(option, args[0])}
-        st.po = evolve(st.po, **changes)
+        st.set(**changes)
 
     return apply
 
 
 def apply_quality(st: ParseState, args: list[str]) -> None:
     _exact_args("quality", args, 1)
-    st.po = evolve(st.po, quality=parse_int("quality", args[0], lo=0, hi=100))
+    st.set(quality=parse_int("quality", args[0], lo=0, hi=100))
 
 
 def apply_format_quality(st: ParseState, args: list[str]) -> None:
     if not args or len(args) % 2:
         raise _fail("format_quality", "expects format:quality pairs")
-    pairs = dict(st.po.format_quality)
+    pairs: dict[ImageFormat, int] = dict(st.current("format_quality"))
     for fmt_name, q in zip(args[::2], args[1::2], strict=True):
         fmt = ImageFormat.from_name(fmt_name)
         if fmt is None:
             raise _fail("format_quality", f"unknown format {fmt_name!r}")
         pairs[fmt] = parse_int("format_quality", q, lo=0, hi=100)
     ordered = tuple(sorted(((f, q) for f, q in pairs.items() if q > 0), key=lambda p: p[0].value))
-    st.po = evolve(st.po, format_quality=ordered)
+    st.set(format_quality=ordered)
 
 
 def apply_format(st: ParseState, args: list[str]) -> None:
     _exact_args("format", args, 1)
     if args[0].lower() == "best":
-        st.po = evolve(st.po, format=None, format_best=True)
+        st.set(format=None, format_best=True)
         return
     fmt = ImageFormat.from_name(args[0])
     if fmt is None:
         raise _fail("format", f"unknown format {args[0]!r}")
-    st.po = evolve(st.po, format=fmt, format_best=False)
+    st.set(format=fmt, format_best=False)
 
 
 def apply_cachebuster(st: ParseState, args: list[str]) -> None:
     _max_args("cachebuster", args, 1)
-    st.po = evolve(st.po, cachebuster=args[0] if args else "")
+    st.set(cachebuster=args[0] if args else "")
 
 
 def apply_expires(st: ParseState, args: list[str]) -> None:
@@ -342,7 +365,7 @@ def apply_expires(st: ParseState, args: list[str]) -> None:
     stamp = parse_int("expires", args[0], lo=-(2**62))
     if stamp > 0 and stamp < st.now:
         raise ExpiredURLError("the URL has expired")
-    st.po = evolve(st.po, expires=max(stamp, 0))
+    st.set(expires=max(stamp, 0))
 
 
 def apply_filename(st: ParseState, args: list[str]) -> None:
@@ -351,7 +374,7 @@ def apply_filename(st: ParseState, args: list[str]) -> None:
     name = args[0]
     if len(args) == 2 and args[1] and parse_flag("filename", args[1]):
         name = _decode_base64url("filename", name)
-    st.po = evolve(st.po, filename=name)
+    st.set(filename=name)
 
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -409,22 +432,22 @@ def _channel(name: str, value: str) -> int:
 def apply_trim(st: ParseState, args: list[str]) -> None:
     """``t:threshold:colour:equal_hor:equal_ver``; an empty threshold switches trim off (v4)."""
     _max_args("trim", args, 4)
-    current = st.po.trim
+    current: Trim = st.current("trim")
     threshold = parse_float("trim", args[0], lo=-math.inf) if args[0] else None
     color = parse_hex_color("trim", args[1]) if len(args) > 1 and args[1] else None
     equal_hor = parse_flag("trim", args[2]) if len(args) > 2 and args[2] else current.equal_hor
     equal_ver = parse_flag("trim", args[3]) if len(args) > 3 and args[3] else current.equal_ver
-    st.po = evolve(st.po, trim=Trim(threshold, color, equal_hor, equal_ver))
+    st.set(trim=Trim(threshold, color, equal_hor, equal_ver))
 
 
 def apply_padding(st: ParseState, args: list[str]) -> None:
     """CSS order; a missing right/bottom copies top, a missing left copies right; empty top keeps it."""
     _max_args("padding", args, 4)
-    top = _dimension("padding", args[0]) if args[0] else st.po.padding.top
+    top = _dimension("padding", args[0]) if args[0] else st.current("padding").top
     right = _dimension("padding", args[1]) if len(args) > 1 and args[1] else top
     bottom = _dimension("padding", args[2]) if len(args) > 2 and args[2] else top
     left = _dimension("padding", args[3]) if len(args) > 3 and args[3] else right
-    st.po = evolve(st.po, padding=Padding(top, right, bottom, left))
+    st.set(padding=Padding(top, right, bottom, left))
 
 
 def apply_rotate(st: ParseState, args: list[str]) -> None:
@@ -432,14 +455,14 @@ def apply_rotate(st: ParseState, args: list[str]) -> None:
     angle = parse_int("rotate", args[0], lo=-(2**62))
     if angle % 90:
         raise _fail("rotate", "the angle must be a multiple of 90")
-    st.po = evolve(st.po, rotate=angle % 360)  # -90 and 270 are the same rotation: one canonical form
+    st.set(rotate=angle % 360)  # -90 and 270 are the same rotation: one canonical form
 
 
 def apply_flip(st: ParseState, args: list[str]) -> None:
     _max_args("flip", args, 2)
-    horizontal = parse_flag("flip", args[0]) if args[0] else st.po.flip_horizontal
-    vertical = parse_flag("flip", args[1]) if len(args) > 1 and args[1] else st.po.flip_vertical
-    st.po = evolve(st.po, flip_horizontal=horizontal, flip_vertical=vertical)
+    horizontal = parse_flag("flip", args[0]) if args[0] else st.current("flip_horizontal")
+    vertical = parse_flag("flip", args[1]) if len(args) > 1 and args[1] else st.current("flip_vertical")
+    st.set(flip_horizontal=horizontal, flip_vertical=vertical)
 
 
 def apply_background(st: ParseState, args: list[str]) -> None:
@@ -450,23 +473,23 @@ def apply_background(st: ParseState, args: list[str]) -> None:
         color = Color(*(_channel("background", a) for a in args))
     else:
         raise _fail("background", "takes R:G:B or one hex colour")
-    st.po = evolve(st.po, background=color)
+    st.set(background=color)
 
 
 def apply_blur(st: ParseState, args: list[str]) -> None:
     _exact_args("blur", args, 1)
-    st.po = evolve(st.po, blur=parse_float("blur", args[0]))  # 0: off (imgproxy accepts it)
+    st.set(blur=parse_float("blur", args[0]))  # 0: off (imgproxy accepts it)
 
 
 def apply_sharpen(st: ParseState, args: list[str]) -> None:
     _exact_args("sharpen", args, 1)
-    st.po = evolve(st.po, sharpen=parse_float("sharpen", args[0]))  # 0: off (imgproxy accepts it)
+    st.set(sharpen=parse_float("sharpen", args[0]))  # 0: off (imgproxy accepts it)
 
 
 def apply_pixelate(st: ParseState, args: list[str]) -> None:
     _exact_args("pixelate", args, 1)
     size = parse_int("pixelate", args[0])
-    st.po = evolve(st.po, pixelate=size if size > 1 else 0)
+    st.set(pixelate=size if size > 1 else 0)
 
 
 _WATERMARK_POSITIONS = {g.value: g for g in GravityType if g not in (GravityType.SMART, GravityType.FOCUS_POINT)}
@@ -475,7 +498,7 @@ _WATERMARK_POSITIONS = {g.value: g for g in GravityType if g not in (GravityType
 def apply_watermark(st: ParseState, args: list[str]) -> None:
     """``wm:opacity:position:x:y:scale``; empty parts keep their value, two more (Pro) are ignored."""
     _max_args("watermark", args, 7)
-    current = st.po.watermark
+    current: Watermark = st.current("watermark")
     opacity = parse_float("watermark", args[0])
     if opacity > 1:
         raise _fail("watermark", "opacity must be within 0..1")
@@ -487,7 +510,7 @@ def apply_watermark(st: ParseState, args: list[str]) -> None:
     x = _offset("watermark", args[2]) if len(args) > 2 and args[2] else current.x
     y = _offset("watermark", args[3]) if len(args) > 3 and args[3] else current.y
     scale = parse_float("watermark", args[4], lo_open=True) if len(args) > 4 and args[4] else current.scale
-    st.po = evolve(st.po, watermark=Watermark(opacity, position, x, y, scale))
+    st.set(watermark=Watermark(opacity, position, x, y, scale))
 
 
 # --- detections and perceptual quality (imgproxy Pro's syntax) -----------------------------
@@ -499,7 +522,7 @@ def apply_blur_detections(st: ParseState, args: list[str]) -> None:
         raise _fail("blur_detections", "the sigma is missing")
     sigma = parse_float("blur_detections", args[0])
     classes = detection_classes("blur_detections", args[1:])
-    st.po = evolve(st.po, blur_detections=Detections(sigma > 0, sigma, classes))
+    st.set(blur_detections=Detections(sigma > 0, sigma, classes))
 
 
 def apply_draw_detections(st: ParseState, args: list[str]) -> None:
@@ -508,7 +531,7 @@ def apply_draw_detections(st: ParseState, args: list[str]) -> None:
         raise _fail("draw_detections", "the flag is missing")
     enabled = parse_flag("draw_detections", args[0])
     classes = detection_classes("draw_detections", args[1:])
-    st.po = evolve(st.po, draw_detections=Detections(enabled, 0.0, classes))
+    st.set(draw_detections=Detections(enabled, 0.0, classes))
 
 
 AUTOQUALITY_METHODS = frozenset({"none", "dssim", "ml"})
@@ -528,7 +551,7 @@ def apply_autoquality(st: ParseState, args: list[str]) -> None:
     if min_q and max_q and min_q > max_q:
         raise _fail("autoquality", "min quality is above max quality")
     error = parse_float("autoquality", args[4]) if len(args) > 4 and args[4] else 0.0
-    st.po = evolve(st.po, autoquality=AutoQuality(method, target, min_q, max_q, error))
+    st.set(autoquality=AutoQuality(method, target, min_q, max_q, error))
 
 
 # --- output and handling ------------------------------------------------------------------
@@ -536,18 +559,18 @@ def apply_autoquality(st: ParseState, args: list[str]) -> None:
 
 def apply_max_bytes(st: ParseState, args: list[str]) -> None:
     _exact_args("max_bytes", args, 1)
-    st.po = evolve(st.po, max_bytes=parse_int("max_bytes", args[0]))
+    st.set(max_bytes=parse_int("max_bytes", args[0]))
 
 
 def apply_skip_processing(st: ParseState, args: list[str]) -> None:
     """Formats to return untouched; they add to IMGPROXY_SKIP_PROCESSING_FORMATS (and earlier ``skp``)."""
-    formats = set(st.po.skip_processing)
+    formats: set[ImageFormat] = set(st.current("skip_processing"))
     for fmt_name in args:
         fmt = ImageFormat.from_name(fmt_name) if fmt_name else None
         if fmt is None:
             raise _fail("skip_processing", f"unknown format {fmt_name!r}")
         formats.add(fmt)
-    st.po = evolve(st.po, skip_processing=frozenset(formats))
+    st.set(skip_processing=frozenset(formats))
 
 
 # --- security options (only with IMGPROXY_ALLOW_SECURITY_OPTIONS) --------------------------
@@ -566,33 +589,33 @@ def _megapixels(name: str, value: str) -> int:
 
 def apply_max_src_resolution(st: ParseState, args: list[str]) -> None:
     value = _security_gate(st, "max_src_resolution", args)
-    st.po = evolve(st.po, max_src_resolution=_megapixels("max_src_resolution", value))
+    st.set(max_src_resolution=_megapixels("max_src_resolution", value))
 
 
 def apply_max_src_file_size(st: ParseState, args: list[str]) -> None:
     value = _security_gate(st, "max_src_file_size", args)
-    st.po = evolve(st.po, max_src_file_size=parse_int("max_src_file_size", value, lo=-(2**62)))
+    st.set(max_src_file_size=parse_int("max_src_file_size", value, lo=-(2**62)))
 
 
 def apply_max_animation_frames(st: ParseState, args: list[str]) -> None:
     value = _security_gate(st, "max_animation_frames", args)
-    st.po = evolve(st.po, max_animation_frames=parse_int("max_animation_frames", value, lo=1))
+    st.set(max_animation_frames=parse_int("max_animation_frames", value, lo=1))
 
 
 def apply_max_animation_frame_resolution(st: ParseState, args: list[str]) -> None:
     value = _security_gate(st, "max_animation_frame_resolution", args)
-    st.po = evolve(st.po, max_animation_frame_resolution=_megapixels("max_animation_frame_resolution", value))
+    st.set(max_animation_frame_resolution=_megapixels("max_animation_frame_resolution", value))
 
 
 def apply_max_result_dimension(st: ParseState, args: list[str]) -> None:
     value = _security_gate(st, "max_result_dimension", args)
-    st.po = evolve(st.po, max_result_dimension=parse_int("max_result_dimension", value, lo=-(2**62)))
+    st.set(max_result_dimension=parse_int("max_result_dimension", value, lo=-(2**62)))
 
 
 def apply_video_thumbnail_second(st: ParseState, args: list[str]) -> None:
     """``vts:<seconds>`` (imgproxy Pro's option): the time of the still taken from a video source."""
     _exact_args("video_thumbnail_second", args, 1)
-    st.po = evolve(st.po, video_thumbnail_second=parse_float("video_thumbnail_second", args[0]))
+    st.set(video_thumbnail_second=parse_float("video_thumbnail_second", args[0]))
 
 
 def apply_option(st: ParseState, name: str, args: list[str]) -> None:

@@ -152,10 +152,10 @@ class Parser:
         source_url, ext = decode_source(segments[index:])
         if self._rewriter.active:
             source_url = self._rewriter.rewrite(source_url)
-        po = state.po
-        if ext and not po.raw and ext.lower() == "best":
-            po = evolve(po, format=None, format_best=True)
-        elif ext and not po.raw:  # raw ignores the extension, as imgproxy does
+        raw = state.current("raw")
+        if ext and not raw and ext.lower() == "best":
+            state.set(format=None, format_best=True)
+        elif ext and not raw:  # raw ignores the extension, as imgproxy does
             fmt = ImageFormat.from_name(ext)
             if fmt is None:
                 # Echo only what looks like an extension: after an unescaped '@' in a plain URL
@@ -165,8 +165,8 @@ class Parser:
                     f"unknown output extension {shown} (an '@' in a plain source URL must be written %40)",
                     hint="expected one of jpg, png, webp, avif, gif, ico, tiff, bmp, svg",
                 )
-            po = evolve(po, format=fmt, format_best=False)
-        return ParsedURL(po, source_url, tuple(state.applied_presets))
+            state.set(format=fmt, format_best=False)
+        return ParsedURL(state.po, source_url, tuple(state.applied_presets))  # the options are built here, once
 
     def check_options(self, segments: Sequence[str]) -> None:
         """Apply option segments to default options: raises the option's error if one is invalid."""

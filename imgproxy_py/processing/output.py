@@ -177,7 +177,16 @@ def _encode_one(
             if prediction is not None and features is not None:
                 choice = correct(encode_at, measure, params, prediction.quality)
                 outcome = MlOutcome(
-                    prediction.version, prediction.quality, choice.quality, choice.dssim, choice.encodes, features
+                    prediction.version,
+                    prediction.quality,
+                    choice.quality,
+                    choice.dssim,
+                    choice.encodes,
+                    features,
+                    fmt.value,
+                    params.target,
+                    params.min_quality,
+                    params.max_quality,
                 )
             else:
                 choice = search(encode_at, measure, params)

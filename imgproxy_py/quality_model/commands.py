@@ -155,4 +155,6 @@ def _train(settings: Settings, args: argparse.Namespace, registry: Any) -> int:
                 return 1
         registry.promote(model.version)
         print(f"serving {model.version}")
+    else:
+        print(f"to compare it with the serving version on live traffic: IMGPROXY_AUTOQUALITY_ML_SHADOW={model.version}")
     return 0

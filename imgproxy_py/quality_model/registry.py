@@ -111,6 +111,8 @@ class Registry:
         return self.load_with_meta(version)[0]
 
     def load_with_meta(self, version: str) -> tuple[TreeModel, dict[str, Any]]:
+        if not _VERSION.match(version):
+            raise ModelError(f"bad version name {version[:100]!r}")
         try:
             meta_bytes = self.store.read(f"{version}/meta.json")
             data = self.store.read(f"{version}/model.json")

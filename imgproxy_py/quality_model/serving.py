@@ -42,6 +42,11 @@ class MlOutcome:
     dssim: float | None
     encodes: int
     features: tuple[float, ...] = ()
+    # The rest of what the prediction saw, so a shadow version can predict from the same inputs.
+    format: str = ""
+    target: float = 0.0
+    min_quality: int = 0
+    max_quality: int = 0
 
 
 def predict_quality(

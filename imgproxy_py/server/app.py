@@ -27,6 +27,7 @@ from imgproxy_py.cache.s3 import S3Tier
 from imgproxy_py.cache.tiered import GuardedTier, TieredCache
 from imgproxy_py.experiments import Experiments, load_experiments
 from imgproxy_py.monitoring.misses import miss_monitor, model_registry
+from imgproxy_py.monitoring.quality_shadow import quality_shadow
 from imgproxy_py.netpolicy import AddressPolicy
 from imgproxy_py.observability import AccessLog, Metrics, configure_logging
 from imgproxy_py.options.parser import Parser
@@ -203,8 +204,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     models = model_registry(settings.analysis, metrics, obs.prometheus_namespace)
     faces = dataclasses.replace(faces, detector=monitored(faces.detector, settings.analysis, models))
     arms = experiments.shares() if experiments is not None else {}
+    aq_shadow, aq_shadow_status = quality_shadow(settings.analysis, models.metrics, S3Target.from_settings(settings.s3))
     misses, shadow_status = miss_monitor(
-        settings.analysis, models, metrics, faces.detector, arms, obs.prometheus_namespace
+        settings.analysis, models, metrics, faces.detector, arms, obs.prometheus_namespace, aq_shadow
     )
     quality_model = build_quality_model(settings, models)
     processor = Processor.from_settings(
@@ -283,6 +285,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         extra=(
             f"face detection: {face_status}" + ("" if faces.detector else " (smart crop: attention only)"),
             f"face detection shadow: {shadow_status}",
+            f"aq:ml shadow: {aq_shadow_status}",
         ),
     )
     routes = [Route(f"{prefix}/health", health, methods=["GET", "HEAD"])]

@@ -75,6 +75,9 @@ class ImageResolver:
         self.experiments = experiments
         self.quality_models = quality_models
         self._paths: LRU[str, _Path] = LRU(8192)
+        # Accept header → the formats it allows and their key: browsers send a handful of
+        # distinct Accept values, so a hit on a negotiating URL does not parse one again.
+        self._accepts: LRU[str, tuple[ClientFormats, str]] = LRU(256)
         self._client_hints = settings.options.client_hints
 
     def resolve(self, scope: Scope) -> ImageRequest:
@@ -138,10 +141,15 @@ class ImageResolver:
             _refuse_lost_version()
         parsed = path.parsed
         if path.negotiates:
-            client = client_formats(header(scope, b"accept") or "", self.settings.options)
+            accept = header(scope, b"accept") or ""
+            formats = self._accepts.get(accept)
+            if formats is None:
+                client = client_formats(accept, self.settings.options)
+                formats = (client, client.key())
+                self._accepts.put(accept, formats)
+            client, client_key = formats
         else:
-            client = NO_CLIENT_FORMATS
-        client_key = client.key()
+            client, client_key = NO_CLIENT_FORMATS, _NO_CLIENT_KEY
         model = self.quality_models.cache_version() if path.ml and self.quality_models is not None else ""
         known = path.keys.get(client_key)
         if known is None or known[2] != model:  # a promotion changes aq:ml results' keys
@@ -160,6 +168,9 @@ class ImageResolver:
             variant=known[0],
             options_text=path.options_text,
         )
+
+
+_NO_CLIENT_KEY = NO_CLIENT_FORMATS.key()
 
 
 def _refuse_lost_version() -> None:

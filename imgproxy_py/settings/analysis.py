@@ -43,6 +43,9 @@ class AnalysisSettings:
     face_shadow_sample: float = 0.0  # IMGPROXY_FACE_DETECTION_SHADOW_SAMPLE: share of misses, 0 = off
     face_shadow_size: int = 320  # IMGPROXY_FACE_DETECTION_SHADOW_SIZE: the shadow's input size (px)
     face_shadow_threshold: float = 0.5  # IMGPROXY_FACE_DETECTION_SHADOW_THRESHOLD: default: the serving one
+    # A shadow aq:ml model version on a sampled share of aq:ml misses (monitoring/quality_shadow.py).
+    aq_ml_shadow: str = ""  # IMGPROXY_AUTOQUALITY_ML_SHADOW: a registry version ("": off)
+    aq_ml_shadow_sample: float = 0.05  # IMGPROXY_AUTOQUALITY_ML_SHADOW_SAMPLE: share of aq:ml misses
 
     @classmethod
     def from_env(cls, env: _Env) -> AnalysisSettings:
@@ -91,4 +94,6 @@ class AnalysisSettings:
             face_shadow_threshold=env.get_float(
                 "IMGPROXY_FACE_DETECTION_SHADOW_THRESHOLD", threshold, min_value=0.01, max_value=1
             ),
+            aq_ml_shadow=env.get_str("IMGPROXY_AUTOQUALITY_ML_SHADOW", "").strip(),
+            aq_ml_shadow_sample=env.get_float("IMGPROXY_AUTOQUALITY_ML_SHADOW_SAMPLE", 0.05, min_value=0, max_value=1),
         )

@@ -192,3 +192,30 @@ async def test_the_app_records_rows_to_s3_and_serves_the_version_promoted_there(
         assert response.status_code == 200 and response.headers["x-cache"] == "MISS"  # a new version: a new key
     rows = list(S3Dataset(f"s3://{bucket}/aq-data", s3_server.target()).rows())
     assert [r.format for r in rows] == ["webp"] and 30 <= rows[0].label <= 90
+
+
+async def test_a_shadow_version_loads_from_the_s3_registry_and_an_unreachable_one_stays_off(
+    s3_server: S3Server,
+) -> None:
+    bucket = s3_server.new_bucket()
+    registry = Registry(f"s3://{bucket}/models", s3_server.target())
+    _publish(registry, "stump")  # predicts 55 or 65 whatever the image: far from the serving model
+    env = {
+        **_settings_env(s3_server, bucket),
+        "IMGPROXY_PROMETHEUS_BIND": "127.0.0.1:9",
+        "IMGPROXY_AUTOQUALITY_ML_SHADOW": "stump",
+        "IMGPROXY_AUTOQUALITY_ML_SHADOW_SAMPLE": "1",
+    }
+    url = "/_/rs:fit:300:300/aq:ml/plain/local:///flowers.jpeg@webp"
+    async with app_with_service(**env) as (client, service):
+        assert "aq:ml shadow: stump on 100% of aq:ml misses" in (await client.get("/health")).text
+        assert (await client.get(url)).status_code == 200
+        shadow = service.images.misses.quality if service.images.misses is not None else None
+        assert shadow is not None and len(shadow.results) == 1
+        assert shadow.results[0]["quality"] == max(0.0, 1 - abs(shadow.results[0]["predicted"]) / 10)
+    env["IMGPROXY_S3_ENDPOINT"] = closed_port_endpoint()
+    async with app_with_service(**env) as (client, service):
+        health = (await client.get("/health")).text
+        assert "aq:ml shadow: off: version stump is not usable" in health
+        assert (await client.get(url)).status_code == 200  # the shipped model serves; no shadow
+        assert service.images.misses is not None and service.images.misses.quality is None
