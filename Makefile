@@ -42,7 +42,8 @@ bench: $(BENCH_STAMP)
 bench-smoke: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_benchmarks_smoke.py
 
-# Cold misses of large sources from a throttled loopback origin, streamed vs buffered (~2 min).
+# Cold misses of large sources from a throttled loopback origin, streamed vs buffered, with ipx
+# and thumbor on the same origin (~5 min; the first run installs them into benchmarks/.peers/).
 bench-streaming: $(STAMP)
 	$(BIN)/python -m benchmarks.streaming
 

@@ -48,6 +48,17 @@ def _handler(origin: ThrottledOrigin) -> type[http.server.BaseHTTPRequestHandler
         def log_message(self, format: str, *args: Any) -> None:
             return
 
+        def do_HEAD(self) -> None:
+            """The headers a GET would send (ipx asks for them before the body)."""
+            name = self.path.split("?", 1)[0].rpartition("/")[2]
+            data = origin.files.get(name)
+            self.send_response(200 if data is not None else 404)
+            self.send_header("Content-Type", "application/octet-stream")
+            if data is not None and origin.etag:
+                self.send_header("ETag", f'"{name}-{len(data)}"')
+            self.send_header("Content-Length", str(len(data) if data is not None else 0))
+            self.end_headers()
+
         def do_GET(self) -> None:
             record = Served(self.path)
             origin.served.append(record)

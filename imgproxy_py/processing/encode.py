@@ -11,6 +11,7 @@ from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.processing import bmp_writer, external, ico, vips
 from imgproxy_py.processing.codecs import ENCODED_HERE
 from imgproxy_py.processing.geometry import round_half_away
+from imgproxy_py.processing.job import ResultSink
 from imgproxy_py.settings import OptionSettings
 
 
@@ -72,7 +73,11 @@ def save_options(
     raise UnsupportedFormatError(f"cannot save {fmt.value}")
 
 
-def encode(img: Any, fmt: ImageFormat, quality: int, keep_metadata: bool, enc: EncoderSettings) -> bytes:
+def encode(
+    img: Any, fmt: ImageFormat, quality: int, keep_metadata: bool, enc: EncoderSettings, sink: ResultSink | None = None
+) -> bytes:
+    """``fmt``'s bytes of ``img``; with a ``sink`` (PNG only, see processing/output.py) they also go
+    there as libvips produces them."""
     if fmt not in SAVABLE:
         raise UnsupportedFormatError(f"cannot save {fmt.value}")
     if fmt is ImageFormat.BMP:
@@ -86,6 +91,16 @@ def encode(img: Any, fmt: ImageFormat, quality: int, keep_metadata: bool, enc: E
             options["bitdepth"] = 16
         elif fmt is ImageFormat.AVIF:
             options["bitdepth"] = 12
+    if sink is not None and fmt is ImageFormat.PNG:
+        chunks: list[bytes] = []
+
+        def write(chunk: bytes) -> None:
+            chunks.append(chunk)
+            sink.write(chunk)
+
+        sink.begin(fmt)
+        vips.save_streaming(img, suffix, write, **options)
+        return b"".join(chunks)
     data = vips.save(img, suffix, **options)
     if fmt is ImageFormat.ICO:
         return ico.wrap_png(data, img.width, img.height)
@@ -93,7 +108,13 @@ def encode(img: Any, fmt: ImageFormat, quality: int, keep_metadata: bool, enc: E
 
 
 def encode_to_fit(
-    img: Any, fmt: ImageFormat, quality: int, max_bytes: int, keep_metadata: bool, enc: EncoderSettings
+    img: Any,
+    fmt: ImageFormat,
+    quality: int,
+    max_bytes: int,
+    keep_metadata: bool,
+    enc: EncoderSettings,
+    sink: ResultSink | None = None,
 ) -> bytes:
     """``max_bytes``: save again at lower quality until the result fits or quality reaches 10 (save_fit_bytes).
 
@@ -102,7 +123,7 @@ def encode_to_fit(
     saved once; the result may then be larger than the limit, as in imgproxy.
     """
     if max_bytes <= 0 or not fmt.supports_quality:
-        return encode(img, fmt, quality, keep_metadata, enc)
+        return encode(img, fmt, quality, keep_metadata, enc, sink)
     img = vips.pixels(img)  # saved several times: decode the pipeline once
     while True:
         data = encode(img, fmt, quality, keep_metadata, enc)

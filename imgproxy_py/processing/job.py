@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from imgproxy_py.analysis.detector import Detection
+from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.model import ProcessingOptions
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.processing.streamed import StreamedInput
@@ -25,6 +27,16 @@ class Known:
 NOTHING_KNOWN = Known()
 
 
+class ResultSink(Protocol):
+    """Where a large result's bytes go while it is encoded, called on the worker thread: ``begin``
+    once the pixels are computed (every decode error has happened by then), then ``write`` per
+    chunk libvips produces. The complete bytes are still returned in the ProcessResult."""
+
+    def begin(self, fmt: ImageFormat) -> None: ...
+
+    def write(self, chunk: bytes) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     source: bytes | StreamedInput  # whole bytes, or a JPEG/PNG still downloading (processing/streamed.py)
@@ -33,3 +45,4 @@ class Job:
     deadline: float = math.inf  # time.monotonic() value
     source_key: str | None = None  # source identity + version: reuse of decoded intermediates
     known: Known = NOTHING_KNOWN
+    output: ResultSink | None = None  # stream a large PNG result here as it is encoded (processing/output.py)

@@ -19,6 +19,7 @@ from imgproxy_py.processing.configuration import ProcessingConfig
 from imgproxy_py.processing.context import _frame_height
 from imgproxy_py.processing.encode import encode, encode_to_fit, resolve_quality
 from imgproxy_py.processing.format_choice import ClientFormats
+from imgproxy_py.processing.job import ResultSink
 from imgproxy_py.processing.quality import AUTOQUALITY_FORMATS, NumpyReference, correct, measurable, search, size_bucket
 from imgproxy_py.quality_model.inputs import Sample
 from imgproxy_py.quality_model.serving import MlOutcome
@@ -44,6 +45,16 @@ class ProcessResult:
     searched: tuple[tuple[str, int, float], ...] = ()  # DSSIM searches run here: (format, quality, achieved DSSIM)
 
 
+# Results streamed to the client as they are encoded (Job.output): PNGs of at least this many
+# pixels. Measured (benchmarks/RESULTS.md): a 4000-px PNG's first byte after the pixels (~0.3 s)
+# instead of after its whole encode (~2.5 s); a JPEG's encode is a small part of its time once
+# the pixels are computed, and libvips' WebP/AVIF/JXL savers write everything at the end.
+# At most this many: the pixels are held in memory while the result streams (the lazy pipeline
+# of a buffered result holds strips), 64 MB at 4 bands; a larger result is encoded lazily, buffered.
+STREAM_MIN_PIXELS = 4_000_000
+STREAM_MAX_PIXELS = 16_000_000
+
+
 def encode_result(
     out: Any,
     target: ImageFormat,
@@ -56,6 +67,7 @@ def encode_result(
     frames: bool = False,
     best: tuple[ImageFormat, ...] = (),
     hints: Mapping[str, int] | None = None,
+    output: ResultSink | None = None,
 ) -> ProcessResult:
     small = out.width < 16 or out.height < 16
     candidates = [f for f in best if not (f is ImageFormat.AVIF and small)] or [target]
@@ -68,11 +80,15 @@ def encode_result(
         and (out.width * out.height > config.best_max_resolution * 1_000_000)
     ):
         candidates = candidates[:1]
-    if len(candidates) > 1 or autoquality_on(po, config, frames):
-        out = vips.pixels(out)  # encoded several times: evaluate the pipeline once
+    sink = output if _streams(out, candidates, po, config, frames) else None
+    if len(candidates) > 1 or autoquality_on(po, config, frames) or sink is not None:
+        # encoded several times: evaluate the pipeline once; streamed: every decode error (a
+        # damaged source) is raised here, before a byte is sent
+        out = vips.pixels(out)
     reference: list[NumpyReference] = []  # built on the first search, shared by every candidate format
     results = [
-        _encode_one(out, fmt, po, config, frames, len(candidates) > 1, hints or {}, reference) for fmt in candidates
+        _encode_one(out, fmt, po, config, frames, len(candidates) > 1, hints or {}, reference, sink)
+        for fmt in candidates
     ]
     data, fmt, qualities, encodes = min(results, key=lambda r: len(r[0]))[:4]
     height = _frame_height(out) if frames else out.height
@@ -92,6 +108,20 @@ def encode_result(
     )
 
 
+def _streams(
+    out: Any, candidates: list[ImageFormat], po: ProcessingOptions, config: ProcessingConfig, frames: bool
+) -> bool:
+    """A large PNG encoded once at a fixed quality: the only result worth sending as it is encoded
+    (and not so large that holding its pixels would cost more memory than the lazy encode)."""
+    return (
+        candidates == [ImageFormat.PNG]
+        and not frames
+        and not po.max_bytes
+        and not autoquality_on(po, config, frames)
+        and STREAM_MIN_PIXELS <= out.width * out.height <= STREAM_MAX_PIXELS
+    )
+
+
 def autoquality_on(po: ProcessingOptions, config: ProcessingConfig, frames: bool) -> bool:
     method = po.autoquality.method or config.autoquality.method
     return method in ("dssim", "ml") and not frames
@@ -106,6 +136,7 @@ def _encode_one(
     best: bool,
     hints: Mapping[str, int],
     reference: list[NumpyReference],
+    sink: ResultSink | None = None,
 ) -> tuple[
     bytes, ImageFormat, list[tuple[str, int]], int, Sample | None, MlOutcome | None, tuple[str, int, float] | None
 ]:
@@ -173,7 +204,8 @@ def _encode_one(
             data = encode_to_fit(out, fmt, choice_q, po.max_bytes, keep, config.encoder)
         return data, fmt, [(key, choice_q)], encodes, sample, outcome, searched
     quality = resolve_quality(fmt, po, config.options)
-    return encode_to_fit(out, fmt, quality, po.max_bytes, keep, config.encoder), fmt, [], 1, None, None, None
+    data = encode_to_fit(out, fmt, quality, po.max_bytes, keep, config.encoder, sink)
+    return data, fmt, [], 1, None, None, None
 
 
 def _decode_candidate(data: bytes, fmt: ImageFormat, pixels: int) -> Any:

@@ -269,6 +269,7 @@ class Processor:
             source_height,
             best=best,
             hints=job.known.qualities if reuse else None,
+            output=job.output,
         )
         track = ctx.faces
         if track is not None and track.ran_detector and track.complete and track.raw is not None:

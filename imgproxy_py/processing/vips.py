@@ -196,6 +196,24 @@ def save(img: Any, suffix: str, **options: Any) -> bytes:
     return _cancellable(img, write)
 
 
+def save_streaming(img: Any, suffix: str, write: Callable[[bytes], None], **options: Any) -> None:
+    """Encode to ``suffix``, handing the bytes to ``write`` (on this thread) as libvips produces
+    them, cancellable like ``save``. JPEG and PNG write as rows are compressed; most other savers
+    write everything at the end."""
+
+    def run(image: Any) -> None:
+        target = pyvips.TargetCustom()
+
+        def on_write(chunk: Any) -> int:
+            write(bytes(chunk))
+            return len(chunk)
+
+        target.on_write(on_write)
+        image.write_to_target(target, suffix, **options)
+
+    _cancellable(img, run)
+
+
 def pixels(img: Any) -> Any:
     """Evaluate into memory, cancellable like ``save``: every step that materialises uses this,
     never ``copy_memory()`` directly, so no evaluation escapes the deadline and the kill flag."""

@@ -37,6 +37,7 @@ from imgproxy_py.observability import note, span
 from imgproxy_py.processing.limits import Limits
 from imgproxy_py.server.responder import Resolved, Responder
 from imgproxy_py.server.responses import error_response
+from imgproxy_py.server.result_stream import ResultStream, stream_offer
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import FetchLimits, Source, SourceImage
 from imgproxy_py.sources.registry import SourceRegistry
@@ -134,6 +135,7 @@ class ResultFlow:
         self._use_etag = server.use_etag
         self._use_last_modified = server.use_last_modified
         self._ttl = float(settings.cache.ttl)
+        self._stream_results = server.stream_results  # IMGPROXY_STREAM_RESULTS
 
     # --- the flow ------------------------------------------------------------------------
 
@@ -186,7 +188,10 @@ class ResultFlow:
                 stale = entry
         try:
             for _ in range(2):
-                outcome, shared = await self.flights.do(req.key, lambda: self._produce(req, strategy, deadline))
+                got = await self._flight(req, strategy, deadline)
+                if isinstance(got, ResultStream):
+                    return responder.stream(req, got)
+                outcome, shared = got
                 if isinstance(outcome, NotModified) and not etag_matches(req, outcome.etag):
                     continue  # the leader's own 304 is no answer for a waiter without that ETag
                 return self._answer(req, responder, outcome, shared)
@@ -196,6 +201,31 @@ class ResultFlow:
                 log.warning("source down (%s); serving a stale result", exc.detail)
                 return responder.respond(req, stale, CacheStatus.STALE)
             raise
+
+    async def _flight(self, req: R, strategy: Strategy[R], deadline: float) -> tuple[Outcome, bool] | ResultStream:
+        """The computation's outcome, shared by every request for the key; or, for the request that
+        leads it, a large result's stream as soon as its first bytes exist (server/result_stream.py)."""
+        flight = self.flights.do(req.key, lambda: self._produce(req, strategy, deadline))
+        if not (self._stream_results and getattr(strategy, "streams_results", False)) or req.if_none_match:
+            return await flight
+        started: asyncio.Future[ResultStream] = asyncio.get_running_loop().create_future()
+        offer = stream_offer.set(started)
+        try:
+            task = asyncio.ensure_future(flight)  # its context, and the computation's, carry the offer
+        finally:
+            stream_offer.reset(offer)
+        try:
+            either: set[asyncio.Future[Any]] = {task, started}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task.done() or not started.done():
+            started.cancel()
+            return task.result()
+        # The response goes out from here; the computation runs on and stores the whole result.
+        task.add_done_callback(_consume)
+        return started.result()
 
     def _answer(self, req: R, responder: Responder, outcome: Outcome, shared: bool) -> Response:
         if isinstance(outcome, NotModified):
@@ -274,6 +304,12 @@ class ResultFlow:
     async def aclose(self) -> None:
         await self.flights.aclose()
         await self.fetches.aclose()
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """A streamed result's computation has ended with nobody awaiting it: its error was the body's."""
+    if not task.cancelled():
+        task.exception()
 
 
 def etag_matches(req: Resolved, etag: str) -> bool:

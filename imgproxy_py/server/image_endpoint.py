@@ -36,6 +36,7 @@ from imgproxy_py.server.memo import LRU
 from imgproxy_py.server.quality_models import QualityModelTracker
 from imgproxy_py.server.resolver import ImageRequest, ImageResolver
 from imgproxy_py.server.responder import Responder
+from imgproxy_py.server.result_stream import ResultStream, stream_offer
 from imgproxy_py.server.streaming import Share, Streamed, fetch_streamed
 from imgproxy_py.sources.base import Source, SourceImage, SourceMeta, StreamingSource
 from imgproxy_py.sources.local import LocalSource
@@ -49,6 +50,7 @@ class ImageStrategy:
 
     cached = True
     admitted = True
+    streams_results = True  # a large result may be sent while it is encoded (server/result_stream.py)
 
     def __init__(
         self,
@@ -119,7 +121,19 @@ class ImageStrategy:
             return NotModified(cast(str, etag), last_modified)  # without a cache, skip the transform entirely
         source_id, record = await self._read_features(req.po, image.data)
         known = Known(record.faces, record.qualities) if record is not None else NOTHING_KNOWN
-        result = await self._transform(slot, image.data, req, work.deadline, f"{req.source_url}\x00{version}", known)
+        # A whole source only: one still downloading could fail after the first bytes were sent.
+        offer = stream_offer.get()
+        output = ResultStream(offer, etag, last_modified) if offer is not None and not offer.done() else None
+        try:
+            result = await self._transform(
+                slot, image.data, req, work.deadline, f"{req.source_url}\x00{version}", known, output
+            )
+        except BaseException as exc:
+            if output is not None:
+                output.fail(exc)
+            raise
+        if output is not None:
+            output.finish()
         self._learnt(result, source_id, record)
         if result.samples and self.dataset is not None:
             digest = source_id or source_digest(image.data)
@@ -203,13 +217,15 @@ class ImageStrategy:
         deadline: float,
         source_key: str | None,
         known: Known = NOTHING_KNOWN,
+        output: ResultStream | None = None,
     ) -> ProcessResult:
         metrics = self.metrics
         if metrics is not None:
             metrics.images_in_progress.inc()
         try:
             with span("processing_image"):
-                result = await self._process(slot, Job(source, req.po, req.client, deadline, source_key, known))
+                job = Job(source, req.po, req.client, deadline, source_key, known, output)
+                result = await self._process(slot, job)
         finally:
             if metrics is not None:
                 metrics.images_in_progress.dec()

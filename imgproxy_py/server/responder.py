@@ -26,6 +26,7 @@ from imgproxy_py.server.responses import (
     image_headers,
     validator_headers,
 )
+from imgproxy_py.server.result_stream import ResultStream, StreamedResult
 
 STALE_MAX_AGE = 60  # a stale answer during an outage: cacheable briefly, so recovery shows soon
 
@@ -78,6 +79,16 @@ class Responder:
             headers = self.content(entry, req, {**base, "X-Cache": status.value})
             return Response(entry.data, status_code=200, headers=headers)
         return PrebuiltResponse(entry.data, self.prebuilt(req, entry, status))
+
+    def stream(self, req: Resolved, result: ResultStream) -> Response:
+        """A miss whose result is still being encoded: its headers now, the body as it is produced
+        (chunked: the length is not known yet)."""
+        note(cache=CacheStatus.MISS)
+        fmt = result.format.value if result.format is not None else ""
+        head = CacheEntry(b"", fmt, result.etag, result.last_modified, stored_at=0.0, fresh_until=0.0)
+        base = self._validators(req, result.etag, result.last_modified, None)
+        headers = self.content(head, req, {**base, "X-Cache": CacheStatus.MISS.value})
+        return StreamedResult(result.body(), status_code=200, headers=headers)
 
     def not_modified(self, req: Resolved, etag: str, last_modified: str | None, status: CacheStatus) -> Response:
         base = self._validators(req, etag, last_modified, status)

@@ -1,14 +1,15 @@
 """Decode a source while it downloads: the download on the event loop, the decoder on a worker thread.
 
 The download's first bytes are held until they show a complete header (processing/streamed.py);
-a streamable JPEG/PNG is then handed to the decoder through a bounded SourcePipe (an OS pipe;
-back-pressure: at most ``pipe_bytes`` of source are held between the two), anything else is
+a streamable JPEG/PNG is then handed to the decoder through a bounded SourcePipe (a Unix socket
+pair; back-pressure: at most ``pipe_bytes`` of source are held between the two), anything else is
 buffered whole and returned as a SourceImage for the usual path, without a second download.
 The size cap is enforced by the source as bytes arrive, the download deadline here without the
 time spent waiting for the decoder; the digest the cache key needs when the source has no
-validator is computed as the bytes pass. A failed or cancelled download closes the pipe (the
-decoder reads an early end of file and fails; its error is replaced by the download's); a failed
-decode cancels the download; a decoder done early lets the rest drain (digest, cap, truncation).
+validator is computed as the bytes pass (with a validator, not at all). A failed or cancelled
+download closes the pipe (the decoder reads an early end of file and fails; its error is replaced
+by the download's); a failed decode cancels the download; a decoder done early lets the rest
+drain (digest, cap, truncation).
 """
 
 from __future__ import annotations
@@ -76,16 +77,19 @@ class _Sink:
         self.header = b""  # the bytes the decision was made on (a streamed source's header)
         self.decided: asyncio.Future[Head] = asyncio.get_running_loop().create_future()
         self.body: io.BytesIO | None = None
-        self.digest = hashlib.blake2b(digest_size=16)
+        self.digest: hashlib.blake2b | None = hashlib.blake2b(digest_size=16)  # None: a validator is the key
         self.size = 0
         self.draining = False  # the decoder is done: read the rest for the digest and the checks only
 
     async def begin(self, meta: SourceMeta) -> None:
         self.meta = meta
+        if _validator(meta) is not None:  # the cache key uses the validator: no digest to compute
+            self.digest = None
 
     async def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        self.digest.update(chunk)
+        if self.digest is not None:
+            self.digest.update(chunk)
         if self.head is not None:
             self.head += chunk
             status = head_status(bytes(self.head))
@@ -178,7 +182,11 @@ async def fetch_streamed(
         sink.draining = True
         pipe.abort()  # free what the decoder left (trailing bytes) and let the download run on
         await download
-        version = validator or "d:" + sink.digest.hexdigest()
+        if validator is not None:
+            version = validator
+        else:
+            assert sink.digest is not None  # kept: there was no validator
+            version = "d:" + sink.digest.hexdigest()
         return Streamed(value=value, meta=meta, version=version, size=sink.size, peak_held=pipe.peak)
     except Exception as exc:
         share.fail(exc)  # joiners get the same error, as from a shared buffered download

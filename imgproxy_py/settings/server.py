@@ -29,6 +29,7 @@ class ServerSettings:
     admin_secret: str = field(default="", repr=False)  # IMGPROXY_ADMIN_SECRET: enables /_admin/* (Bearer)
     development_errors: bool = False  # IMGPROXY_DEVELOPMENT_ERRORS_MODE: error bodies say what was wrong
     playground: bool = False  # IMGPROXY_PLAYGROUND: the page at / (loopback-only when a key is set)
+    stream_results: bool = True  # IMGPROXY_STREAM_RESULTS: large PNG results are sent as they are encoded
 
     @classmethod
     def from_env(cls, env: _Env) -> ServerSettings:
@@ -58,6 +59,7 @@ class ServerSettings:
             admin_secret=env.get_str("IMGPROXY_ADMIN_SECRET", ""),
             development_errors=env.get_bool("IMGPROXY_DEVELOPMENT_ERRORS_MODE", False),
             playground=env.get_bool("IMGPROXY_PLAYGROUND", False),
+            stream_results=env.get_bool("IMGPROXY_STREAM_RESULTS", True),
         )
 
 
