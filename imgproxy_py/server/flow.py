@@ -129,6 +129,7 @@ class ResultFlow:
         self.cache = cache
         self.lock = lock
         self.flights: SingleFlight[Outcome] = SingleFlight()
+        self._arrived: dict[str, int] = {}  # keys with an admitted request still on its way to a flight
         self.fetches: SingleFlight[SourceImage] = SingleFlight()
         server = settings.server
         self._timeout = server.timeout
@@ -156,8 +157,12 @@ class ResultFlow:
                 entry = self.fresh_in_memory(req.key)
                 if entry is not None:
                     return strategy.responder.respond(req, entry, CacheStatus.HIT_L1)  # no I/O, no timers
-            if strategy.admitted and not self.flights.in_flight(req.key):
-                arrival = self.workers.arrive()  # the excess of a spike: 429 before any I/O (README, Admission)
+            if strategy.admitted and not self.flights.in_flight(req.key) and req.key not in self._arrived:
+                # the excess of a spike: 429 before any I/O (README, Admission). A request for a key
+                # another request has already arrived with will join that one's flight (or its
+                # cache hit): it needs no place of its own, so identical requests still coalesce.
+                arrival = self.workers.arrive()
+                self._arrived[req.key] = self._arrived.get(req.key, 0) + 1
             async with asyncio.timeout(self._timeout):
                 return await _unless_disconnected(request, self._handle(req, strategy, started + self._timeout))
         except TimeoutError:
@@ -167,6 +172,11 @@ class ResultFlow:
         finally:
             if arrival is not None:
                 arrival.leave()
+                left = self._arrived[req.key] - 1
+                if left:
+                    self._arrived[req.key] = left
+                else:
+                    del self._arrived[req.key]
 
     def error(self, request: Request, exc: ImgproxyError) -> Response:
         """The error response, with the error in the access log and errors_total."""

@@ -52,6 +52,24 @@ async def test_a_full_queue_answers_429_fast_but_hits_and_health_never_wait(
         assert refused.text == "Too many requests"
 
 
+async def test_identical_requests_coalesce_instead_of_filling_the_queue(
+    client_factory: ClientFactory, origin: Origin
+) -> None:
+    """Admission on arrival counts one place per key: the copies of a request join its flight."""
+    async with client_factory(IMGPROXY_WORKERS="1", IMGPROXY_REQUESTS_QUEUE_SIZE="1") as client:
+        origin.delay = 0.6
+        busy = asyncio.ensure_future(client.get(f"/_/w:40/plain/{origin.url(PHOTO)}"))
+        await asyncio.sleep(0.2)  # the only worker is taken
+        same = f"/_/w:41/plain/{origin.url(PHOTO)}"
+        copies = [asyncio.ensure_future(client.get(same)) for _ in range(8)]
+        other = [asyncio.ensure_future(client.get(f"/_/w:{60 + i}/plain/{origin.url(PHOTO)}")) for i in range(3)]
+        copied, others = await asyncio.gather(*copies), await asyncio.gather(*other)
+        assert (await busy).status_code == 200
+        assert [r.status_code for r in copied] == [200] * 8  # one queued place, eight answers
+        assert sorted(r.headers["x-cache"] for r in copied).count("MISS") == 1
+        assert sorted(r.status_code for r in others) == [429, 429, 429]  # the queue's place is taken
+
+
 async def test_secret_is_required_except_for_health(client_factory: ClientFactory) -> None:
     fixture_path(PHOTO)
     async with client_factory(IMGPROXY_SECRET="s3cr3t") as client:
