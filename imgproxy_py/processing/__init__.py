@@ -11,7 +11,8 @@ from imgproxy_py.processing.configuration import ProcessingConfig
 from imgproxy_py.processing.job import NOTHING_KNOWN, Job, Known
 from imgproxy_py.processing.limits import Limits
 from imgproxy_py.processing.output import ProcessResult
-from imgproxy_py.processing.processor import LOADABLE, MAX_JPEG_SCANS, Processor, skips_processing
+from imgproxy_py.processing.processor import MAX_JPEG_SCANS, Processor, skips_processing
+from imgproxy_py.processing.vips import LOADABLE
 
 __all__ = [
     "LOADABLE",

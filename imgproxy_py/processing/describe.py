@@ -30,22 +30,9 @@ from imgproxy_py.errors import BrokenImageError, InvalidImageError, SourceResolu
 from imgproxy_py.imagetype import ImageFormat, sniff, sniff_video
 from imgproxy_py.processing import codecs, external, vips
 from imgproxy_py.processing.svg_cost import check_svg_cost
-from imgproxy_py.processing.vips import load_options
+from imgproxy_py.processing.vips import LOADABLE, load_options
 
-INFO_LOADABLE = frozenset(
-    {
-        ImageFormat.JPEG,
-        ImageFormat.PNG,
-        ImageFormat.WEBP,
-        ImageFormat.AVIF,
-        ImageFormat.HEIC,
-        ImageFormat.GIF,
-        ImageFormat.TIFF,
-        ImageFormat.SVG,
-        ImageFormat.BMP,
-        ImageFormat.JXL,
-    }
-)
+INFO_LOADABLE = LOADABLE - {ImageFormat.ICO}
 THUMBNAIL_SIZE = 256
 DOMINANT_SIZE = 64
 BLURHASH_SIZE = 32

@@ -32,26 +32,11 @@ from imgproxy_py.processing.limits import Limits, check_raster
 from imgproxy_py.processing.output import ProcessResult, best_candidates, encode_result
 from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.processing.svg_cost import check_svg_cost
-from imgproxy_py.processing.vips import load_options
+from imgproxy_py.processing.vips import LOADABLE, load_options
 from imgproxy_py.processing.watermark_image import WatermarkImage
 from imgproxy_py.quality_model.serving import QualityModelService
 from imgproxy_py.settings import Settings
 
-LOADABLE = frozenset(
-    {
-        ImageFormat.JPEG,
-        ImageFormat.PNG,
-        ImageFormat.WEBP,
-        ImageFormat.AVIF,
-        ImageFormat.HEIC,
-        ImageFormat.GIF,
-        ImageFormat.TIFF,
-        ImageFormat.SVG,
-        ImageFormat.ICO,  # PNG entries only (processing/ico.py)
-        ImageFormat.BMP,  # Pillow (processing/codecs/bmp.py)
-        ImageFormat.JXL,  # libjxl through imagecodecs (processing/codecs/jxl.py)
-    }
-)
 _THUMBNAIL_FORMATS = frozenset({ImageFormat.HEIC, ImageFormat.AVIF})
 _STREAMABLE = (ImageFormat.JPEG, ImageFormat.PNG)
 

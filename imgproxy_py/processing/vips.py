@@ -31,6 +31,24 @@ log = logging.getLogger("imgproxy_py.vips")
 
 _initialised = False
 
+# What processing can open (libvips, and the PyPI codecs of processing/codecs/ handed to it);
+# /info opens the same minus ICO (processing/describe.py).
+LOADABLE = frozenset(
+    {
+        ImageFormat.JPEG,
+        ImageFormat.PNG,
+        ImageFormat.WEBP,
+        ImageFormat.AVIF,
+        ImageFormat.HEIC,
+        ImageFormat.GIF,
+        ImageFormat.TIFF,
+        ImageFormat.SVG,
+        ImageFormat.ICO,  # PNG entries only (processing/ico.py)
+        ImageFormat.BMP,  # Pillow (processing/codecs/bmp.py)
+        ImageFormat.JXL,  # libjxl through imagecodecs (processing/codecs/jxl.py)
+    }
+)
+
 
 def init() -> None:
     """Tune libvips for an image proxy (idempotent).
