@@ -8,17 +8,17 @@ than python-mimeparse & co., whose wildcard matching would answer a different qu
 
 from __future__ import annotations
 
-import functools
-
 from imgproxy_py.processing.format_choice import NO_CLIENT_FORMATS, ClientFormats
 from imgproxy_py.settings import OptionSettings
 
 _MODERN = ("image/webp", "image/avif", "image/jxl")
 
 
-@functools.lru_cache(maxsize=1024)  # a few distinct headers (one per browser) make nearly all requests
 def accepted_types(accept: str) -> frozenset[str]:
-    """The explicit ``image/webp``/``image/avif``/``image/jxl`` ranges of ``accept`` with a q-value above 0."""
+    """The explicit ``image/webp``/``image/avif``/``image/jxl`` ranges of ``accept`` with a q-value above 0.
+
+    Not memoised here: the resolver keeps each Accept value's formats and key (server/resolver.py).
+    """
     lowered = accept.lower()
     if not any(media in lowered for media in _MODERN):
         return frozenset()

@@ -76,8 +76,9 @@ class ImageResolver:
         self.quality_models = quality_models
         self._paths: LRU[str, _Path] = LRU(8192)
         # Accept header → the formats it allows and their key: browsers send a handful of
-        # distinct Accept values, so a hit on a negotiating URL does not parse one again.
-        self._accepts: LRU[str, tuple[ClientFormats, str]] = LRU(256)
+        # distinct Accept values, so a request on a negotiating URL does not parse one again
+        # (the one memo of that derivation; negotiation.py keeps none).
+        self._accepts: LRU[str, tuple[ClientFormats, str]] = LRU(1024)
         self._client_hints = settings.options.client_hints
 
     def resolve(self, scope: Scope) -> ImageRequest:
