@@ -216,8 +216,9 @@ class ResultFlow:
         """The computation's outcome, shared by every request for the key; or, for the request that
         leads it, a large result's stream as soon as its first bytes exist (server/result_stream.py)."""
         flight = self.flights.do(req.key, lambda: self._produce(req, strategy, deadline))
-        if not (self._stream_results and getattr(strategy, "streams_results", False)) or req.if_none_match:
-            return await flight
+        may_stream = getattr(strategy, "may_stream_result", None)
+        if not (self._stream_results and may_stream is not None and may_stream(req)) or req.if_none_match:
+            return await flight  # no offer, no second task: the common case of every miss
         started: asyncio.Future[ResultStream] = asyncio.get_running_loop().create_future()
         offer = stream_offer.set(started)
         try:

@@ -22,7 +22,7 @@ from imgproxy_py.analysis.records import FeatureRecord, source_digest
 from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.cancel import CancelToken, current_token
 from imgproxy_py.errors import ImgproxyError
-from imgproxy_py.imagetype import sniff
+from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.monitoring.misses import MissMonitor
 from imgproxy_py.observability import Metrics, note, span
 from imgproxy_py.options.model import GravityType, ProcessingOptions, ResizingType
@@ -50,7 +50,6 @@ class ImageStrategy:
 
     cached = True
     admitted = True
-    streams_results = True  # a large result may be sent while it is encoded (server/result_stream.py)
 
     def __init__(
         self,
@@ -141,6 +140,13 @@ class ImageStrategy:
         if (result.ml or result.searched) and self.quality_models is not None:
             self.quality_models.observe(result.ml, result.searched)
         return self._produced(req, result, etag, last_modified)
+
+    def may_stream_result(self, req: ImageRequest) -> bool:
+        """Whether the result could be sent while it is encoded (server/result_stream.py): only a
+        PNG can be, so a request that asks for another format, a size cap or the best format never
+        pays for the offer; processing/output.py decides the rest (size, auto-quality, frames)."""
+        po = req.po
+        return po.format in (None, ImageFormat.PNG) and not po.max_bytes and not po.format_best
 
     def _streams(self, req: ImageRequest, source: Source, downloading: bool) -> bool:
         """Whether to try decoding this source as it downloads (server/streaming.py).
