@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email.utils
 import gzip
 import hashlib
@@ -62,10 +63,20 @@ def missing_prerequisite(message: str) -> NoReturn:
     pytest.skip(message)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on, never one this process has handed out before: a test
+    that asks for two (a server and its metrics listener) before either binds would otherwise
+    sometimes get the same port twice, and the server then exits at start-up."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 # --- images ------------------------------------------------------------------------------
@@ -263,7 +274,8 @@ def serving(
         yield base, proc
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
 
 
@@ -277,7 +289,8 @@ def _wait_healthy(base: str, proc: subprocess.Popen[str], within: float = 30, he
                 return
         except httpx.HTTPError:
             time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # it may have exited (and its group with it)
+        os.killpg(proc.pid, signal.SIGKILL)
     pytest.fail("server did not start: " + (proc.communicate(timeout=30)[0] or "(output in its log file)"))
 
 
