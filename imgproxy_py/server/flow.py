@@ -106,6 +106,11 @@ class Strategy(Protocol[R_contra]):
 
     async def compute(self, req: R_contra, work: Work) -> Outcome: ...
 
+    def may_stream_result(self, req: R_contra) -> bool:
+        """The result could be sent while it is encoded (server/result_stream.py): the flow then
+        offers the leading request a stream; every other miss awaits its flight directly."""
+        ...
+
 
 class ResultFlow:
     """Shared by every endpoint of one app: the cache, the lock, the flights, the pool and the limits."""
@@ -216,8 +221,7 @@ class ResultFlow:
         """The computation's outcome, shared by every request for the key; or, for the request that
         leads it, a large result's stream as soon as its first bytes exist (server/result_stream.py)."""
         flight = self.flights.do(req.key, lambda: self._produce(req, strategy, deadline))
-        may_stream = getattr(strategy, "may_stream_result", None)
-        if not (self._stream_results and may_stream is not None and may_stream(req)) or req.if_none_match:
+        if not (self._stream_results and strategy.may_stream_result(req)) or req.if_none_match:
             return await flight  # no offer, no second task: the common case of every miss
         started: asyncio.Future[ResultStream] = asyncio.get_running_loop().create_future()
         offer = stream_offer.set(started)

@@ -340,6 +340,9 @@ class RawStrategy:
             return NotModified(etag, last_modified)
         return Produced(flow.entry(req, image.data, fmt.value if fmt is not None else "", etag, last_modified))
 
+    def may_stream_result(self, req: ImageRequest) -> bool:
+        return False  # the source's bytes as they are, never re-encoded
+
 
 class ImageEndpoint:
     """GET/HEAD of an image URL."""

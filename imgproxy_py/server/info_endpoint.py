@@ -99,6 +99,9 @@ class InfoStrategy:
             body = await self._with_features(slot, image.data, body)
         return Produced(flow.entry(req, body, INFO_FORMAT, etag, last_modified))
 
+    def may_stream_result(self, req: InfoRequest) -> bool:
+        return False  # a small JSON document
+
     async def _with_features(self, slot: Slot, data: bytes, body: bytes) -> bytes:
         """Add the faces (and their focal point) to the document, from the feature store or the detector.
 

@@ -66,6 +66,19 @@ def _poll(metrics_url: str, done: Callable[[dict[Any, float]], bool], within: fl
         time.sleep(0.2)
 
 
+def _experiments_report(*args: str) -> str:
+    """``imgproxy-py experiments report`` run as a user would, its standard output."""
+    return subprocess.run(
+        [sys.executable, "-m", "imgproxy_py", "experiments", "report", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env=env_for(),
+        timeout=60,
+    ).stdout
+
+
 def test_screenshots_raise_the_input_mix_drift_and_arms_get_quality_histograms(tmp_path: Path) -> None:
     count = 30
     for i in range(count):
@@ -89,24 +102,8 @@ def test_screenshots_raise_the_input_mix_drift_and_arms_get_quality_histograms(t
             arms[first.headers["x-experiment"]] += 1
             assert client.get(base + path).headers["x-cache"].startswith("HIT")  # hits are never observed
         samples = _poll(metrics_url, lambda s: _value(s, "input_images_total", format="png") == count)
-        report = subprocess.run(
-            [sys.executable, "-m", "imgproxy_py", "experiments", "report", "--json", "--metrics", metrics_url],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=REPO,
-            env=env_for(),
-            timeout=60,
-        ).stdout
-        text = subprocess.run(
-            [sys.executable, "-m", "imgproxy_py", "experiments", "report", "--metrics", metrics_url],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=REPO,
-            env=env_for(),
-            timeout=60,
-        ).stdout
+        report = _experiments_report("--json", "--metrics", metrics_url)
+        text = _experiments_report("--metrics", metrics_url)
 
     # input mix: one count per miss, and the format PSI against the shipped profile (mostly JPEG photos)
     assert _value(samples, "input_images_total", format="png") == count
