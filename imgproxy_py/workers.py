@@ -68,12 +68,12 @@ class Admission:
         self._slot: Slot | None = None
 
     async def __aenter__(self) -> Slot:
-        self._slot = await self._pool._admit()
+        self._slot = await self._pool.admit()
         return self._slot
 
     async def __aexit__(self, *exc: object) -> None:
         if self._slot is not None:
-            self._pool._leave(self._slot)
+            self._pool.release_slot(self._slot)
 
 
 class WorkerPool:
@@ -117,7 +117,8 @@ class WorkerPool:
         """``async with pool.slot() as slot``: admitted (or TooManyRequestsError), released on exit."""
         return Admission(self)
 
-    async def _admit(self) -> Slot:
+    async def admit(self) -> Slot:
+        """A slot (waiting in the queue for it), or TooManyRequestsError; give it back with ``release_slot``."""
         arrival = _arrival.get()
         if arrival is not None and arrival.pool is self:
             arrival.leave()  # from now on counted as waiting
@@ -131,7 +132,7 @@ class WorkerPool:
         self._busy += 1
         return Slot()
 
-    def _leave(self, slot: Slot) -> None:
+    def release_slot(self, slot: Slot) -> None:
         if slot.pending is not None and not slot.pending.done():
             slot.pending.add_done_callback(lambda _: self._release())
         else:

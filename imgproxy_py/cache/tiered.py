@@ -97,10 +97,6 @@ class TieredCache:
         entry = self.get_memory(key)
         if entry is not None:
             return entry, CacheStatus.HIT_L1
-        return await self.get_remote(key)
-
-    async def get_remote(self, key: str) -> tuple[CacheEntry, CacheStatus] | None:
-        """``get`` without the memory tier (the caller has just looked there)."""
         for index, tier in enumerate(self.remote):
             entry = await tier.get(key)
             now = time.time()

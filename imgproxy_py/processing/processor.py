@@ -225,8 +225,6 @@ class Processor:
         # Sources decoded outside libvips, or still streaming, cannot be re-read by it.
         rereadable = not (external or stream is not None)
         reuse = preloaded is None
-        intermediates = self.intermediates if reuse else None
-        source_key = job.source_key if reuse else None
         ctx = self._context(
             job,
             img,
@@ -236,7 +234,6 @@ class Processor:
             data=data if rereadable and not thumbnail else None,
             vector_scale=vector_scale,
             reuse=reuse,
-            hot=intermediates.admit(source_key) if intermediates is not None and source_key else False,
             faces=self._face_track(job, data if rereadable else None) if reuse else None,
             stream=stream,
         )
@@ -273,7 +270,6 @@ class Processor:
         animated: bool = False,
         vector_scale: float = 1.0,
         reuse: bool = False,
-        hot: bool = False,
         faces: FaceTrack | None = None,
         stream: StreamedInput | None = None,
     ) -> PipelineContext:
@@ -282,6 +278,8 @@ class Processor:
         ``data`` None: the source cannot be reloaded (shrink-on-load off); animations never
         reload, never watermark per frame (the joined result is) and find no faces.
         """
+        source_key = job.source_key if reuse else None
+        intermediates = self.intermediates if reuse else None
         return PipelineContext(
             img=img,
             po=job.options,
@@ -293,9 +291,9 @@ class Processor:
             animated=animated,
             watermark=None if animated else self.config.watermark,
             vector_scale=vector_scale,
-            source_key=job.source_key if reuse else None,
-            intermediates=self.intermediates if reuse else None,
-            hot=hot,
+            source_key=source_key,
+            intermediates=intermediates,
+            hot=intermediates.admit(source_key) if intermediates is not None and source_key else False,
             faces=faces,
             stream=stream,
         )

@@ -75,6 +75,7 @@ class Work:
     limits: FetchLimits
     deadline: float  # time.monotonic() by which the request must be answered
     fetches: SingleFlight[SourceImage]  # downloads shared by every request for the same source
+    token: CancelToken  # stops the computation's libvips work once nobody waits for it
 
     async def fetch(self, url: str) -> SourceImage:
         """The whole source, one download shared by every request for it (timed and noted)."""
@@ -220,8 +221,11 @@ class ResultFlow:
     async def _flight(self, req: R, strategy: Strategy[R], deadline: float) -> tuple[Outcome, bool] | ResultStream:
         """The computation's outcome, shared by every request for the key; or, for the request that
         leads it, a large result's stream as soon as its first bytes exist (server/result_stream.py)."""
+        # Only the request that starts the flight can be offered the stream (the offer reaches the
+        # computation through the context of the task SingleFlight creates for it).
+        joins = self.flights.in_flight(req.key)
         flight = self.flights.do(req.key, lambda: self._produce(req, strategy, deadline))
-        if not (self._stream_results and strategy.may_stream_result(req)) or req.if_none_match:
+        if joins or req.if_none_match or not (self._stream_results and strategy.may_stream_result(req)):
             return await flight  # no offer, no second task: the common case of every miss
         started: asyncio.Future[ResultStream] = asyncio.get_running_loop().create_future()
         offer = stream_offer.set(started)
@@ -277,11 +281,13 @@ class ResultFlow:
         current_token.set(token)  # this task's context; the worker thread inherits it
         try:
             if not strategy.admitted:
-                return await strategy.compute(req, Work(None, source, limits, deadline, self.fetches))
-            async with contextlib.AsyncExitStack() as stack:
-                with span("queue"):
-                    slot = await stack.enter_async_context(self.workers.slot())
-                return await strategy.compute(req, Work(slot, source, limits, deadline, self.fetches))
+                return await strategy.compute(req, Work(None, source, limits, deadline, self.fetches, token))
+            with span("queue"):
+                slot = await self.workers.admit()
+            try:
+                return await strategy.compute(req, Work(slot, source, limits, deadline, self.fetches, token))
+            finally:
+                self.workers.release_slot(slot)
         except asyncio.CancelledError:
             token.cancel()  # every waiter has gone (or the deadline passed): stop libvips mid-evaluation
             raise

@@ -20,7 +20,6 @@ from starlette.types import Scope
 from imgproxy_py import keys
 from imgproxy_py.analysis.records import FeatureRecord, source_digest
 from imgproxy_py.cache.status import CacheStatus
-from imgproxy_py.cancel import CancelToken, current_token
 from imgproxy_py.errors import ImgproxyError
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.monitoring.misses import MissMonitor
@@ -31,7 +30,7 @@ from imgproxy_py.processing.faces import NO_FACE_ANALYSER, FaceAnalyser
 from imgproxy_py.processing.streamed import StreamedInput
 from imgproxy_py.quality_model.dataset import DatasetWriter, dataset_row
 from imgproxy_py.server.feature_store import FeatureStore
-from imgproxy_py.server.flow import NotModified, Outcome, Produced, ResultFlow, Work, etag_matches
+from imgproxy_py.server.flow import NotModified, Outcome, Produced, ResultFlow, Work
 from imgproxy_py.server.memo import LRU
 from imgproxy_py.server.quality_models import QualityModelTracker
 from imgproxy_py.server.resolver import ImageRequest, ImageResolver
@@ -202,7 +201,7 @@ class ImageStrategy:
             return result
 
         share = self._streaming[req.source_url] = Share()
-        token = _token(work.deadline)
+        token = work.token
         try:
             # the span covers the processing too (processing_image, nested): they overlap
             with span("downloading_source_image"):
@@ -311,11 +310,6 @@ class ImageStrategy:
         self.features.save_later(digest, learnt, record)
 
 
-def _token(deadline: float) -> CancelToken:
-    """The cancel token the flow set for this task (a fresh one outside a flow)."""
-    return current_token.get() or CancelToken(deadline=deadline)
-
-
 class RawStrategy:
     """``raw:1``: the source's bytes as they are, without a worker slot or the cache (imgproxy streams them).
 
@@ -336,8 +330,7 @@ class RawStrategy:
         fmt = sniff(image.data)
         etag = flow.etag(req, "raw", keys.source_version(image.etag, image.last_modified, image.data))
         last_modified = flow.last_modified(image.last_modified)
-        if etag and etag_matches(req, etag):
-            return NotModified(etag, last_modified)
+        # A matching If-None-Match gets its 304 from the Responder, like any other entry.
         return Produced(flow.entry(req, image.data, fmt.value if fmt is not None else "", etag, last_modified))
 
     def may_stream_result(self, req: ImageRequest) -> bool:
