@@ -301,8 +301,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # /info before the catch-all: "/info/<sig>/…" (imgproxy's form) and "/<sig>/info/…".
         Route(f"{prefix}/info/{{path:path}}", info.handle, methods=["GET", "HEAD"]),
         Route(prefix + "/{signature}/info/{path:path}", info.handle, methods=["GET", "HEAD"]),
-        Route(prefix + "/{path:path}", service.handle, methods=["GET", "HEAD"]),
     ]
+    claimed = list(routes)  # every route before the catch-all: the image lane leaves these to the router
+    image_route = Route(prefix + "/{path:path}", service.handle, methods=["GET", "HEAD"])
+    routes.append(image_route)
     access_log = AccessLog(obs.log_format, obs.log_level)
     custom_health = frozenset({settings.server.health_check_path} - {""})
     middleware = [
@@ -320,7 +322,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.server.admin_secret:
             health_paths.add(admin_path)  # has its own secret
         middleware.append(Middleware(RequireSecret, secret=settings.server.secret, exempt=frozenset(health_paths)))
-    middleware.append(Middleware(ServeMemoryHits, service=service))  # after the secret check, before routing
+    # after the secret check, before routing
+    middleware.append(Middleware(ServeMemoryHits, service=service, routes=claimed, image_route=image_route))
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     app.state.service = service
