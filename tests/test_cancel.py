@@ -64,3 +64,18 @@ def test_many_deadlines_fire_in_order() -> None:
         for ctx in contexts:
             ctx.__exit__(None, None, None)
     assert fired == [2, 1, 0]
+
+
+def test_an_earlier_deadline_wakes_the_watchdog_waiting_for_a_later_one() -> None:
+    # The watchdog sleeps until its earliest deadline and is woken only for an earlier one
+    # (not for every token): a near deadline added behind a far one must still fire on time.
+    far = CancelToken(deadline=time.monotonic() + 60)
+    near = CancelToken(deadline=time.monotonic() + 0.2)
+    fired = threading.Event()
+    started = time.monotonic()
+    with far.watching(lambda: None):
+        time.sleep(0.05)  # the watchdog is asleep on the far deadline now
+        with near.watching(fired.set):
+            assert fired.wait(5)
+    assert time.monotonic() - started < 2
+    assert not far.should_stop()
