@@ -61,14 +61,7 @@ def run(workload: str, root: Path, duration: float, threads: int, warmup: float)
         data = (root / op.image).read_bytes() if cold else sources[op.image]
         if op.image.endswith((".heic", ".mp4")) or op.fmt == "jxl":
             return _codec_item(pyvips, data, op)
-        img = pyvips.Image.new_from_buffer(data, "", access="sequential")
-        ratio = img.width / op.width
-        shrink = next((k for k in (8, 4, 2) if ratio >= k), 1)
-        if shrink > 1:
-            img = pyvips.Image.new_from_buffer(data, "", access="sequential", shrink=shrink)
-        img = img.resize(op.width / img.width)
-        suffix, options = SAVE[op.fmt]
-        return len(img.write_to_buffer(suffix, Q=op.quality, **options))
+        return len(item(pyvips, data, op))
 
     counter = itertools.count()
     latencies: list[list[float]] = [[] for _ in range(threads)]
@@ -115,6 +108,18 @@ def run(workload: str, root: Path, duration: float, threads: int, warmup: float)
         "avg_out_bytes": sum(out_bytes) / items if items else 0,
         "cpu_s": cpu,
     }
+
+
+def item(pyvips: Any, data: bytes, op: Op) -> bytes:
+    """One JPEG/WebP/AVIF item: shrink on load, resize to the width, save (also the floor's, floor_app.py)."""
+    img = pyvips.Image.new_from_buffer(data, "", access="sequential")
+    ratio = img.width / op.width
+    shrink = next((k for k in (8, 4, 2) if ratio >= k), 1)
+    if shrink > 1:
+        img = pyvips.Image.new_from_buffer(data, "", access="sequential", shrink=shrink)
+    img = img.resize(op.width / img.width)
+    suffix, options = SAVE[op.fmt]
+    return bytes(img.write_to_buffer(suffix, Q=op.quality, **options))
 
 
 def _codec_item(pyvips: Any, data: bytes, op: Op) -> int:

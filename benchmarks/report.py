@@ -8,13 +8,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-SYSTEM_ORDER = ("ceiling", "server", "thumbor", "ipx", "bare")
+SYSTEM_ORDER = ("ceiling", "server", "thumbor", "ipx", "bare", "floor")
 SYSTEM_LABEL = {
     "ceiling": "libvips ceiling (pyvips loop)",
     "server": "imgproxy-py",
     "thumbor": "thumbor (PIL)",
     "ipx": "ipx (sharp)",
     "bare": "bare starlette",
+    "floor": "floor (uvicorn + the loop's item)",
 }
 
 
@@ -95,8 +96,8 @@ def ratios(rows: list[Row], workload_order: list[str]) -> str:
     ceilings = {r.workload: r for r in rows if r.system == "ceiling"}
     concs = sorted({r.concurrency for r in rows if r.system == "server"})
     out = [
-        "| workload | conc | server/ceiling | server/ipx | server/thumbor | server/bare |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| workload | conc | server/ceiling | server/ipx | server/thumbor | server/bare | server/floor |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for wl in workload_order:
         for c in concs:
@@ -105,7 +106,8 @@ def ratios(rows: list[Row], workload_order: list[str]) -> str:
                 continue
             out.append(
                 f"| {wl} | {c} | {_ratio(server, ceilings.get(wl))} | {_ratio(server, by.get((wl, 'ipx', c)))} "
-                f"| {_ratio(server, by.get((wl, 'thumbor', c)))} | {_ratio(server, by.get((wl, 'bare', c)))} |"
+                f"| {_ratio(server, by.get((wl, 'thumbor', c)))} | {_ratio(server, by.get((wl, 'bare', c)))} "
+                f"| {_ratio(server, by.get((wl, 'floor', c)))} |"
             )
     return "\n".join(out) + "\n"
 

@@ -7,7 +7,7 @@ Run everything (installs matplotlib into .venv, thumbor and ipx into benchmarks/
 which is ``.venv/bin/python -m benchmarks.run --duration 15 --concurrency 8,64``. Options:
 
     .venv/bin/python -m benchmarks.run [--duration S] [--warmup S] [--concurrency 8,64]
-        [--workloads W1,W2,W3,W4,W1cold,W5] [--systems ceiling,server,thumbor,ipx,bare]
+        [--workloads W1,W2,W3,W4,W1cold,W5] [--systems ceiling,server,thumbor,ipx,bare[,floor]]
         [--server-env K=V ...] [--ceiling-threads 1,2,4] [--out benchmarks/out] [--no-plot]
 
 Needs wrk (``apt-get install wrk``) and, for ipx, node + npm. Prints one markdown table
@@ -24,6 +24,8 @@ and stopped:
 - thumbor: PyPI thumbor, PIL engine, file loader, ENGINE_THREADPOOL_SIZE = cores;
 - ipx: npm ipx 3 (sharp) behind node:http;
 - bare: ``benchmarks/bare_app.py``, starlette returning fixed bytes under the same uvicorn flags.
+- floor (only when named; W1, W1cold): ``benchmarks/floor_app.py``, uvicorn + a raw ASGI app doing
+  the ceiling's item on a thread per request: what HTTP and one thread hand-over cost.
 
 Workloads (``benchmarks/workloads.py``): W1 cache-miss JPEG q80 at widths 200-599 (this
 server gets a cachebuster so nothing repeats); W2-webp / W2-avif the same to WebP q79 and
@@ -53,6 +55,7 @@ from benchmarks import loadgen, progress, report, systems
 from benchmarks.report import Row
 from benchmarks.workloads import (
     ALL_SYSTEMS,
+    DEFAULT_SYSTEMS,
     PATH_BUILDERS,
     PHOTO,
     W4_FIXTURES,
@@ -81,7 +84,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each measurement")
     parser.add_argument("--concurrency", type=_csv, default=["8", "64"], help="wrk connections, e.g. 8,64")
     parser.add_argument("--workloads", type=_csv, default=["W1", "W2", "W3", "W4", "W1cold", "W5"])
-    parser.add_argument("--systems", type=_csv, default=list(ALL_SYSTEMS))
+    parser.add_argument("--systems", type=_csv, default=list(DEFAULT_SYSTEMS))
     parser.add_argument(
         "--server-env", action="append", default=[], metavar="K=V", help="extra environment for this server"
     )

@@ -171,6 +171,10 @@ def launch_spec(
         cmd = [sys.executable, "-m", "benchmarks.bare_app", "--port", str(port)]
         cmd += ["--photo", str(root / PHOTO), "--width", str(W3_WIDTH)]
         return LaunchSpec(cmd, env, "/", cwd=REPO)
+    if system == "floor":
+        env.update(server_env)  # FLOOR_LOOP_PYTHON_US (benchmarks/floor_app.py)
+        cmd = [sys.executable, "-m", "benchmarks.floor_app", "--port", str(port), "--root", str(root)]
+        return LaunchSpec(cmd, env, "/health", cwd=REPO)
     if system == "thumbor":
         venv = install_thumbor()
         storage = None

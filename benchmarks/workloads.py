@@ -104,6 +104,7 @@ PATH_BUILDERS: dict[str, Callable[[Op, str | None], str]] = {
     "thumbor": thumbor_path,
     "ipx": ipx_path,
     "bare": server_path,  # the bare endpoint answers any path with the same bytes
+    "floor": server_path,  # benchmarks/floor_app.py reads this server's W1/W1cold paths
 }
 
 
@@ -187,14 +188,16 @@ def ideal_hit_ratio(ops: Sequence[Op], requests: int) -> float:
     return repeats / requests
 
 
-ALL_SYSTEMS = ("ceiling", "server", "thumbor", "ipx", "bare")
+ALL_SYSTEMS = ("ceiling", "server", "thumbor", "ipx", "bare", "floor")
+DEFAULT_SYSTEMS = ALL_SYSTEMS[:5]  # the floor is asked for by name: it explains a gap, it is no peer
 _PROCESSING = ("ceiling", "server", "thumbor", "ipx")
+_MISSES = (*_PROCESSING, "floor")  # the floor serves W1 and W1cold's operation only
 _CODECS = ("ceiling", "server")  # formats the peers do not take the same way: against the same-library loop
 
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
-        Workload("W1", "cache-miss JPEG q80, width 200-599", _PROCESSING, "miss", "jpeg"),
+        Workload("W1", "cache-miss JPEG q80, width 200-599", _MISSES, "miss", "jpeg"),
         Workload("W2-webp", "cache-miss WebP q79, width 200-599", _PROCESSING, "miss", "webp"),
         Workload("W2-avif", "cache-miss AVIF q63, width 200-599", _PROCESSING, "miss", "avif"),
         Workload("W3", f"cache hit: one URL (width {W3_WIDTH}, JPEG q80)", ("server", "bare"), "hit"),
@@ -202,7 +205,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload(
             "W1cold",
             f"W1 over {COLD_COUNT} byte-distinct source files, intermediate reuse off",
-            _PROCESSING,
+            _MISSES,
             "cold",
             "jpeg",
             server_env={"IMGPROXY_INTERMEDIATE_CACHE_SIZE": "0"},
