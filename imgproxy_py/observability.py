@@ -86,6 +86,13 @@ class span:  # lower-case: used as ``with span("queue"):``, like the function it
             spans[self.name] = spans.get(self.name, 0.0) + time.monotonic() - self.started
 
 
+def add_span(name: str, seconds: float) -> None:
+    """Add ``seconds`` to a span of the current request, timed elsewhere (on a worker thread)."""
+    record = current_record.get()
+    if record is not None:
+        record.spans[name] = record.spans.get(name, 0.0) + seconds
+
+
 def after_response(fn: Callable[[], None]) -> None:
     """Run ``fn`` (cheap, on the event loop) once the current request's response has been sent:
     monitoring that must not delay or touch the answer. Outside a request, or after its

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import cast
 
 from starlette.requests import Request
@@ -23,7 +24,7 @@ from imgproxy_py.cache.status import CacheStatus
 from imgproxy_py.errors import ImgproxyError
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.monitoring.misses import MissMonitor
-from imgproxy_py.observability import Metrics, note, span
+from imgproxy_py.observability import Metrics, add_span, note, span
 from imgproxy_py.options.model import GravityType, ProcessingOptions, ResizingType
 from imgproxy_py.processing import NOTHING_KNOWN, Job, Known, Processor, ProcessResult, streamed
 from imgproxy_py.processing.faces import NO_FACE_ANALYSER, FaceAnalyser
@@ -110,6 +111,11 @@ class ImageStrategy:
                 if flow.skips_work(req, etag):  # no validator: known only now, after the work
                     return NotModified(cast(str, etag), last_modified)
                 return self._produced(req, got.value, etag, last_modified)
+        elif self._reads_on_worker(req, work):
+            image, result = await self._read_and_transform(slot, cast(LocalSource, work.source), req, work)
+            version = keys.source_version(image.etag, image.last_modified, image.data)
+            etag = flow.etag(req, req.variant, version)
+            return self._finish(req, image, result, etag, None, None)
         else:
             image = await work.fetch(req.source_url)
         version = keys.source_version(image.etag, image.last_modified, image.data)
@@ -132,13 +138,74 @@ class ImageStrategy:
             raise
         if output is not None:
             output.finish()
+        return self._finish(req, image, result, etag, source_id, record)
+
+    def _finish(
+        self,
+        req: ImageRequest,
+        image: SourceImage,
+        result: ProcessResult,
+        etag: str | None,
+        source_id: str | None,
+        record: FeatureRecord | None,
+    ) -> Produced:
+        """What every whole-source miss does after processing: learn, record, and make the entry."""
         self._learnt(result, source_id, record)
         if result.samples and self.dataset is not None:
             digest = source_id or source_digest(image.data)
             self.dataset.save_later([dataset_row(digest, sample) for sample in result.samples])
         if (result.ml or result.searched) and self.quality_models is not None:
             self.quality_models.observe(result.ml, result.searched)
-        return self._produced(req, result, etag, last_modified)
+        return self._produced(req, result, etag, self.flow.last_modified(image.last_modified))
+
+    def _reads_on_worker(self, req: ImageRequest, work: Work) -> bool:
+        """Whether to read a local file on the worker thread that processes it (one hand-over, not two).
+
+        Only when nothing needs the bytes before processing: a cache to fill (without one, a
+        matching If-None-Match skips the work after the read), no stored analysis to look up,
+        no result stream offered, and no download of the same URL to join.
+        """
+        if not isinstance(work.source, LocalSource) or self.flow.cache is None:
+            return False
+        offer = stream_offer.get()
+        return (
+            (offer is None or offer.done())
+            and not work.fetches.in_flight(req.source_url)
+            and not (self.features is not None and self._wants_analysis(req.po))
+        )
+
+    async def _read_and_transform(
+        self, slot: Slot, source: LocalSource, req: ImageRequest, work: Work
+    ) -> tuple[SourceImage, ProcessResult]:
+        """The file read and processed in one worker job; both spans and every count as ``_transform``."""
+        url = req.source_url
+        read_seconds = 0.0
+
+        def read_and_process() -> tuple[SourceImage, ProcessResult]:
+            nonlocal read_seconds
+            started = time.monotonic()
+            try:
+                image = source.read_blocking(url, work.limits)
+            finally:
+                read_seconds = time.monotonic() - started
+            version = keys.source_version(image.etag, image.last_modified, image.data)
+            job = Job(image.data, req.po, req.client, work.deadline, f"{url}\x00{version}")
+            return image, self.processor.process(job)
+
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.images_in_progress.inc()
+        started = time.monotonic()
+        try:
+            image, result = await self.flow.workers.run(slot, read_and_process)
+        finally:
+            if metrics is not None:
+                metrics.images_in_progress.dec()
+            add_span("downloading_source_image", read_seconds)
+            add_span("processing_image", max(0.0, time.monotonic() - started - read_seconds))
+        note(source_bytes=len(image.data))
+        self._transformed(req, result, image.data)
+        return image, result
 
     def may_stream_result(self, req: ImageRequest) -> bool:
         """Whether the result could be sent while it is encoded (server/result_stream.py): only a
@@ -234,12 +301,15 @@ class ImageStrategy:
         finally:
             if metrics is not None:
                 metrics.images_in_progress.dec()
+        self._transformed(req, result, source)
+        return result
+
+    def _transformed(self, req: ImageRequest, result: ProcessResult, source: bytes | StreamedInput) -> None:
         self.transforms += 1
-        if metrics is not None:
-            metrics.transforms.inc()
+        if self.metrics is not None:
+            self.metrics.transforms.inc()
         if self.misses is not None:
             self.misses.observe(req.experiment, req.source_url, result, source)
-        return result
 
     async def _process(self, slot: Slot, job: Job) -> ProcessResult:
         """THE seam with processing: the one place the server asks for an image to be processed."""

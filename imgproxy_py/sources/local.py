@@ -54,14 +54,20 @@ class LocalSource:
             raise SourceNotFoundError("local path escapes the root")
         return candidate
 
+    def read_blocking(self, url: str, limits: FetchLimits) -> SourceImage:
+        """The whole file on the calling thread (never the event loop's), within the size cap.
+
+        The image endpoint calls this on the worker thread that then processes the file: one
+        hand-over per cold miss instead of two. There the read is bounded by the request's
+        deadline rather than the download timeout (a slow disk holds that worker's slot).
+        """
+        return _read(self.resolve(url), limits.max_bytes)
+
     async def fetch(self, url: str, limits: FetchLimits) -> SourceImage:
         # Resolving checks every path component (a system call each): in the thread, with the read.
-        def resolve_and_read() -> SourceImage:
-            return _read(self.resolve(url), limits.max_bytes)
-
         try:
             async with asyncio.timeout(limits.timeout):
-                return await self._in_thread(resolve_and_read)
+                return await self._in_thread(self.read_blocking, url, limits)
         except TimeoutError:
             raise SourceTimeoutError("local read timed out") from None
 
