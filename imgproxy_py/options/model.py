@@ -243,9 +243,10 @@ class ProcessingOptions:
     def canonical(self) -> str:
         """A stable text of every non-default field, e.g. ``rt=fill;w=300;h=200;g=sm:0:0``."""
         parts = []
-        for name, short, default in _CANONICAL_ORDER:
-            value = getattr(self, name)
-            if value == default or (name in _SWITCHED and _effective(value) == default):
+        # Untouched fields are the very default objects (the parser starts from DEFAULT_OPTIONS):
+        # ``is`` settles most of them without comparing nested options field by field.
+        for (name, short, default), value in zip(_CANONICAL_ORDER, _GET_ALL(self), strict=True):
+            if value is default or value == default or (name in _SWITCHED and _effective(value) == default):
                 continue
             parts.append(f"{short}={_text(value)}")
         return ";".join(parts)
@@ -282,7 +283,8 @@ def _text(value: object) -> str:
     return str(value).replace("%", "%25").replace(";", "%3B")  # escape % first: stays injective
 
 
-_DEFAULTS = {f.name: getattr(ProcessingOptions(), f.name) for f in fields(ProcessingOptions)}
+DEFAULT_OPTIONS = ProcessingOptions()  # frozen: its field values are shared by every options object built from it
+_DEFAULTS = {f.name: getattr(DEFAULT_OPTIONS, f.name) for f in fields(ProcessingOptions)}
 _FIELD_NAMES = tuple(f.name for f in fields(ProcessingOptions))
 _FIELD_SET = frozenset(_FIELD_NAMES)
 _GET_ALL = operator.attrgetter(*_FIELD_NAMES)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from imgproxy_py.errors import ImgproxyError, InvalidOptionError, InvalidURLError
 from imgproxy_py.imagetype import ImageFormat
 from imgproxy_py.options.appliers import ParseState, apply_option, apply_preset
-from imgproxy_py.options.model import ProcessingOptions, ResizingType, evolve
+from imgproxy_py.options.model import DEFAULT_OPTIONS, ProcessingOptions, ResizingType, evolve
 from imgproxy_py.options.presets import parse_presets, split_option, validate_presets
 from imgproxy_py.options.source_url import URLRewriter, decode_source, repair_scheme
 from imgproxy_py.settings import OptionSettings
@@ -114,7 +114,8 @@ class Parser:
         validate_presets(self._presets, allow_security=settings.allow_security_options, origins=origins)
         self._allowed = settings.allowed_processing_options
         self._rewriter = URLRewriter(settings.url_replacements, settings.base_url)
-        self._base = ProcessingOptions(
+        self._base = evolve(
+            DEFAULT_OPTIONS,
             auto_rotate=settings.auto_rotate,
             strip_metadata=settings.strip_metadata,
             keep_copyright=settings.keep_copyright,
