@@ -357,7 +357,7 @@ async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Respo
 
     watcher = asyncio.ensure_future(watch())
     try:
-        return await work
+        response = await work
     except asyncio.CancelledError:
         if gone:
             task.uncancel()  # this cancellation was ours: the request ends with a 499, not cancelled
@@ -368,3 +368,7 @@ async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Respo
         raise
     finally:
         watcher.cancel()
+    if gone:  # something below swallowed our cancellation: the client is gone all the same
+        task.uncancel()
+        raise ClientClosedError("client disconnected")
+    return response

@@ -21,7 +21,7 @@ from starlette.types import Scope
 from imgproxy_py import keys
 from imgproxy_py.analysis.records import FeatureRecord, source_digest
 from imgproxy_py.cache.status import CacheStatus
-from imgproxy_py.errors import ImgproxyError
+from imgproxy_py.errors import ImgproxyError, SourceTimeoutError
 from imgproxy_py.imagetype import ImageFormat, sniff
 from imgproxy_py.monitoring.misses import MissMonitor
 from imgproxy_py.observability import Metrics, add_span, note, span
@@ -177,35 +177,48 @@ class ImageStrategy:
     async def _read_and_transform(
         self, slot: Slot, source: LocalSource, req: ImageRequest, work: Work
     ) -> tuple[SourceImage, ProcessResult]:
-        """The file read and processed in one worker job; both spans and every count as ``_transform``."""
+        """The file read and processed in one worker job; spans, counts and errors as the two-hop path.
+
+        The read keeps the download timeout's outcome (SourceTimeoutError, so a stale entry is
+        served), though it is only known once the read returns: meanwhile a stalled disk holds
+        this worker's slot, where a separate read would have freed it at the timeout.
+        """
         url = req.source_url
+        limits = work.limits
+        read: list[SourceImage] = []  # the file, once read (for the spans and the log after the job)
         read_seconds = 0.0
 
-        def read_and_process() -> tuple[SourceImage, ProcessResult]:
+        def read_and_process() -> ProcessResult:
             nonlocal read_seconds
             started = time.monotonic()
             try:
-                image = source.read_blocking(url, work.limits)
+                image = source.read_blocking(url, limits)
             finally:
                 read_seconds = time.monotonic() - started
+            if read_seconds > limits.timeout:
+                raise SourceTimeoutError("local read timed out")  # as LocalSource.fetch
+            read.append(image)
             version = keys.source_version(image.etag, image.last_modified, image.data)
             job = Job(image.data, req.po, req.client, work.deadline, f"{url}\x00{version}")
-            return image, self.processor.process(job)
+            return self.processor.process(job)
 
         metrics = self.metrics
         if metrics is not None:
             metrics.images_in_progress.inc()
         started = time.monotonic()
         try:
-            image, result = await self.flow.workers.run(slot, read_and_process)
+            result = await self.flow.workers.run(slot, read_and_process)
         finally:
             if metrics is not None:
                 metrics.images_in_progress.dec()
-            add_span("downloading_source_image", read_seconds)
-            add_span("processing_image", max(0.0, time.monotonic() - started - read_seconds))
-        note(source_bytes=len(image.data))
-        self._transformed(req, result, image.data)
-        return image, result
+            if read:
+                add_span("downloading_source_image", read_seconds)
+                add_span("processing_image", max(0.0, time.monotonic() - started - read_seconds))
+                note(source_bytes=len(read[0].data))
+            else:  # the read failed, or was still running when the request went
+                add_span("downloading_source_image", time.monotonic() - started)
+        self._transformed(req, result, read[0].data)
+        return read[0], result
 
     def may_stream_result(self, req: ImageRequest) -> bool:
         """Whether the result could be sent while it is encoded (server/result_stream.py): only a
