@@ -10,6 +10,7 @@ but HTTP. The bytes are the benchmark photo fitted to the W3 width at q80 (about
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -40,11 +41,15 @@ def main() -> None:
     parser.add_argument("--photo", required=True)
     parser.add_argument("--width", type=int, default=272)
     args = parser.parse_args()
-    app = create_app(make_payload(args.photo, args.width))
+    serve_like_the_server(create_app(make_payload(args.photo, args.width)), args.port)
+
+
+def serve_like_the_server(app: Any, port: int) -> None:
+    """uvicorn with ``imgproxy-py serve``'s flags (also the floor's, floor_app.py)."""
     uvicorn.run(
         app,
         host="127.0.0.1",
-        port=args.port,
+        port=port,
         loop="uvloop",
         http="httptools",
         access_log=False,

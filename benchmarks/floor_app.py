@@ -29,8 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
+from benchmarks.bare_app import serve_like_the_server
 from benchmarks.ceiling import item
 from benchmarks.workloads import Op
 
@@ -83,16 +82,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
-    uvicorn.run(
-        create_app(args.root, args.threads),
-        host="127.0.0.1",
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        server_header=False,
-        log_level="warning",
-    )
+    serve_like_the_server(create_app(args.root, args.threads), args.port)
 
 
 if __name__ == "__main__":
