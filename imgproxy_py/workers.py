@@ -1,6 +1,6 @@
 """Admission control and the thread pool that runs libvips work off the event loop.
 
-``slot()`` admits at most ``workers`` requests into download+processing at once and
+``admit()`` admits at most ``workers`` requests into download+processing at once and
 lets at most ``queue_size`` more wait (then TooManyRequestsError), as imgproxy's
 workers semaphore does. ``run()`` executes a blocking function on a dedicated,
 long-lived thread pool (libvips keeps per-thread state; never anyio's shared pool).
@@ -57,32 +57,13 @@ class Arrival:
 _arrival: contextvars.ContextVar[Arrival | None] = contextvars.ContextVar("imgproxy_arrival", default=None)
 
 
-class Admission:
-    """One request's admission to a worker slot: a class, not an ``@asynccontextmanager``
-    generator, as every cold miss enters one (the generator costs the event loop more)."""
-
-    __slots__ = ("_pool", "_slot")
-
-    def __init__(self, pool: WorkerPool) -> None:
-        self._pool = pool
-        self._slot: Slot | None = None
-
-    async def __aenter__(self) -> Slot:
-        self._slot = await self._pool.admit()
-        return self._slot
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._slot is not None:
-            self._pool.release_slot(self._slot)
-
-
 class WorkerPool:
     def __init__(self, workers: int, queue_size: int = 0, threads: int | None = None) -> None:
         self.workers = workers
         self.queue_size = queue_size
         self._semaphore = asyncio.Semaphore(workers)
         self._waiting = 0
-        self._arriving = 0  # arrived (counted by arrive()) and not yet queued in slot() or gone
+        self._arriving = 0  # arrived (counted by arrive()) and not yet queued in admit() or gone
         self._busy = 0
         self._executor = ThreadPoolExecutor(max_workers=threads or workers, thread_name_prefix="imgproxy-vips")
 
@@ -102,7 +83,7 @@ class WorkerPool:
         """Count a request that may need a slot, or raise TooManyRequestsError if the queue is
         already taken (by waiting requests and by arrivals still looking in the caches).
 
-        The caller ``leave()``s when its request ends; ``slot()`` stops counting it as an
+        The caller ``leave()``s when its request ends; ``admit()`` stops counting it as an
         arrival once it queues (it is found through a context variable, so the flight task
         that takes the slot on the request's behalf needs no extra argument).
         """
@@ -112,10 +93,6 @@ class WorkerPool:
         self._arriving += 1
         _arrival.set(arrival)
         return arrival
-
-    def slot(self) -> Admission:
-        """``async with pool.slot() as slot``: admitted (or TooManyRequestsError), released on exit."""
-        return Admission(self)
 
     async def admit(self) -> Slot:
         """A slot (waiting in the queue for it), or TooManyRequestsError; give it back with ``release_slot``."""

@@ -11,9 +11,12 @@ from imgproxy_py.workers import WorkerPool
 
 
 async def _hold_slot(pool: WorkerPool, taken: asyncio.Event, release: asyncio.Event) -> None:
-    async with pool.slot():
+    slot = await pool.admit()
+    try:
         taken.set()
         await release.wait()
+    finally:
+        pool.release_slot(slot)
 
 
 async def test_arrivals_fill_the_queue_only_while_every_worker_is_busy() -> None:
@@ -57,8 +60,7 @@ async def test_a_counted_arrival_that_queues_is_counted_once() -> None:
             pool.arrive()  # in this task's context, as the handler does
 
             async def flight() -> None:  # the slot is taken by a task the request started
-                async with pool.slot():
-                    pass
+                pool.release_slot(await pool.admit())
 
             task = asyncio.create_task(flight())  # copies this context, as SingleFlight does
             await asyncio.sleep(0)

@@ -7,7 +7,7 @@ image service has already parsed and verified are looked up (see ``ImageEndpoint
 Every other GET/HEAD that no earlier route claims (health, /info, the playground, …: the
 ``routes`` before the catch-all image route) goes straight to the image endpoint as well. On
 a cold miss the event loop's Python competes with the libvips workers for the GIL (each
-millisecond of it costs about 6% of cold-miss throughput on two cores: benchmarks/RESULTS.md),
+millisecond of it costs 8-15% of cold-miss throughput on two cores: benchmarks/RESULTS.md),
 and the exception middleware, the router's five matches and the route's wrappers were a
 sixth of it. Routes are matched on their own path patterns, so a route added before the
 catch-all is honoured here without a change.

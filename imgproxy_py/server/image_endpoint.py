@@ -111,11 +111,9 @@ class ImageStrategy:
                 if flow.skips_work(req, etag):  # no validator: known only now, after the work
                     return NotModified(cast(str, etag), last_modified)
                 return self._produced(req, got.value, etag, last_modified)
-        elif self._reads_on_worker(req, work):
-            image, result = await self._read_and_transform(slot, cast(LocalSource, work.source), req, work)
-            version = keys.source_version(image.etag, image.last_modified, image.data)
-            etag = flow.etag(req, req.variant, version)
-            return self._finish(req, image, result, etag, None, None)
+        elif (local := self._read_on_worker(req, work)) is not None:
+            image, version, result = await self._read_and_transform(slot, local, req, work)
+            return self._finish(req, image, result, flow.etag(req, req.variant, version), None, None)
         else:
             image = await work.fetch(req.source_url)
         version = keys.source_version(image.etag, image.last_modified, image.data)
@@ -158,26 +156,31 @@ class ImageStrategy:
             self.quality_models.observe(result.ml, result.searched)
         return self._produced(req, result, etag, self.flow.last_modified(image.last_modified))
 
-    def _reads_on_worker(self, req: ImageRequest, work: Work) -> bool:
-        """Whether to read a local file on the worker thread that processes it (one hand-over, not two).
+    def _read_on_worker(self, req: ImageRequest, work: Work) -> LocalSource | None:
+        """The local source to read on the worker thread that processes the file (one hand-over,
+        not two), or None to fetch it first.
 
         Only when nothing needs the bytes before processing: a cache to fill (without one, a
         matching If-None-Match skips the work after the read), no stored analysis to look up,
         no result stream offered, and no download of the same URL to join.
         """
-        if not isinstance(work.source, LocalSource) or self.flow.cache is None:
-            return False
+        source = work.source
+        if not isinstance(source, LocalSource) or self.flow.cache is None:
+            return None
         offer = stream_offer.get()
-        return (
+        if (
             (offer is None or offer.done())
             and not work.fetches.in_flight(req.source_url)
             and not (self.features is not None and self._wants_analysis(req.po))
-        )
+        ):
+            return source
+        return None
 
     async def _read_and_transform(
         self, slot: Slot, source: LocalSource, req: ImageRequest, work: Work
-    ) -> tuple[SourceImage, ProcessResult]:
-        """The file read and processed in one worker job; spans, counts and errors as the two-hop path.
+    ) -> tuple[SourceImage, str, ProcessResult]:
+        """The file (and its version) read and processed in one worker job; spans, counts and errors
+        as the two-hop path.
 
         The read keeps the download timeout's outcome (SourceTimeoutError, so a stale entry is
         served), though it is only known once the read returns: meanwhile a stalled disk holds
@@ -185,7 +188,7 @@ class ImageStrategy:
         """
         url = req.source_url
         limits = work.limits
-        read: list[SourceImage] = []  # the file, once read (for the spans and the log after the job)
+        read: list[tuple[SourceImage, str]] = []  # the file and its version, once read
         read_seconds = 0.0
 
         def read_and_process() -> ProcessResult:
@@ -197,8 +200,8 @@ class ImageStrategy:
                 read_seconds = time.monotonic() - started
             if read_seconds > limits.timeout:
                 raise SourceTimeoutError("local read timed out")  # as LocalSource.fetch
-            read.append(image)
             version = keys.source_version(image.etag, image.last_modified, image.data)
+            read.append((image, version))
             job = Job(image.data, req.po, req.client, work.deadline, f"{url}\x00{version}")
             return self.processor.process(job)
 
@@ -214,11 +217,12 @@ class ImageStrategy:
             if read:
                 add_span("downloading_source_image", read_seconds)
                 add_span("processing_image", max(0.0, time.monotonic() - started - read_seconds))
-                note(source_bytes=len(read[0].data))
+                note(source_bytes=len(read[0][0].data))
             else:  # the read failed, or was still running when the request went
                 add_span("downloading_source_image", time.monotonic() - started)
-        self._transformed(req, result, read[0].data)
-        return read[0], result
+        image, version = read[0]
+        self._transformed(req, result, image.data)
+        return image, version, result
 
     def may_stream_result(self, req: ImageRequest) -> bool:
         """Whether the result could be sent while it is encoded (server/result_stream.py): only a
