@@ -31,10 +31,10 @@ from typing import Any
 
 from benchmarks.bare_app import serve_like_the_server
 from benchmarks.ceiling import item
-from benchmarks.workloads import Op
+from benchmarks.workloads import SERVER_SUFFIX, Op
 
 _PATH = re.compile(rb"/rs:fit:(\d+):0/q:(\d+)/plain/local:///([^@?]+)@(jpg|webp|avif)$")
-_FORMAT = {b"jpg": "jpeg", b"webp": "webp", b"avif": "avif"}
+_FORMAT = {SERVER_SUFFIX[fmt].encode(): fmt for fmt in ("jpeg", "webp", "avif")}  # the URL's extension → format
 _MIME = {"jpeg": b"image/jpeg", "webp": b"image/webp", "avif": b"image/avif"}
 
 
@@ -53,8 +53,8 @@ def create_app(root: Path, threads: int) -> Any:
         while time.thread_time() < end:
             sum(range(50))
 
-    def work(image: str, op: Op) -> bytes:
-        return item(pyvips, (root / image).read_bytes(), op)
+    def work(op: Op) -> bytes:
+        return item(pyvips, (root / op.image).read_bytes(), op)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -68,7 +68,7 @@ def create_app(root: Path, threads: int) -> Any:
             op = Op(image.decode(), int(width), _FORMAT[ext])  # the quality follows the format, as in the URL
             if loop_python:
                 busy()
-            body = await asyncio.get_running_loop().run_in_executor(pool, work, op.image, op)
+            body = await asyncio.get_running_loop().run_in_executor(pool, work, op)
             status, mime = 200, _MIME[op.fmt]
         await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", mime)]})
         await send({"type": "http.response.body", "body": body})
