@@ -5,6 +5,12 @@ lets at most ``queue_size`` more wait (then TooManyRequestsError), as imgproxy's
 workers semaphore does. ``run()`` executes a blocking function on a dedicated,
 long-lived thread pool (libvips keeps per-thread state; never anyio's shared pool).
 
+The pool is a plain job queue and threads that hand the outcome back with one
+``call_soon_threadsafe``: ``run_in_executor`` wraps a concurrent.futures Future in an
+asyncio one (and the shield in a third), which costs the event loop three callbacks and
+a lock per job — measurable on a cold miss, where the loop's Python competes with the
+libvips threads for two cores (benchmarks/RESULTS.md).
+
 ``arrive()`` makes the same decision when a request arrives, before its first await: a
 request that may need a worker is counted from then on, and while every worker is busy
 the requests waiting for one plus those still looking in the caches may not exceed the
@@ -18,10 +24,11 @@ cancelled request cannot push more transforms onto the CPU than the limit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-import functools
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from imgproxy_py.errors import TooManyRequestsError
@@ -29,16 +36,34 @@ from imgproxy_py.errors import TooManyRequestsError
 T = TypeVar("T")
 
 
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 class Slot:
     """One admitted request; tracks thread work still running when the request ends."""
 
+    __slots__ = ("running", "released")
+
     def __init__(self) -> None:
-        self.pending: asyncio.Future[Any] | None = None
+        self.running = 0  # jobs queued or running on a thread for this slot
+        self.released = False  # the request has given the slot back: free it when ``running`` is 0
+
+
+class _Job:
+    __slots__ = ("loop", "future", "context", "fn", "args", "slot")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        slot: Slot,
+    ) -> None:
+        self.loop = loop
+        self.future = future
+        # The thread runs in a copy of the caller's context, so it sees the cancel token.
+        self.context = contextvars.copy_context()
+        self.fn = fn
+        self.args = args
+        self.slot = slot
 
 
 class Arrival:
@@ -65,7 +90,9 @@ class WorkerPool:
         self._waiting = 0
         self._arriving = 0  # arrived (counted by arrive()) and not yet queued in admit() or gone
         self._busy = 0
-        self._executor = ThreadPoolExecutor(max_workers=threads or workers, thread_name_prefix="imgproxy-vips")
+        self._max_threads = threads or workers
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []  # started one per job until there are enough
 
     @property
     def busy(self) -> int:
@@ -110,9 +137,10 @@ class WorkerPool:
         return Slot()
 
     def release_slot(self, slot: Slot) -> None:
-        if slot.pending is not None and not slot.pending.done():
-            slot.pending.add_done_callback(lambda _: self._release())
-        else:
+        if slot.released:
+            return
+        slot.released = True
+        if not slot.running:  # else freed by the last job's hand-back (_finished)
             self._release()
 
     def _release(self) -> None:
@@ -120,16 +148,58 @@ class WorkerPool:
         self._semaphore.release()
 
     async def run(self, slot: Slot, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the pool; a cancelled caller leaves the work to finish in the slot."""
+        """Run ``fn(*args)`` on the pool; a cancelled caller leaves the work to finish in the slot.
+
+        A job whose caller has gone before a thread takes it is skipped.
+        """
         loop = asyncio.get_running_loop()
-        # The thread runs in a copy of the caller's context, so it sees the cancel token.
-        context = contextvars.copy_context()
-        future = loop.run_in_executor(self._executor, functools.partial(context.run, fn, *args))
-        slot.pending = future
-        # If the caller is cancelled, nobody awaits the outcome: consume it here, or the
-        # future logs "exception was never retrieved" from a finaliser at a random moment.
-        future.add_done_callback(_consume)
-        return await asyncio.shield(future)
+        future: asyncio.Future[T] = loop.create_future()
+        slot.running += 1
+        if len(self._threads) < self._max_threads:
+            self._start_thread()
+        self._jobs.put(_Job(loop, future, fn, args, slot))
+        return await future  # cancelling the caller cancels ``future``, never the job
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._serve, name=f"imgproxy-vips_{len(self._threads)}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _serve(self) -> None:
+        """One worker thread: take a job, run it, hand the outcome back to the job's loop."""
+        jobs = self._jobs
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            ok, value = True, None
+            if not job.future.cancelled():  # a plain read of the state: its caller has gone
+                try:
+                    value = job.context.run(job.fn, *job.args)
+                except BaseException as exc:  # handed to the caller, as an executor does
+                    ok, value = False, exc
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is left to tell
+                job.loop.call_soon_threadsafe(self._finished, job, ok, value)
+            del job, value  # not kept alive by this frame while it waits for the next job
+
+    def _finished(self, job: _Job, ok: bool, value: Any) -> None:
+        """On the loop: the job's outcome to its caller (if it still waits), its slot freed if it was let go."""
+        slot = job.slot
+        slot.running -= 1
+        if slot.released and not slot.running:
+            self._release()
+        future = job.future
+        if future.done():  # the caller was cancelled: nobody reads the outcome
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the threads once the queued jobs have run (at shutdown, when no request is left)."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()

@@ -1,8 +1,9 @@
-"""Admission on arrival (WorkerPool.arrive): the queue counts requests still looking in the caches."""
+"""The worker pool: admission on arrival (the queue counts requests still in the caches) and its threads."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -75,5 +76,73 @@ async def test_a_counted_arrival_that_queues_is_counted_once() -> None:
         release.set()
         await asyncio.gather(holder, waiter)
         assert (pool.busy, pool.waiting, pool.arriving) == (0, 0, 0)  # nothing leaked
+    finally:
+        pool.close()
+
+
+async def test_a_cancelled_caller_leaves_its_job_running_and_the_slot_taken_until_it_ends() -> None:
+    pool = WorkerPool(workers=1, threads=1)
+    try:
+        started, finish = threading.Event(), threading.Event()
+
+        def job() -> str:
+            started.set()
+            finish.wait(5)
+            return "done"
+
+        slot = await pool.admit()
+        caller = asyncio.ensure_future(pool.run(slot, job))
+        await asyncio.to_thread(started.wait, 5)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        pool.release_slot(slot)
+        assert pool.busy == 1  # the thread still works under it: no second transform may start
+        finish.set()
+        for _ in range(100):
+            if not pool.busy:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.busy == 0
+        slot = await pool.admit()  # free again
+        assert await pool.run(slot, lambda: 7) == 7
+        pool.release_slot(slot)
+    finally:
+        pool.close()
+
+
+async def test_a_job_whose_caller_left_before_a_thread_took_it_is_skipped_and_errors_reach_the_caller() -> None:
+    pool = WorkerPool(workers=2, threads=1)
+    try:
+        started, finish = threading.Event(), threading.Event()
+        ran: list[str] = []
+
+        def blocker() -> None:
+            started.set()
+            finish.wait(5)
+
+        def never() -> None:
+            ran.append("never")
+
+        first, second = await pool.admit(), await pool.admit()
+        running = asyncio.ensure_future(pool.run(first, blocker))
+        await asyncio.to_thread(started.wait, 5)
+        queued = asyncio.ensure_future(pool.run(second, never))  # behind the blocker on the only thread
+        await asyncio.sleep(0)
+        queued.cancel()
+        pool.release_slot(second)
+        finish.set()
+        await running
+        pool.release_slot(first)
+
+        def broken() -> None:
+            raise ValueError("bad image")
+
+        slot = await pool.admit()
+        with pytest.raises(ValueError, match="bad image"):
+            await pool.run(slot, broken)
+        pool.release_slot(slot)
+        assert ran == []
+        assert pool.busy == 0
     finally:
         pool.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -12,9 +12,27 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class _Flight(Generic[T]):
-    future: asyncio.Future[T]
+    future: asyncio.Future[T]  # the outcome, for its record (``_abandoned_under``)
     task: asyncio.Task[None] | None = None
-    waiters: int = 0
+    waiting: list[asyncio.Future[T]] = field(default_factory=list)  # one per caller still waiting
+
+    @property
+    def waiters(self) -> int:
+        return len(self.waiting)
+
+    def settle(self) -> None:
+        """Hand the outcome to every caller still waiting (each has a future of its own, so a caller
+        cancelled alone cancels only its own: the work's future is never awaited directly)."""
+        future = self.future
+        for waiter in self.waiting:
+            if waiter.done():
+                continue
+            if future.cancelled():
+                waiter.cancel()
+            elif (exc := future.exception()) is not None:
+                waiter.set_exception(exc)
+            else:
+                waiter.set_result(future.result())
 
 
 class SingleFlight(Generic[T]):
@@ -43,12 +61,13 @@ class SingleFlight(Generic[T]):
                 loop = asyncio.get_running_loop()
                 flight = _Flight(loop.create_future())
                 self._inflight[key] = flight
-                flight.task = loop.create_task(self._lead(key, fn, flight.future))
+                flight.task = loop.create_task(self._lead(key, fn, flight))
                 self._tasks.add(flight.task)
                 flight.task.add_done_callback(self._tasks.discard)
-            flight.waiters += 1
+            waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            flight.waiting.append(waiter)
             try:
-                return await asyncio.shield(flight.future), shared
+                return await waiter, shared
             except asyncio.CancelledError:
                 if _abandoned_under(flight) and attempt == 0:
                     # Not our cancellation: the flight's last other waiter left and cancelled it
@@ -62,10 +81,11 @@ class SingleFlight(Generic[T]):
                     flight.task.cancel()
                 raise
             finally:
-                flight.waiters -= 1
+                flight.waiting.remove(waiter)
         raise asyncio.CancelledError  # pragma: no cover - the second attempt returns or raises above
 
-    async def _lead(self, key: str, fn: Callable[[], Awaitable[T]], future: asyncio.Future[T]) -> None:
+    async def _lead(self, key: str, fn: Callable[[], Awaitable[T]], flight: _Flight[T]) -> None:
+        future = flight.future
         try:
             result = await fn()
         except asyncio.CancelledError:
@@ -77,6 +97,7 @@ class SingleFlight(Generic[T]):
         else:
             future.set_result(result)
         finally:
+            flight.settle()
             current = self._inflight.get(key)
             if current is not None and current.future is future:  # a newer flight for the key stays
                 del self._inflight[key]

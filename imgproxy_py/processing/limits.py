@@ -47,6 +47,14 @@ class Limits:
 
     def for_request(self, po: ProcessingOptions) -> Limits:
         """These limits with the URL's security options applied (the same object when there are none)."""
+        if (
+            po.max_src_resolution is None
+            and po.max_src_file_size is None
+            and po.max_animation_frames is None
+            and po.max_animation_frame_resolution is None
+            and po.max_result_dimension is None
+        ):
+            return self  # the common case, asked twice per miss: no dictionary to build
         overrides = {
             "max_src_resolution": po.max_src_resolution,
             "max_src_file_size": po.max_src_file_size,

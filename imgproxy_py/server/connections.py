@@ -36,6 +36,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from imgproxy_py.server.scope import DISCONNECT, DisconnectWatch
 from imgproxy_py.settings import ServerSettings, Settings
 
 log = logging.getLogger("imgproxy_py.connections")
@@ -170,6 +171,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_body = False  # between a head's end and its message's end: bytes are body, not head
         self._reading_head = False  # a request's first byte has arrived, its head is not complete
         self._refused = False  # answered 431 / shed: remaining input is dropped
+        self._watches: list[DisconnectWatch] = []  # the requests of this connection that may still run
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if not self._guard.admit(self.connections):
@@ -185,6 +187,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._guard.done(self)
         super().connection_lost(exc)
+        for watch in self._watches:
+            watch.connection_lost()
+        self._watches.clear()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -207,6 +212,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._guard.done(self)
         super().on_headers_complete()
+        watch = DisconnectWatch()
+        self.scope[DISCONNECT] = watch  # type: ignore[literal-required]  # read by server/flow.py
+        if len(self._watches) > 1:  # keep-alive: requests answered long ago are no longer watched
+            del self._watches[:-1]
+        self._watches.append(watch)
         if not self._guard.limits.keep_alive_timeout and self.cycle is not None:
             self.cycle.keep_alive = False
 

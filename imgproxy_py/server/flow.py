@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +37,7 @@ from imgproxy_py.processing.limits import Limits
 from imgproxy_py.server.responder import Resolved, Responder
 from imgproxy_py.server.responses import error_response
 from imgproxy_py.server.result_stream import ResultStream, stream_offer
+from imgproxy_py.server.scope import DISCONNECT, DisconnectWatch
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import FetchLimits, Source, SourceImage
 from imgproxy_py.sources.registry import SourceRegistry
@@ -340,22 +341,32 @@ def etag_matches(req: Resolved, etag: str) -> bool:
 async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Response]) -> Response:
     """Run ``work`` in this task, but stop it if the client disconnects: nobody is left to receive it.
 
-    One watcher task cancels this one when the disconnect arrives (a second task for the work
-    and ``asyncio.wait`` over both cost the event loop more: every cold miss pays for this).
-    Only the miss path pays for it; cache hits answer before it is needed.
+    Under our uvicorn protocol the connection tells this request directly (``DisconnectWatch``);
+    under any other server a watcher task waits in ``receive()`` for the disconnect message.
+    Either cancels this task (a second task for the work and ``asyncio.wait`` over both cost
+    the event loop more: every cold miss pays for this). Cache hits answer before it is needed.
     """
     task = asyncio.current_task()
     assert task is not None
     gone = False
 
-    async def watch() -> None:
+    def leave() -> None:
         nonlocal gone
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
         gone = True
         task.cancel()
 
-    watcher = asyncio.ensure_future(watch())
+    watch = request.scope.get(DISCONNECT)
+    stop: Callable[[], object]
+    if isinstance(watch, DisconnectWatch):
+        stop = watch.on_loss(leave)
+    else:
+
+        async def watch_receive() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            leave()
+
+        stop = asyncio.ensure_future(watch_receive()).cancel
     try:
         response = await work
     except asyncio.CancelledError:
@@ -367,7 +378,7 @@ async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Respo
             raise ClientClosedError("client disconnected") from None
         raise
     finally:
-        watcher.cancel()
+        stop()
     if gone:  # something below swallowed our cancellation: the client is gone all the same
         task.uncancel()
         raise ClientClosedError("client disconnected")

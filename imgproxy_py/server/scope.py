@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -20,3 +20,38 @@ def header(scope: Mapping[str, Any], name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+DISCONNECT = "imgproxy.disconnect"  # scope key of the request's DisconnectWatch, when the server provides one
+
+
+class DisconnectWatch:
+    """The client's going, told to the request directly by our uvicorn protocol (server/connections.py).
+
+    Plain ASGI tells an app only through a ``receive()`` left pending for the whole request,
+    which costs every cold miss a task of its own and its wake-ups on the event loop
+    (server/flow.py falls back to that under any other server).
+    """
+
+    __slots__ = ("_callback", "lost")
+
+    def __init__(self) -> None:
+        self._callback: Callable[[], None] | None = None
+        self.lost = False
+
+    def on_loss(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` once when the connection is lost (now, if it already is); returns the undo."""
+        if self.lost:
+            callback()
+        else:
+            self._callback = callback
+        return self._forget
+
+    def _forget(self) -> None:
+        self._callback = None
+
+    def connection_lost(self) -> None:
+        self.lost = True
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            callback()

@@ -321,3 +321,24 @@ def test_a_flood_of_disconnecting_clients_is_logged_as_499_never_as_a_server_err
     assert 'status_codes_total{status="499"}' in metrics
     errors = [line for line in metrics.splitlines() if line.startswith("errors_total{")]
     assert errors == [], errors
+
+
+def test_a_client_that_hangs_up_stops_its_transform_and_frees_the_worker(tmp_path: Path) -> None:
+    """The connection itself tells the request its client has gone (server/scope.py's
+    DisconnectWatch, no receive() left pending): libvips is killed and the only worker is free."""
+    env = {"IMGPROXY_LOCAL_FILESYSTEM_ROOT": str(images_dir()), "IMGPROXY_WORKERS": "1", "IMGPROXY_TIMEOUT": "60"}
+    slow = f"/insecure/sh:10/rs:fit:9000:9000/el:1/plain/local:///{PHOTO}@png"  # uncancelled: 8-30 s of work
+    with server(tmp_path, **env) as (base, proc):
+        with connect(base, f"GET {slow} HTTP/1.1\r\nHost: h\r\n\r\n".encode()):
+            time.sleep(0.5)  # the transform is running
+        started = time.monotonic()
+        with httpx.Client(timeout=30) as http:
+            small = http.get(f"{base}/insecure/rs:fit:50:50/plain/local:///{PHOTO}@jpg")
+        waited = time.monotonic() - started
+        time.sleep(0.5)  # the access log is flushed
+        assert proc.poll() is None
+    assert small.status_code == 200
+    assert waited < 6, waited  # behind a transform left to finish: 8 s and more
+    log = (tmp_path / "server.log").read_text()
+    gone = [line for line in log.splitlines() if " access: GET " in line and "/sh:10/" in line]
+    assert len(gone) == 1 and " 499 " in gone[0] and "client_closed" in gone[0], log[-2000:]
