@@ -54,6 +54,7 @@ class PipelineContext:
     hot: bool = False  # the source was seen recently: keep its decoded intermediate
     faces: FaceTrack | None = None  # None: no face detection for this image (animations, no detector)
     stream: Any = None  # processing.streamed.StreamedInput: ``img`` is the header only; decode from this
+    owned: Any = None  # an image this job made for itself alone (strip_metadata's copy): see vips.owning
 
     @property
     def is_vector(self) -> bool:

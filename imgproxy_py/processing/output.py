@@ -69,7 +69,8 @@ def encode_result(
     hints: Mapping[str, int] | None = None,
     output: ResultSink | None = None,
 ) -> ProcessResult:
-    small = out.width < 16 or out.height < 16
+    out_width, out_height = out.width, out.height  # each read is a libvips property lookup
+    small = out_width < 16 or out_height < 16
     candidates = [f for f in best if not (f is ImageFormat.AVIF and small)] or [target]
     if target is ImageFormat.AVIF and small:
         target = ImageFormat.PNG if out.hasalpha() else ImageFormat.JPEG
@@ -77,7 +78,7 @@ def encode_result(
     if (
         len(candidates) > 1
         and config.best_max_resolution
-        and (out.width * out.height > config.best_max_resolution * 1_000_000)
+        and (out_width * out_height > config.best_max_resolution * 1_000_000)
     ):
         candidates = candidates[:1]
     sink = output if _streams(out, candidates, po, config, frames) else None
@@ -91,11 +92,11 @@ def encode_result(
         for fmt in candidates
     ]
     data, fmt, qualities, encodes = min(results, key=lambda r: len(r[0]))[:4]
-    height = _frame_height(out) if frames else out.height
+    height = _frame_height(out) if frames else out_height
     return ProcessResult(
         data=data,
         format=fmt,
-        width=out.width,
+        width=out_width,
         height=height,
         source_format=source_format,
         source_width=source_width,

@@ -220,7 +220,10 @@ class Processor:
             joined = animation.transform(data, img, po, source_format, limits, frame_context, config.watermark)
             ctx = self._context(job, joined, source_format, target, limits, animated=True)
             pipeline.run(pipeline.FINALIZE, ctx)
-            return encode_result(ctx.img, target, po, config, source_format, source_width, source_height, frames=True)
+            with vips.owning(ctx.owned):
+                return encode_result(
+                    ctx.img, target, po, config, source_format, source_width, source_height, frames=True
+                )
 
         # Sources decoded outside libvips, or still streaming, cannot be re-read by it.
         rereadable = not (external or stream is not None)
@@ -241,18 +244,19 @@ class Processor:
         pipeline.run(pipeline.MAIN, ctx)
         pipeline.run(pipeline.FINALIZE, ctx)
 
-        result = encode_result(
-            ctx.img,
-            target,
-            po,
-            config,
-            source_format,
-            source_width,
-            source_height,
-            best=best,
-            hints=job.known.qualities if reuse else None,
-            output=job.output,
-        )
+        with vips.owning(ctx.owned):
+            result = encode_result(
+                ctx.img,
+                target,
+                po,
+                config,
+                source_format,
+                source_width,
+                source_height,
+                best=best,
+                hints=job.known.qualities if reuse else None,
+                output=job.output,
+            )
         track = ctx.faces
         if track is not None and track.ran_detector and track.complete and track.raw is not None:
             result = dataclasses.replace(result, faces=tuple(track.raw), detect_seconds=track.detect_seconds)
@@ -323,13 +327,14 @@ def _check_header(img: Any, data: bytes, fmt: ImageFormat, max_resolution: int) 
 
     Returns the image and, for vectors, the scale it is rendered at (1 for rasters).
     """
-    pixels = img.width * img.height
+    width, height = img.width, img.height  # each read is a libvips property lookup
+    pixels = width * height
     if fmt.is_vector:
         if pixels > max_resolution:
             scale = math.sqrt(max_resolution / pixels)
             return vips.open_source(data, **load_options(fmt), scale=scale), scale
         return img, 1.0
-    check_raster(img.width, img.height, max_resolution)
+    check_raster(width, height, max_resolution)
     if fmt is ImageFormat.JPEG and scan_count_bound(data) > MAX_JPEG_SCANS:
         # Each progressive scan re-reads the whole image in one libjpeg call nothing can cancel:
         # hundreds of scans are a denial of service, never a real photo (they have about 10).

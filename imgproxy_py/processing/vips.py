@@ -12,7 +12,8 @@ import ctypes
 import functools
 import logging
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from imgproxy_py.cancel import current_token
@@ -244,13 +245,29 @@ def evaluate(img: Any, compute: Callable[[Any], T]) -> T:
     return _cancellable(img, compute)
 
 
+_owned = threading.local()  # .image: the image this thread's job made for itself alone (``owning``)
+
+
+@contextlib.contextmanager
+def owning(img: Any) -> Iterator[None]:
+    """While the block runs, ``img`` (an image this job made and shares with nobody, e.g.
+    strip_metadata's copy) may take the kill flag itself: its evaluations skip the copy below,
+    one libvips operation (about 60 µs of Python) less per request. None: nothing is owned."""
+    _owned.image = img
+    try:
+        yield
+    finally:
+        _owned.image = None
+
+
 def _cancellable(img: Any, evaluate: Callable[[Any], T]) -> T:
     token = current_token.get()
     if token is None:
         return evaluate(img)
     if token.should_stop():
         raise token.error()
-    img = img.copy()  # the kill flag goes on an image of our own, never one others share (intermediates)
+    if img is not getattr(_owned, "image", None):
+        img = img.copy()  # the kill flag goes on an image of our own, never one others share (intermediates)
     with token.watching(lambda: img.set_kill(True)):
         try:
             return evaluate(img)

@@ -25,31 +25,32 @@ def crop_image(
 ) -> Any:
     if width == 0 and height == 0:
         return img
-    width = min_non_zero(width, img.width)
-    height = min_non_zero(height, img.height)
-    if width >= img.width and height >= img.height:
+    img_width, img_height = img.width, img.height  # each read is a libvips property lookup
+    width = min_non_zero(width, img_width)
+    height = min_non_zero(height, img_height)
+    if width >= img_width and height >= img_height:
         return img
     boxes: list[Box] = []
     wants_faces = gravity.type in _FACE_GRAVITIES or (faces is not None and faces.keep_whole)
     if faces is not None and faces.available and wants_faces:
         img = vips.pixels(img)  # read twice (the detector, the crop): decode once
-        boxes = padded(faces.boxes(img, gravity.classes, gravity.class_weights()), img.width, img.height)
+        boxes = padded(faces.boxes(img, gravity.classes, gravity.class_weights()), img_width, img_height)
     if gravity.type in _FACE_GRAVITIES:
-        position = focus_window(img.width, img.height, width, height, boxes)
+        position = focus_window(img_width, img_height, width, height, boxes)
         if position is None and gravity.type is GravityType.SMART:
             # No face: libvips' attention strategy. Nothing to follow any more, so no note_crop.
             return vips.evaluate(
                 vips.pixels(img), lambda image: image.smartcrop(width, height, interesting="attention")
             )
         if position is None:
-            position = calc_position(img.width, img.height, width, height, Gravity(), off_scale)
+            position = calc_position(img_width, img_height, width, height, Gravity(), off_scale)
         left, top = position
     else:
-        left, top = calc_position(img.width, img.height, width, height, gravity, off_scale)
+        left, top = calc_position(img_width, img_height, width, height, gravity, off_scale)
         if boxes:
-            left, top = keep_whole(left, top, img.width, img.height, width, height, boxes)
+            left, top = keep_whole(left, top, img_width, img_height, width, height, boxes)
     if faces is not None:
-        faces.note_crop(left, top, width, height, img.width, img.height)
+        faces.note_crop(left, top, width, height, img_width, img_height)
     return img.extract_area(left, top, width, height)
 
 

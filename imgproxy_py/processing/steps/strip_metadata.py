@@ -47,7 +47,7 @@ def strip_metadata(ctx: PipelineContext) -> None:
             continue
         if name not in _HEADER:
             img.remove(name)
-    ctx.img = img
+    ctx.img = ctx.owned = img  # a copy nobody else holds: the saver may set its kill flag (vips.owning)
 
 
 # Image header properties: reported by get_fields() but not metadata, so never removed.
