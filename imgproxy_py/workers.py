@@ -148,15 +148,14 @@ class WorkerPool:
         self._semaphore.release()
 
     async def run(self, slot: Slot, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` on the pool; a cancelled caller leaves the work to finish in the slot.
-
-        A job whose caller has gone before a thread takes it is skipped.
-        """
+        """Run ``fn(*args)`` on the pool; a cancelled caller leaves the work to finish in the slot
+        (even one not started yet: a job may own resources only it closes, e.g. a streamed input)."""
+        assert not slot.released, "a job under a slot already given back"
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        slot.running += 1
         if len(self._threads) < self._max_threads:
             self._start_thread()
+        slot.running += 1
         self._jobs.put(_Job(loop, future, fn, args, slot))
         return await future  # cancelling the caller cancels ``future``, never the job
 
@@ -173,11 +172,10 @@ class WorkerPool:
             if job is None:
                 return
             ok, value = True, None
-            if not job.future.cancelled():  # a plain read of the state: its caller has gone
-                try:
-                    value = job.context.run(job.fn, *job.args)
-                except BaseException as exc:  # handed to the caller, as an executor does
-                    ok, value = False, exc
+            try:
+                value = job.context.run(job.fn, *job.args)
+            except BaseException as exc:  # handed to the caller, as an executor does
+                ok, value = False, exc
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is left to tell
                 job.loop.call_soon_threadsafe(self._finished, job, ok, value)
             del job, value  # not kept alive by this frame while it waits for the next job

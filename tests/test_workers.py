@@ -111,7 +111,8 @@ async def test_a_cancelled_caller_leaves_its_job_running_and_the_slot_taken_unti
         pool.close()
 
 
-async def test_a_job_whose_caller_left_before_a_thread_took_it_is_skipped_and_errors_reach_the_caller() -> None:
+async def test_a_job_whose_caller_left_before_a_thread_took_it_still_runs_and_errors_reach_the_caller() -> None:
+    """A queued job may own what only it closes (a streamed input's descriptor): it is never dropped."""
     pool = WorkerPool(workers=2, threads=1)
     try:
         started, finish = threading.Event(), threading.Event()
@@ -121,19 +122,24 @@ async def test_a_job_whose_caller_left_before_a_thread_took_it_is_skipped_and_er
             started.set()
             finish.wait(5)
 
-        def never() -> None:
-            ran.append("never")
+        def queued_job() -> None:
+            ran.append("queued")
 
         first, second = await pool.admit(), await pool.admit()
         running = asyncio.ensure_future(pool.run(first, blocker))
         await asyncio.to_thread(started.wait, 5)
-        queued = asyncio.ensure_future(pool.run(second, never))  # behind the blocker on the only thread
+        queued = asyncio.ensure_future(pool.run(second, queued_job))  # behind the blocker on the only thread
         await asyncio.sleep(0)
         queued.cancel()
         pool.release_slot(second)
+        assert pool.busy == 2  # the queued job keeps its slot until it has run
         finish.set()
         await running
         pool.release_slot(first)
+        for _ in range(100):
+            if not pool.busy:
+                break
+            await asyncio.sleep(0.01)
 
         def broken() -> None:
             raise ValueError("bad image")
@@ -142,7 +148,7 @@ async def test_a_job_whose_caller_left_before_a_thread_took_it_is_skipped_and_er
         with pytest.raises(ValueError, match="bad image"):
             await pool.run(slot, broken)
         pool.release_slot(slot)
-        assert ran == []
+        assert ran == ["queued"]
         assert pool.busy == 0
     finally:
         pool.close()

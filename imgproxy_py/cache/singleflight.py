@@ -27,7 +27,7 @@ class _Flight(Generic[T]):
         for waiter in self.waiting:
             if waiter.done():
                 continue
-            if future.cancelled():
+            if not future.done() or future.cancelled():  # cancelled, or ended by a BaseException
                 waiter.cancel()
             elif (exc := future.exception()) is not None:
                 waiter.set_exception(exc)

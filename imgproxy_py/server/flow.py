@@ -37,7 +37,7 @@ from imgproxy_py.processing.limits import Limits
 from imgproxy_py.server.responder import Resolved, Responder
 from imgproxy_py.server.responses import error_response
 from imgproxy_py.server.result_stream import ResultStream, stream_offer
-from imgproxy_py.server.scope import DISCONNECT, DisconnectWatch
+from imgproxy_py.server.scope import DISCONNECT, DisconnectWatch, has_body
 from imgproxy_py.settings import Settings
 from imgproxy_py.sources.base import FetchLimits, Source, SourceImage
 from imgproxy_py.sources.registry import SourceRegistry
@@ -357,9 +357,12 @@ async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, Respo
 
     watch = request.scope.get(DISCONNECT)
     stop: Callable[[], object]
-    if isinstance(watch, DisconnectWatch):
+    if isinstance(watch, DisconnectWatch) and not has_body(request.scope):
+        if watch.lost:
+            work.close()
+            raise ClientClosedError("client disconnected")
         stop = watch.on_loss(leave)
-    else:
+    else:  # another server, or a body to drain (uvicorn reads a large one only for receive())
 
         async def watch_receive() -> None:
             while (await request.receive())["type"] != "http.disconnect":

@@ -14,6 +14,14 @@ def raw_path(scope: Mapping[str, Any]) -> str:
     return str(scope.get("path", "/"))
 
 
+def has_body(scope: Mapping[str, Any]) -> bool:
+    """The request announces a body (uvicorn stops reading a large one until the app receives it)."""
+    for key, value in scope.get("headers", ()):
+        if (key == b"content-length" and value.strip() not in (b"", b"0")) or key == b"transfer-encoding":
+            return True
+    return False
+
+
 def header(scope: Mapping[str, Any], name: bytes) -> str | None:
     """The first value of header ``name`` (lower case, as ASGI servers deliver names)."""
     for key, value in scope.get("headers", ()):
@@ -40,11 +48,9 @@ class DisconnectWatch:
         self.lost = False
 
     def on_loss(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` once when the connection is lost (now, if it already is); returns the undo."""
-        if self.lost:
-            callback()
-        else:
-            self._callback = callback
+        """Call ``callback`` once when the connection is lost; returns the undo. Check ``lost`` first:
+        a connection already gone never calls back."""
+        self._callback = callback
         return self._forget
 
     def _forget(self) -> None:

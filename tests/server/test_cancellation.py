@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
 from imgproxy_py.server.app import create_app
 from imgproxy_py.server.image_endpoint import ImageEndpoint
+from imgproxy_py.server.scope import DISCONNECT, DisconnectWatch
 from tests.conftest import make_settings
 from tests.support import asgi_call as call
-from tests.support import fixture_path
+from tests.support import fixture_path, http_scope
 
 PHOTO = "2569067123_aca715a2ee_o.jpg"
 HEAVY = f"/_/rs:fit:9000:9000/el:1/q:95/plain/local:///{PHOTO}"  # several seconds of encoding
@@ -92,3 +94,43 @@ async def test_one_of_two_waiters_leaving_does_not_cancel_the_other() -> None:
         sent = await stayer
         assert sent[0]["status"] == 200
         assert service.images.transforms == 1
+
+
+async def _call_watched(app: Starlette, path: str, watch: DisconnectWatch) -> list[dict[str, Any]]:
+    """A request whose connection reports its loss through ``watch`` (as our uvicorn protocol
+    does); ``receive()`` never says anything, so only the watch can end the work early."""
+    scope = http_scope(path.encode())
+    scope[DISCONNECT] = watch
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_a_connection_lost_mid_transform_stops_it_through_the_watch() -> None:
+    async with running_app() as (app, service):
+        watch = DisconnectWatch()
+        asyncio.get_running_loop().call_later(0.3, watch.connection_lost)
+        started = time.monotonic()
+        sent = await _call_watched(app, SLOW_FILTERS["sharpen"], watch)
+        assert time.monotonic() - started < 4  # uncancelled: over 10 s
+        assert sent[0]["status"] == 499
+        assert await wait_idle(service, within=15) < 3
+        assert service.images.transforms == 0
+
+
+async def test_a_connection_already_lost_gets_499_without_any_work() -> None:
+    async with running_app() as (app, service):
+        watch = DisconnectWatch()
+        watch.connection_lost()
+        sent = await _call_watched(app, SMALL, watch)
+        assert sent[0]["status"] == 499
+        assert service.images.transforms == 0
+        assert (await call(app, SMALL))[0]["status"] == 200  # the next request is served as usual
