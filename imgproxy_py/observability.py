@@ -80,17 +80,20 @@ class span:  # lower-case: used as ``with span("queue"):``, like the function it
         self.started = time.monotonic()
 
     def __exit__(self, *exc: object) -> None:
-        record = self.record
-        if record is not None:
-            spans = record.spans
-            spans[self.name] = spans.get(self.name, 0.0) + time.monotonic() - self.started
+        if self.record is not None:
+            _add_span(self.record, self.name, time.monotonic() - self.started)
 
 
 def add_span(name: str, seconds: float) -> None:
     """Add ``seconds`` to a span of the current request, timed elsewhere (on a worker thread)."""
     record = current_record.get()
     if record is not None:
-        record.spans[name] = record.spans.get(name, 0.0) + seconds
+        _add_span(record, name, seconds)
+
+
+def _add_span(record: RequestRecord, name: str, seconds: float) -> None:
+    spans = record.spans
+    spans[name] = spans.get(name, 0.0) + seconds
 
 
 def after_response(fn: Callable[[], None]) -> None:

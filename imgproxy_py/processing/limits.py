@@ -7,6 +7,7 @@ CheckDimensions: an animation's frames count together unless a per-frame limit i
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, replace
 
 from imgproxy_py.errors import InvalidImageError, SourceResolutionError
@@ -47,23 +48,11 @@ class Limits:
 
     def for_request(self, po: ProcessingOptions) -> Limits:
         """These limits with the URL's security options applied (the same object when there are none)."""
-        if (
-            po.max_src_resolution is None
-            and po.max_src_file_size is None
-            and po.max_animation_frames is None
-            and po.max_animation_frame_resolution is None
-            and po.max_result_dimension is None
-        ):
-            return self  # the common case, asked twice per miss: no dictionary to build
-        overrides = {
-            "max_src_resolution": po.max_src_resolution,
-            "max_src_file_size": po.max_src_file_size,
-            "max_animation_frames": po.max_animation_frames,
-            "max_animation_frame_resolution": po.max_animation_frame_resolution,
-            "max_result_dimension": po.max_result_dimension,
-        }
-        changes = {name: value for name, value in overrides.items() if value is not None}
-        return replace(self, **changes) if changes else self
+        values = _URL_LIMITS(po)
+        if values.count(None) == len(values):
+            return self  # the common case, asked twice per miss: nothing to build
+        changes = {name: value for name, value in zip(_URL_LIMIT_NAMES, values, strict=True) if value is not None}
+        return replace(self, **changes)
 
     def per_frame(self, frames: int) -> Limits:
         """The limits one frame of an ``frames``-frame animation is processed under."""
@@ -77,6 +66,17 @@ class Limits:
                 raise SourceResolutionError(f"source frame resolution {width}x{height} exceeds the limit")
         elif width * height * frames > self.max_src_resolution:
             raise SourceResolutionError(f"source resolution {width}x{height}x{frames} exceeds the limit")
+
+
+# The security options a URL may set (sm/msfs/…), each named as the limit it overrides.
+_URL_LIMIT_NAMES = (
+    "max_src_resolution",
+    "max_src_file_size",
+    "max_animation_frames",
+    "max_animation_frame_resolution",
+    "max_result_dimension",
+)
+_URL_LIMITS = operator.attrgetter(*_URL_LIMIT_NAMES)
 
 
 MAX_SIDE = 65535  # the largest side any encoder we write (JPEG, GIF) can store

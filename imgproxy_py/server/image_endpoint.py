@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import cast
 
 from starlette.requests import Request
@@ -205,15 +206,11 @@ class ImageStrategy:
             job = Job(image.data, req.po, req.client, work.deadline, f"{url}\x00{version}")
             return self.processor.process(job)
 
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.images_in_progress.inc()
         started = time.monotonic()
         try:
-            result = await self.flow.workers.run(slot, read_and_process)
+            with self._in_progress():
+                result = await self.flow.workers.run(slot, read_and_process)
         finally:
-            if metrics is not None:
-                metrics.images_in_progress.dec()
             if read:
                 add_span("downloading_source_image", read_seconds)
                 add_span("processing_image", max(0.0, time.monotonic() - started - read_seconds))
@@ -308,18 +305,15 @@ class ImageStrategy:
         known: Known = NOTHING_KNOWN,
         output: ResultStream | None = None,
     ) -> ProcessResult:
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.images_in_progress.inc()
-        try:
-            with span("processing_image"):
-                job = Job(source, req.po, req.client, deadline, source_key, known, output)
-                result = await self._process(slot, job)
-        finally:
-            if metrics is not None:
-                metrics.images_in_progress.dec()
+        with self._in_progress(), span("processing_image"):
+            job = Job(source, req.po, req.client, deadline, source_key, known, output)
+            result = await self._process(slot, job)
         self._transformed(req, result, source)
         return result
+
+    def _in_progress(self) -> AbstractContextManager[object]:
+        """The images_in_progress gauge up while the block runs (nothing without metrics)."""
+        return self.metrics.images_in_progress.track_inprogress() if self.metrics is not None else nullcontext()
 
     def _transformed(self, req: ImageRequest, result: ProcessResult, source: bytes | StreamedInput) -> None:
         self.transforms += 1
@@ -329,7 +323,8 @@ class ImageStrategy:
             self.misses.observe(req.experiment, req.source_url, result, source)
 
     async def _process(self, slot: Slot, job: Job) -> ProcessResult:
-        """THE seam with processing: the one place the server asks for an image to be processed."""
+        """THE seam with processing: where the server asks for an image to be processed (a local
+        file read on the worker goes to ``Processor.process`` from ``_read_and_transform``'s job)."""
         return await self.flow.workers.run(slot, self.processor.process, job)
 
     def _produced(

@@ -16,10 +16,8 @@ def raw_path(scope: Mapping[str, Any]) -> str:
 
 def has_body(scope: Mapping[str, Any]) -> bool:
     """The request announces a body (uvicorn stops reading a large one until the app receives it)."""
-    for key, value in scope.get("headers", ()):
-        if (key == b"content-length" and value.strip() not in (b"", b"0")) or key == b"transfer-encoding":
-            return True
-    return False
+    length = header(scope, b"content-length")
+    return header(scope, b"transfer-encoding") is not None or (length is not None and length.strip() not in ("", "0"))
 
 
 def header(scope: Mapping[str, Any], name: bytes) -> str | None:
